@@ -1,0 +1,60 @@
+# mailsec: `make run` starts it on the embedded default (SQLite + local files); `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SDK4 := .sdk4
+DATA ?= var
+API ?= 127.0.0.1:8025
+SYSTEM_PACKAGES := chromium dovecot-imapd dovecot-lmtpd libmagic1 postgresql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint typecheck system-deps deps bench clean fmt
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(SDK4)/.installed: $(STAMP)
+	$(BIN)/pip install -q --no-deps --target $(SDK4) 'cloudflare==4.3.*'
+	touch $@
+
+deps: $(STAMP)
+
+# Debian packages the tests and the preview need; installed only when running as root and missing.
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    for s in dovecot postgresql; do systemctl disable --now $$s >/dev/null 2>&1 || service $$s stop >/dev/null 2>&1 || true; done; \
+	  else echo "not root: skipping Debian packages$$missing (tests that need them will skip)"; fi; \
+	fi
+
+run: $(STAMP) system-deps
+	$(BIN)/mailsec serve --data $(DATA) --api $(API)
+
+test: $(STAMP) $(SDK4)/.installed system-deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	MAILSEC_SDK4_PATH=$(abspath $(SDK4)) $(BIN)/pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+fmt: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/search.py
+
+clean:
+	rm -rf $(VENV) $(SDK4) .pytest_cache .mypy_cache .ruff_cache

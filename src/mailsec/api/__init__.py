@@ -1,0 +1,1 @@
+"""The HTTP face: FastAPI app, envelope, errors, authentication, one router per resource."""

@@ -1,0 +1,90 @@
+"""The FastAPI application: every route under `/client/v4/accounts/{account_id}/email-security/`, the standard
+envelope on every answer (404, 405, validation errors and crashes included), authentication before anything else."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mailsec import __version__
+from mailsec.api.auth import RateLimiter, require_read
+from mailsec.api.envelope import APIError
+from mailsec.api.routers import investigate
+from mailsec.services import Services
+
+log = logging.getLogger("mailsec.api")
+ACCOUNT_PATH = re.compile(r"^/client/v4/accounts/([^/]+)(/|$)")
+
+
+def _error(exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def create_app(services: Services) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        resumed = services.searches.resume_unfinished()
+        if resumed:
+            log.info("resumed %d unfinished search job(s)", resumed)
+        yield
+
+    app = FastAPI(
+        title="mailsec",
+        version=__version__,
+        description="Self-hosted e-mail security: the Cloudflare Email Security Investigate API, on your own machine.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute, services.settings.rate_limit_burst)
+
+    @app.middleware("http")
+    async def authenticate_first(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Credentials are checked before parameters, so nothing about a route leaks to an anonymous caller."""
+        match = ACCOUNT_PATH.match(request.url.path)
+        if match:
+            try:
+                await run_in_threadpool(require_read, request, match.group(1))
+            except APIError as exc:
+                return _error(exc)
+        return await call_next(request)
+
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+        return _error(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return _error(APIError(404, 7000, "No route for that URI"))
+        if exc.status_code == 405:
+            return _error(APIError(405, 10405, f"Method {request.method} not allowed for this route"))
+        return _error(APIError(exc.status_code, 1000 + exc.status_code, str(exc.detail)))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = "/".join(str(p) for p in first.get("loc", ()) if p not in ("query", "body", "path"))
+        message = f"{where or 'request'}: {first.get('msg', 'invalid value')}"
+        return _error(APIError(400, 1001, message, pointer=f"/{where}" if where else None))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", exc_info=exc)
+        return _error(APIError(500, 1500, "Internal error; the server log has the details"))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    app.include_router(investigate.router)
+    return app

@@ -1,0 +1,90 @@
+"""Credentials, scopes and rate limits. A credential reaches only the accounts it was granted; writes need the
+write scope. Codes follow the real service: 400/9106, 403/9109, 403/9103, 403/10000, 429."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from mailsec.api.envelope import APIError
+from mailsec.store.accounts import Grant
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """A token bucket per credential: `per_minute` sustained, `burst` at once."""
+
+    def __init__(self, per_minute: int, burst: int) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(max(burst, 1))
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> float:
+        """0 when allowed, else the seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = _Bucket(self.burst, now)
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
+            bucket.updated = now
+            if bucket.tokens >= 1:
+                bucket.tokens -= 1
+                return 0.0
+            return (1 - bucket.tokens) / self.rate
+
+
+def authenticate(request: Request) -> Grant:
+    cached: Grant | None = getattr(request.state, "grant", None)
+    if cached is not None:
+        return cached
+    services = request.app.state.services
+    limiter: RateLimiter = request.app.state.rate_limiter
+    auth = request.headers.get("authorization", "")
+    email = request.headers.get("x-auth-email")
+    key = request.headers.get("x-auth-key")
+    grant: Grant | None
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise APIError(400, 6111, "Invalid format for Authorization header")
+        grant = services.accounts.grant_for_token(token.strip())
+        if grant is None:
+            raise APIError(403, 9109, "Invalid access token")
+    elif email and key:
+        grant = services.accounts.grant_for_user(email, key)
+        if grant is None:
+            raise APIError(403, 9103, "Unknown X-Auth-Key or X-Auth-Email")
+    else:
+        raise APIError(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+    wait = limiter.check(grant.principal)
+    if wait > 0:
+        raise APIError(429, 971, "Please wait and consider throttling your request speed",
+                       headers={"retry-after": str(max(1, int(wait + 0.999)))})
+    request.state.grant = grant
+    return grant
+
+
+def require_read(request: Request, account_id: str) -> Grant:
+    grant = authenticate(request)
+    if not grant.can_read(account_id):
+        raise APIError(403, 10000, "Authentication error")
+    return grant
+
+
+def require_write(request: Request, account_id: str) -> Grant:
+    grant = require_read(request, account_id)
+    if not grant.can_write(account_id):
+        raise APIError(403, 10000, "Authentication error: this credential has read-only access (Cloud Email Security: Read)")
+    return grant

@@ -1,0 +1,227 @@
+"""The `mailsec` command. A face: it parses arguments, calls the services and prints. Commands that create a
+secret or an id print it as the last line of standard output, so scripts can capture it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mailsec.config import Settings, load_settings
+from mailsec.model import DeliveryMode
+from mailsec.services import Services, open_services
+
+app = typer.Typer(help="mailsec: self-hosted e-mail security gateway and investigation platform.", no_args_is_help=True)
+account_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users (global API keys).", no_args_is_help=True)
+app.add_typer(account_app, name="account")
+app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
+
+err = Console(stderr=True)
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Data directory (default $MAILSEC_DATA_DIR or ./var).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default $MAILSEC_CONFIG).")]
+AccountOpt = Annotated[str, typer.Option("--account", help="Account id (32 hex).")]
+
+
+def settings_for(data: Path | None, config: Path | None = None, **overrides: object) -> Settings:
+    return load_settings(config_file=config, data_dir=data, **overrides)
+
+
+def services_for(data: Path | None, config: Path | None = None, **overrides: object) -> Services:
+    return open_services(settings_for(data, config, **overrides))
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+def require_account(services: Services, account_id: str) -> None:
+    if services.accounts.get_account(account_id.lower()) is None:
+        fail(f"no account {account_id}; create one with `mailsec account create NAME`")
+
+
+@app.command()
+def serve(
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    api: Annotated[str | None, typer.Option("--api", help="API listen address HOST:PORT (default 127.0.0.1:8025).")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Start the API (and, as they land, the SMTP gateway and the console)."""
+    import uvicorn
+
+    from mailsec.api.app import create_app
+
+    services = services_for(data, config, api_listen=api)
+    host, port = services.settings.api_address
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
+    uvicorn.run(create_app(services), host=host, port=port, log_level=log_level.lower(), access_log=False)
+
+
+@account_app.command("create")
+def account_create(
+    name: str,
+    account_id: Annotated[str | None, typer.Option("--id", help="Use this id (32 hex) instead of a random one.")] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an account; prints its id last."""
+    from mailsec.store.accounts import AlreadyExists
+
+    services = services_for(data, config)
+    try:
+        account = services.accounts.create_account(name, account_id)
+    except (ValueError, AlreadyExists) as exc:
+        fail(str(exc))
+        return
+    err.print(f"created account {account.name!r}")
+    print(account.id)
+
+
+@account_app.command("list")
+def account_list(data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """List accounts."""
+    services = services_for(data, config)
+    for account in services.accounts.list_accounts():
+        print(f"{account.id}\t{account.name}")
+
+
+@token_app.command("create")
+def token_create(
+    account: AccountOpt,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Read scope only (Cloud Email Security: Read).")] = False,
+    name: Annotated[str, typer.Option(help="A label for the token.")] = "",
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create an API token for an account; prints the token last (it is shown only once)."""
+    services = services_for(data, config)
+    require_account(services, account)
+    token = services.accounts.create_token(account.lower(), can_write=not read_only, name=name)
+    err.print(f"created {'read-only' if read_only else 'read-write'} token for account {account}; store it now")
+    print(token)
+
+
+@user_app.command("create")
+def user_create(
+    email: str,
+    account: AccountOpt,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Read scope only.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a user (or add an account to one) and issue a global API key; prints the key last."""
+    services = services_for(data, config)
+    require_account(services, account)
+    key = services.accounts.create_user(email, account.lower(), can_write=not read_only)
+    err.print(f"user {email} can reach account {account}; use X-Auth-Email and X-Auth-Key")
+    print(key)
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help=".eml files, directories, mbox files or Maildir folders.")],
+    account: AccountOpt,
+    mode: Annotated[DeliveryMode, typer.Option("--mode", help="Delivery mode recorded for these messages.")] = (
+        DeliveryMode.API
+    ),
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Scan and store messages from files; prints a summary."""
+    from mailsec.ingest import count_items, ingest_paths
+
+    services = services_for(data, config)
+    require_account(services, account)
+    total = count_items(paths)
+    progress = Progress(
+        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet or not err.is_terminal,
+    )
+    counts = {"stored": 0, "duplicate": 0, "failed": 0}
+    with progress:
+        task = progress.add_task("ingest", total=total, stats="")
+
+        def on_item(_item: object, outcome: str) -> None:
+            counts[outcome] += 1
+            progress.update(task, advance=1,
+                            stats=f"{counts['stored']} stored, {counts['duplicate']} dup, {counts['failed']} failed")
+
+        summary = ingest_paths(services, account.lower(), paths, mode=mode, on_item=on_item)
+    print(f"stored: {summary.stored}")
+    print(f"duplicates: {summary.duplicates}")
+    print(f"failed: {len(summary.failed)}")
+    for label, reason in summary.failed[:50]:
+        print(f"  {label}: {reason}")
+    if len(summary.failed) > 50:
+        print(f"  ... and {len(summary.failed) - 50} more")
+    if summary.failed and not summary.stored and not summary.duplicates:
+        raise typer.Exit(1)
+
+
+@app.command()
+def search(
+    account: AccountOpt,
+    query: Annotated[str | None, typer.Option(help="Space-separated terms; all must match.")] = None,
+    sender: Annotated[str | None, typer.Option(help="Sender address or domain.")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Recipient address or domain.")] = None,
+    domain: Annotated[str | None, typer.Option(help="Sender, recipient or link domain.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Keywords in the subject, any order.")] = None,
+    disposition: Annotated[str | None, typer.Option("--disposition", help="final_disposition.")] = None,
+    all_messages: Annotated[bool, typer.Option("--all", help="Include clean (NONE) messages.")] = False,
+    days: Annotated[int, typer.Option(help="How many days back.")] = 30,
+    limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Search stored messages, newest first."""
+    from datetime import UTC, datetime, timedelta
+
+    from mailsec.store.search import SearchError, SearchParams, run_search
+
+    services = services_for(data, config)
+    require_account(services, account)
+    params = SearchParams(
+        start=datetime.now(UTC) - timedelta(days=days), query=query, sender=sender, recipient=recipient,
+        domain=domain, subject=subject, final_disposition=disposition, detections_only=not all_messages,
+        per_page=max(1, min(limit, 1000)),
+    )
+    try:
+        page = run_search(services.engine, account.lower(), params)
+    except SearchError as exc:
+        fail(str(exc))
+        return
+    rows = services.messages.get_many(page.pks)
+    if as_json:
+        for m in rows:
+            print(json.dumps({"id": m.id, "postfix_id": m.postfix_id, "scanned_at": m.scanned_at.isoformat(),
+                              "final_disposition": m.row["final_disposition"], "from": m.row["from_addr"],
+                              "subject": m.row["subject"]}))
+        return
+    table = Table("scanned (UTC)", "disposition", "from", "subject", "id")
+    for m in rows:
+        table.add_row(m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"), m.row["final_disposition"],
+                      m.row["from_addr"] or "", (m.row["subject"] or "")[:60], m.id)
+    Console().print(table)
+    err.print(f"{len(rows)} message(s)")
+
+
+def main() -> None:
+    app(prog_name="mailsec")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""All settings. Read from `MAILSEC_*` environment variables and an optional TOML file; nothing else reads the
+environment. Precedence: explicit arguments > environment > TOML file > defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
+    """`HOST:PORT`, `:PORT`, `PORT` or `HOST` (IPv6 in brackets) to a pair."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest.lstrip(":") or default_port)
+    if value.isdigit():
+        return "127.0.0.1", int(value)
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        return value, default_port
+    return host or "127.0.0.1", int(port)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    blob_dir: Path | None = None
+    api_listen: str = "127.0.0.1:8025"
+    smtp_listen: str = ""
+    search_budget_seconds: float = 5.0
+    rate_limit_per_minute: int = 1200
+    rate_limit_burst: int = 200
+    max_message_bytes: int = 50 * 1024 * 1024
+    log_level: str = "info"
+    # Detection (scan/) settings.
+    dns_timeout_seconds: float = 1.0
+    dns_servers: tuple[str, ...] = ()
+    dns_port: int = 53
+    dnsbl_zones: tuple[str, ...] = ()
+    geoip_db: str = ""
+    asn_db: str = ""
+    trusted_arc_sealers: tuple[str, ...] = ()
+    # Gateway settings.
+    smtp_hostname: str = "mailsec.local"
+    tls_cert: str = ""
+    tls_key: str = ""
+    # Preview settings.
+    chromium_path: str = "/usr/bin/chromium"
+    preview_pages: int = 2
+    preview_timeout_seconds: float = 10.0
+    preview_max_bytes: int = 20 * 1024 * 1024
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'mailsec.db').resolve()}"
+
+    @property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir if self.blob_dir is not None else self.data_dir / "blobs"
+
+    @property
+    def api_address(self) -> tuple[str, int]:
+        return parse_hostport(self.api_listen, 8025)
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = str(_FIELDS[name].type)
+    if isinstance(value, str):
+        if "tuple" in kind:
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        if kind.startswith("Path"):
+            return Path(value)
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+    if isinstance(value, list):
+        return tuple(value)
+    if kind.startswith("Path") and value is not None:
+        return Path(value)
+    return value
+
+
+def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    env = dict(os.environ if env is None else env)
+    values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    path = config_file or env.get("MAILSEC_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            for key, value in tomllib.load(fh).items():
+                if key in _FIELDS and key != "extra":
+                    values[key] = _coerce(key, value)
+                else:
+                    extra[key] = value
+    for key, value in env.items():
+        if key.startswith("MAILSEC_"):
+            name = key[len("MAILSEC_") :].lower()
+            if name in _FIELDS and name != "extra":
+                values[name] = _coerce(name, value)
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = _coerce(key, value)
+    return Settings(**values, extra=extra)

@@ -1,0 +1,84 @@
+"""Header decoding that never raises: RFC 2047 words, broken charsets and 8-bit junk all become text."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from email.header import decode_header
+from email.utils import getaddresses
+
+from mailsec.model import Address
+
+_WS = re.compile(r"\s+")
+_CHARSET_ALIASES = {"unknown-8bit": "utf-8", "x-unknown": "utf-8", "ks_c_5601-1987": "cp949", "gb2312": "gb18030"}
+
+
+def safe_charset(charset: str | None, default: str = "utf-8") -> str:
+    """A codec name Python knows for `charset`, or `default`."""
+    if not charset:
+        return default
+    name = str(charset).strip().strip('"').lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        codecs.lookup(name)
+    except (LookupError, ValueError):
+        return default
+    return name
+
+
+def decode_bytes(data: bytes, charset: str | None) -> str:
+    """Decode with the declared charset, then UTF-8, then Latin-1 (which never fails)."""
+    for name in (safe_charset(charset), "utf-8"):
+        try:
+            return data.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return data.decode("latin-1")
+
+
+def unescape_surrogates(value: str) -> str:
+    """Headers parsed from bytes carry 8-bit junk as surrogate escapes; turn them back into text."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return decode_bytes(value.encode("utf-8", "surrogateescape"), "utf-8")
+
+
+def decode_header_value(value: object) -> str:
+    """An RFC 2047 header as readable text, whatever the sender did to it."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        value = str(value)
+    if "=?" not in value:
+        return _WS.sub(" ", value.replace("\r", "").replace("\n", "")).strip()
+    try:
+        parts = decode_header(value)
+    except Exception:
+        return _WS.sub(" ", value).strip()
+    out = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            text = decode_bytes(chunk, charset)
+        else:
+            text = chunk
+        out.append(text)
+    return _WS.sub(" ", "".join(out).replace("\r", "").replace("\n", "")).strip()
+
+
+def parse_addresses(values: list[str]) -> list[Address]:
+    result = []
+    try:
+        pairs = getaddresses([v for v in values if v])
+    except Exception:
+        pairs = []
+    for name, email in pairs:
+        email = email.strip().strip("<>").strip()
+        name = decode_header_value(name)
+        if not email and not name:
+            continue
+        if "@" not in email and not email:
+            continue
+        result.append(Address(name=name, email=email))
+    return result

@@ -1,0 +1,87 @@
+"""One message through receive → parse → scan → store, with a trace line for each step. Used by file ingest
+now and by every other way in (SMTP, mailbox import) later; each call is idempotent on its postfix_id."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from mailsec import ids
+from mailsec.mime import parse_message
+from mailsec.model import DeliveryMode, Envelope, ParsedMessage, TraceDirection, Verdict
+from mailsec.scan import scan_message
+from mailsec.services import Services
+from mailsec.store.records import MessageRecord
+
+
+@dataclass
+class Processed:
+    pk: int
+    postfix_id: str
+    id: str
+    verdict: Verdict
+    duplicate: bool = False
+    parsed: ParsedMessage | None = field(default=None, repr=False)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def scan_for_account(services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str) -> Verdict:
+    """The account's policy and the configured resolvers, handed to the pure scanner."""
+    return scan_message(parsed, envelope)
+
+
+def process_message(
+    services: Services,
+    raw: bytes,
+    account_id: str,
+    envelope: Envelope | None = None,
+    mode: DeliveryMode = DeliveryMode.API,
+    source: str = "",
+    dedupe: bool = True,
+    postfix_id: str | None = None,
+    received_at: datetime | None = None,
+    delivery_status: str | None = None,
+) -> Processed:
+    envelope = envelope or Envelope()
+    digest = hashlib.sha256(raw).hexdigest()
+    if dedupe:
+        existing = services.messages.find_by_raw(account_id, digest)
+        if existing is not None:
+            return Processed(existing.pk, existing.postfix_id, existing.id, Verdict(), duplicate=True)
+    received_at = received_at or _now()
+    postfix_id = postfix_id or ids.new_postfix_id()
+    trace: list[tuple[str, str, datetime]] = []
+    inbound = TraceDirection.INBOUND.value
+    origin = f" from {source}" if source else ""
+    trace.append((inbound, f"received{origin} ({len(raw)} bytes, delivery mode {mode.value})", received_at))
+    services.blobs.put(raw)
+    trace.append((inbound, f"queued as {postfix_id}; raw message stored as sha256:{digest[:16]}", _now()))
+    parsed = parse_message(raw)
+    detail = f"; {len(parsed.defects)} defect(s): {', '.join(sorted(set(parsed.defects))[:5])}" if parsed.defects else ""
+    trace.append(
+        (inbound, f"parsed: {len(parsed.attachments)} attachment(s), {len(parsed.links)} link(s){detail}", _now())
+    )
+    verdict = scan_for_account(services, parsed, envelope, account_id)
+    scanned_at = _now()
+    reasons = "; ".join(verdict.detection_reasons[:3])
+    trace.append((inbound, f"scanned: {verdict.disposition.value}" + (f" ({reasons})" if reasons else ""), scanned_at))
+    record = MessageRecord(
+        account_id=account_id,
+        postfix_id=postfix_id,
+        scanned_at=scanned_at,
+        raw_sha256=digest,
+        raw_size=len(raw),
+        delivery_mode=mode,
+        parsed=parsed,
+        envelope=envelope,
+        verdict=verdict,
+        delivery_status=delivery_status,
+        trace=trace,
+    )
+    record.trace.append((inbound, f"stored as {record.investigate_id}", _now()))
+    pk = services.messages.save(record)
+    return Processed(pk, postfix_id, record.investigate_id, verdict, parsed=parsed)

@@ -1,0 +1,41 @@
+"""The long-lived parts one process shares: settings, database engine, blob store and repositories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from mailsec.config import Settings
+from mailsec.store.accounts import AccountRepo
+from mailsec.store.blobs import BlobStore
+from mailsec.store.db import open_database
+from mailsec.store.messages import MessageRepo
+from mailsec.store.search_jobs import SearchService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    blobs: BlobStore
+    accounts: AccountRepo
+    messages: MessageRepo
+    searches: SearchService
+
+    def close(self) -> None:
+        self.searches.close()
+        self.engine.dispose()
+
+
+def open_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = open_database(settings.resolved_database_url)
+    return Services(
+        settings=settings,
+        engine=engine,
+        blobs=BlobStore(settings.resolved_blob_dir),
+        accounts=AccountRepo(engine),
+        messages=MessageRepo(engine),
+        searches=SearchService(engine, settings.search_budget_seconds),
+    )

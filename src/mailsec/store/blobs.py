@@ -1,0 +1,61 @@
+"""Content-addressed blob store for raw messages: `<root>/ab/cd/<sha256>`, written durably (temp file, fsync,
+rename, fsync of the directory) so a blob that `put` returned for survives a crash."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+
+class BlobNotFound(KeyError):
+    pass
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise BlobNotFound(digest)
+        return self.root / digest[:2] / digest[2:4] / digest
+
+    def put(self, data: bytes, fsync: bool = True) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.path_for(digest)
+        if path.exists() and path.stat().st_size == len(data):
+            return digest
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                if fsync:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        if fsync:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        return digest
+
+    def get(self, digest: str) -> bytes:
+        try:
+            return self.path_for(digest).read_bytes()
+        except FileNotFoundError as exc:
+            raise BlobNotFound(digest) from exc
+
+    def exists(self, digest: str) -> bool:
+        try:
+            return self.path_for(digest).exists()
+        except BlobNotFound:
+            return False

@@ -1,0 +1,365 @@
+"""The message repository: save a scanned message with everything searchable about it, read it back, and keep
+its trace and action log. Saving is idempotent on `postfix_id`, so a stage that runs twice stores once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from mailsec import ids
+from mailsec.model import Operation, TraceDirection, Verdict
+from mailsec.store.records import (
+    MessageRecord,
+    disposition_is_detection,
+    dumps,
+    from_us,
+    link_domain,
+    to_us,
+    verdict_to_json,
+)
+from mailsec.store.schema import action_log, attachments, findings, links, message_terms, messages, recipients, trace_lines
+
+
+@dataclass
+class StoredMessage:
+    """A stored message as the read side sees it."""
+
+    pk: int
+    row: dict[str, Any]
+    data: dict[str, Any]
+    verdict: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.row["id"])
+
+    @property
+    def postfix_id(self) -> str:
+        return str(self.row["postfix_id"])
+
+    @property
+    def account_id(self) -> str:
+        return str(self.row["account_id"])
+
+    @property
+    def scanned_at(self) -> datetime:
+        return from_us(self.row["scanned_us"])
+
+
+@dataclass(frozen=True)
+class TraceEntry:
+    lineno: int
+    direction: str
+    message: str
+    logged_at: datetime
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    operation: str
+    completed_at: datetime
+    status: str
+    folder: str | None
+    requested_by: str | None
+
+
+def _now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def row_to_message(row: Any) -> StoredMessage:
+    mapping = dict(row._mapping)
+    return StoredMessage(
+        pk=mapping["pk"],
+        row=mapping,
+        data=json.loads(mapping.get("data_json") or "{}"),
+        verdict=json.loads(mapping.get("verdict_json") or "{}"),
+    )
+
+
+class MessageRepo:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- writing -------------------------------------------------------------------------------------------
+
+    def save(self, rec: MessageRecord) -> int:
+        """Store the message; when its postfix_id is already stored, return the existing row's pk."""
+        with self.engine.begin() as conn:
+            existing = conn.execute(select(messages.c.pk).where(messages.c.postfix_id == rec.postfix_id)).first()
+            if existing is not None:
+                return int(existing.pk)
+            pk = self._insert(conn, rec)
+        return pk
+
+    def _insert(self, conn: Connection, rec: MessageRecord) -> int:
+        p, v = rec.parsed, rec.verdict
+        scanned_us = to_us(rec.scanned_at)
+        pk = int(
+            conn.execute(
+                insert(messages).values(
+                    account_id=rec.account_id,
+                    id=rec.investigate_id,
+                    postfix_id=rec.postfix_id,
+                    alert_id=rec.alert_id,
+                    scanned_us=scanned_us,
+                    sent_us=to_us(p.sent_at) if p.sent_at else None,
+                    raw_sha256=rec.raw_sha256,
+                    raw_size=rec.raw_size,
+                    delivery_mode=str(rec.delivery_mode),
+                    final_disposition=str(v.disposition),
+                    is_detection=disposition_is_detection(v.disposition),
+                    is_quarantined=rec.is_quarantined,
+                    is_phish_submission=rec.is_phish_submission,
+                    delivery_status=rec.delivery_status,
+                    from_addr=p.from_.email if p.from_ else None,
+                    from_name=p.from_.name if p.from_ else None,
+                    envelope_from=rec.envelope_from,
+                    replyto=p.reply_to[0].email if p.reply_to else None,
+                    subject=p.subject,
+                    subject_lower=p.subject.lower(),
+                    message_id=p.message_id,
+                    smtp_helo_server_ip=rec.envelope.client_ip or p.smtp_helo_server_ip,
+                    smtp_previous_hop_ip=p.smtp_previous_hop_ip,
+                    x_originating_ip=p.x_originating_ip,
+                    edf_hash=v.edf_hash,
+                    htmltext_structure_hash=v.htmltext_structure_hash,
+                    data_json=dumps(rec.data()),
+                    verdict_json=dumps(verdict_to_json(v)),
+                    search_text=rec.search_text(),
+                    operations="",
+                )
+            ).inserted_primary_key[0]
+        )
+        terms = [
+            {"message_pk": pk, "account_id": rec.account_id, "kind": k, "value": val, "scanned_us": scanned_us}
+            for k, val in sorted(rec.terms())
+        ]
+        if terms:
+            conn.execute(insert(message_terms), terms)
+        now = _now_us()
+        rcpts = [{"message_pk": pk, "address": a, "status": rec.delivery_status or "queued", "updated_us": now}
+                 for a in dict.fromkeys(rec.envelope_to)]
+        if rcpts:
+            conn.execute(insert(recipients), rcpts)
+        atts = [
+            {
+                "message_pk": pk,
+                "name": a.name,
+                "content_type": a.content_type,
+                "size": a.size,
+                "md5": a.md5,
+                "sha1": a.sha1,
+                "sha256": a.sha256,
+                "detection": v.attachment_detections.get(a.sha256),
+                "encrypted": a.sha256 in v.encrypted_attachments,
+            }
+            for a in p.attachments
+        ]
+        if atts:
+            conn.execute(insert(attachments), atts)
+        lnks = [{"message_pk": pk, "href": lk.href[:4000], "text": lk.text[:1000], "domain": link_domain(lk.href)}
+                for lk in p.links]
+        if lnks:
+            conn.execute(insert(links), lnks)
+        self._insert_findings(conn, pk, v)
+        trace = [
+            {"message_pk": pk, "direction": d, "logged_us": to_us(ts), "message": m} for d, m, ts in rec.trace
+        ]
+        if trace:
+            conn.execute(insert(trace_lines), trace)
+        return pk
+
+    @staticmethod
+    def _insert_findings(conn: Connection, pk: int, v: Verdict) -> None:
+        rows = [
+            {
+                "message_pk": pk,
+                "name": f.name,
+                "detection": str(f.detection),
+                "score": f.score,
+                "reason": f.reason,
+                "data_json": dumps({"field": f.field, "portion": f.portion, "value": f.value,
+                                    "attachment": f.attachment, "detail": f.detail, "category": f.category}),
+            }
+            for f in v.findings
+        ]
+        if rows:
+            conn.execute(insert(findings), rows)
+
+    def update_verdict(self, pk: int, verdict: Verdict, search_text: str | None = None) -> None:
+        """Record a new verdict for a stored message (re-scan), keeping everything else."""
+        values: dict[str, Any] = {
+            "final_disposition": str(verdict.disposition),
+            "is_detection": disposition_is_detection(verdict.disposition),
+            "verdict_json": dumps(verdict_to_json(verdict)),
+            "edf_hash": verdict.edf_hash,
+            "htmltext_structure_hash": verdict.htmltext_structure_hash,
+        }
+        if search_text is not None:
+            values["search_text"] = search_text
+        with self.engine.begin() as conn:
+            conn.execute(update(messages).where(messages.c.pk == pk).values(**values))
+            conn.execute(delete(findings).where(findings.c.message_pk == pk))
+            self._insert_findings(conn, pk, verdict)
+            for sha, det in verdict.attachment_detections.items():
+                conn.execute(
+                    update(attachments)
+                    .where(attachments.c.message_pk == pk, attachments.c.sha256 == sha)
+                    .values(detection=det, encrypted=sha in verdict.encrypted_attachments)
+                )
+
+    def set_state(self, pk: int, *, delivery_status: str | None = None, is_quarantined: bool | None = None) -> None:
+        values: dict[str, Any] = {}
+        if delivery_status is not None:
+            values["delivery_status"] = delivery_status
+        if is_quarantined is not None:
+            values["is_quarantined"] = is_quarantined
+        if values:
+            with self.engine.begin() as conn:
+                conn.execute(update(messages).where(messages.c.pk == pk).values(**values))
+
+    def set_recipient_state(self, pk: int, address: str, status: str, detail: str | None = None,
+                            folder: str | None = None) -> None:
+        with self.engine.begin() as conn:
+            values: dict[str, Any] = {"status": status, "detail": detail, "updated_us": _now_us()}
+            if folder is not None:
+                values["folder"] = folder
+            result = conn.execute(
+                update(recipients).where(recipients.c.message_pk == pk, recipients.c.address == address).values(**values)
+            )
+            if result.rowcount == 0:
+                conn.execute(insert(recipients).values(message_pk=pk, address=address, **values))
+
+    def recipient_states(self, pk: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(recipients).where(recipients.c.message_pk == pk).order_by(recipients.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def add_trace(self, pk: int, direction: TraceDirection | str, message: str, at: datetime | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(trace_lines).values(
+                    message_pk=pk,
+                    direction=str(direction),
+                    logged_us=to_us(at) if at else _now_us(),
+                    message=message,
+                )
+            )
+
+    def add_action(self, pk: int, operation: Operation | str, status: str = "completed", folder: str | None = None,
+                   requested_by: str | None = None, at: datetime | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(action_log).values(
+                    message_pk=pk,
+                    operation=str(operation),
+                    completed_us=to_us(at) if at else _now_us(),
+                    status=status,
+                    folder=folder,
+                    requested_by=requested_by,
+                )
+            )
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    def get(self, account_id: str, ref: str) -> StoredMessage | None:
+        """A message of this account by investigate id or postfix_id (raw or percent-encoded)."""
+        ref = ids.normalize_message_ref(ref)
+        postfix_id = ids.postfix_id_of(ref)
+        if postfix_id is None:
+            return None
+        cond = messages.c.postfix_id == postfix_id if postfix_id == ref else messages.c.id == ref
+        with self.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.account_id == account_id, cond)).first()
+        return row_to_message(row) if row else None
+
+    def get_by_pk(self, pk: int) -> StoredMessage | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(messages).where(messages.c.pk == pk)).first()
+        return row_to_message(row) if row else None
+
+    def get_many(self, pks: Iterable[int]) -> list[StoredMessage]:
+        pks = list(pks)
+        if not pks:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(messages).where(messages.c.pk.in_(pks))).all()
+        by_pk = {r.pk: row_to_message(r) for r in rows}
+        return [by_pk[pk] for pk in pks if pk in by_pk]
+
+    def find_by_raw(self, account_id: str, raw_sha256: str) -> StoredMessage | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(messages)
+                .where(messages.c.account_id == account_id, messages.c.raw_sha256 == raw_sha256)
+                .limit(1)
+            ).first()
+        return row_to_message(row) if row else None
+
+    def iter_pks(self, account_id: str, batch: int = 1000) -> Iterable[int]:
+        last = 0
+        while True:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(messages.c.pk)
+                    .where(messages.c.account_id == account_id, messages.c.pk > last)
+                    .order_by(messages.c.pk)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for r in rows:
+                yield int(r.pk)
+            last = int(rows[-1].pk)
+
+    def attachments(self, pk: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(attachments).where(attachments.c.message_pk == pk).order_by(attachments.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def links(self, pk: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(links).where(links.c.message_pk == pk).order_by(links.c.id)).all()
+        return [dict(r._mapping) for r in rows]
+
+    def trace(self, pk: int) -> dict[str, list[TraceEntry]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(trace_lines).where(trace_lines.c.message_pk == pk).order_by(trace_lines.c.id)
+            ).all()
+        out: dict[str, list[TraceEntry]] = {"inbound": [], "outbound": []}
+        for r in rows:
+            lines = out.setdefault(r.direction, [])
+            lines.append(TraceEntry(len(lines) + 1, r.direction, r.message, from_us(r.logged_us)))
+        return out
+
+    def actions(self, pks: Iterable[int]) -> dict[int, list[ActionRecord]]:
+        pks = list(pks)
+        out: dict[int, list[ActionRecord]] = {pk: [] for pk in pks}
+        if not pks:
+            return out
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(action_log).where(action_log.c.message_pk.in_(pks)).order_by(action_log.c.id)
+            ).all()
+        for r in rows:
+            out[r.message_pk].append(
+                ActionRecord(r.operation, from_us(r.completed_us), r.status, r.folder, r.requested_by)
+            )
+        return out
+
+    def count(self, account_id: str) -> int:
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(select(func.count()).select_from(messages).where(messages.c.account_id == account_id))
+                .scalar_one()
+            )
+
+

@@ -1,0 +1,198 @@
+"""What is stored for a message: the row, its search text and its filter terms, built from the parse and verdict."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from mailsec import ids
+from mailsec.model import Address, DeliveryMode, Disposition, Envelope, ParsedMessage, Verdict
+
+
+def to_us(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp() * 1_000_000)
+
+
+def from_us(us: int) -> datetime:
+    return datetime.fromtimestamp(us / 1_000_000, tz=UTC)
+
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].strip().lower().rstrip(".") if "@" in address else ""
+
+
+def link_domain(href: str) -> str:
+    try:
+        host = urlsplit(href if "://" in href else "http://" + href).hostname or ""
+    except ValueError:
+        return ""
+    return host.lower().rstrip(".")
+
+
+def domain_and_parents(domain: str) -> list[str]:
+    """`a.b.example.com` → itself, `b.example.com`, `example.com`, `com` is left out (a bare TLD is no filter)."""
+    labels = [label for label in domain.lower().strip(".").split(".") if label]
+    if len(labels) < 2:
+        return [".".join(labels)] if labels else []
+    return [".".join(labels[i:]) for i in range(len(labels) - 1)]
+
+
+def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
+    return {
+        "findings": [
+            {
+                "name": f.name,
+                "detection": str(f.detection),
+                "score": f.score,
+                "reason": f.reason,
+                "field": f.field,
+                "portion": f.portion,
+                "value": f.value,
+                "attachment": f.attachment,
+                "detail": f.detail,
+                "category": f.category,
+            }
+            for f in verdict.findings
+        ],
+        "threat_categories": list(verdict.threat_categories),
+        "detection_reasons": list(verdict.detection_reasons),
+        "validation": {
+            "spf": verdict.validation.spf,
+            "dkim": verdict.validation.dkim,
+            "dmarc": verdict.validation.dmarc,
+            "comment": verdict.validation.comment,
+        },
+        "sender_info": {
+            "ip": verdict.sender_info.ip,
+            "pld": verdict.sender_info.pld,
+            "as_number": verdict.sender_info.as_number,
+            "as_name": verdict.sender_info.as_name,
+            "geo": verdict.sender_info.geo,
+        },
+        "properties": dict(verdict.properties),
+        "attachment_detections": dict(verdict.attachment_detections),
+        "encrypted_attachments": sorted(verdict.encrypted_attachments),
+    }
+
+
+@dataclass
+class MessageRecord:
+    """Everything `MessageRepo.save` writes for one message."""
+
+    account_id: str
+    postfix_id: str
+    scanned_at: datetime
+    raw_sha256: str
+    raw_size: int
+    delivery_mode: DeliveryMode
+    parsed: ParsedMessage
+    envelope: Envelope
+    verdict: Verdict
+    delivery_status: str | None = None
+    is_quarantined: bool = False
+    is_phish_submission: bool = False
+    trace: list[tuple[str, str, datetime]] = field(default_factory=list)
+
+    @property
+    def alert_id(self) -> str:
+        return ids.alert_id(self.postfix_id, self.scanned_at)
+
+    @property
+    def investigate_id(self) -> str:
+        return ids.investigate_id(self.postfix_id, self.scanned_at, self.parsed.raw)
+
+    @property
+    def envelope_from(self) -> str:
+        if self.envelope.mail_from:
+            return self.envelope.mail_from
+        return_path = (self.parsed.header("Return-Path") or "").strip().strip("<>").strip()
+        if "@" in return_path:
+            return return_path
+        return self.parsed.from_.email if self.parsed.from_ else ""
+
+    @property
+    def envelope_to(self) -> list[str]:
+        if self.envelope.rcpt_to:
+            return list(self.envelope.rcpt_to)
+        for name in ("Delivered-To", "X-Original-To", "Envelope-To"):
+            values = [v.strip().strip("<>") for v in self.parsed.header_all(name) if "@" in v]
+            if values:
+                return values[:1]
+        return [a.email for a in self.parsed.to + self.parsed.cc if a.email]
+
+    def data(self) -> dict[str, Any]:
+        p = self.parsed
+        return {
+            "to": [a.email for a in p.to],
+            "to_name": [a.name for a in p.to],
+            "cc": [a.email for a in p.cc],
+            "cc_name": [a.name for a in p.cc],
+            "envelope_to": self.envelope_to,
+            "client_recipients": self.envelope_to,
+            "sent_at": p.sent_at.isoformat() if p.sent_at else None,
+            "client_ip": self.envelope.client_ip,
+            "helo": self.envelope.helo,
+            "tls": self.envelope.tls,
+            "defects": p.defects[:50],
+        }
+
+    def search_text(self) -> str:
+        p = self.parsed
+        v = self.verdict
+        parts: list[str | None] = [
+            self.alert_id,
+            self.investigate_id,
+            self.envelope_from,
+            p.from_.email if p.from_ else None,
+            p.from_.name if p.from_ else None,
+            str(v.disposition),
+            *(a.email for a in p.cc),
+            *(a.name for a in p.cc),
+            *(a.email for a in p.to),
+            *(a.name for a in p.to),
+            *self.envelope_to,
+            *(x for a in p.attachments for x in (a.md5, a.sha1, a.sha256, a.name)),
+            *v.detection_reasons,
+            ids.format_ts(self.scanned_at),
+            ids.format_ts(p.sent_at) if p.sent_at else None,
+            *(a.email for a in p.reply_to),
+            p.message_id,
+            p.smtp_helo_server_ip,
+            p.smtp_previous_hop_ip,
+            p.x_originating_ip,
+            p.subject,
+        ]
+        return "\n".join(s for s in parts if s).lower()
+
+    def terms(self) -> set[tuple[str, str]]:
+        p = self.parsed
+        out: set[tuple[str, str]] = set()
+        senders = {a.lower() for a in (self.envelope_from, p.from_.email if p.from_ else "") if a}
+        rcpts = {a.lower() for a in [*self.envelope_to, *(x.email for x in p.to + p.cc)] if a}
+        for kind_addr, kind_dom, addresses in (("sa", "sd", senders), ("ra", "rd", rcpts)):
+            for addr in addresses:
+                out.add((kind_addr, addr[:320]))
+                for dom in domain_and_parents(domain_of(addr)):
+                    out.add((kind_dom, dom))
+                    out.add(("d", dom))
+        for link in p.links[:200]:
+            for dom in domain_and_parents(link_domain(link.href)):
+                out.add(("d", dom))
+        return out
+
+
+def address_list(addresses: list[Address]) -> list[str]:
+    return [a.email for a in addresses]
+
+
+def disposition_is_detection(disposition: Disposition | str) -> bool:
+    return str(disposition) != Disposition.NONE.value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)

@@ -1,0 +1,286 @@
+"""The database schema (SQLAlchemy Core), one definition for SQLite and PostgreSQL.
+
+Times are stored as integer microseconds since the epoch (`*_us`): compact, index-friendly and identical on both
+engines. Lists that are only ever read whole are JSON text; everything a search filters on has its own indexed
+column or a row in `message_terms`."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("settings_json", Text, nullable=False, default="{}"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+user_accounts = Table(
+    "user_accounts",
+    metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("can_write", Boolean, nullable=False, default=True),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("can_write", Boolean, nullable=False),
+    Column("name", Text, nullable=False, default=""),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+domains = Table(
+    "domains",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("domain", String(255), nullable=False, unique=True),
+    Column("mode", String(16), nullable=False, default="DIRECT"),
+    Column("next_hop", Text, nullable=False, default=""),
+    Column("settings_json", Text, nullable=False, default="{}"),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("pk", PK, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("id", String(64), nullable=False, unique=True),
+    Column("postfix_id", String(16), nullable=False, unique=True),
+    Column("alert_id", String(48), nullable=False),
+    Column("scanned_us", BigInteger, nullable=False),
+    Column("sent_us", BigInteger),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("raw_size", BigInteger, nullable=False),
+    Column("delivery_mode", String(32), nullable=False),
+    Column("final_disposition", String(16), nullable=False),
+    Column("is_detection", Boolean, nullable=False),
+    Column("is_quarantined", Boolean, nullable=False, default=False),
+    Column("is_phish_submission", Boolean, nullable=False, default=False),
+    Column("delivery_status", String(16)),
+    Column("from_addr", Text),
+    Column("from_name", Text),
+    Column("envelope_from", Text),
+    Column("replyto", Text),
+    Column("subject", Text),
+    Column("subject_lower", Text),
+    Column("message_id", Text),
+    Column("smtp_helo_server_ip", String(64)),
+    Column("smtp_previous_hop_ip", String(64)),
+    Column("x_originating_ip", String(64)),
+    Column("postfix_id_outbound", String(16)),
+    Column("edf_hash", String(64)),
+    Column("htmltext_structure_hash", String(64)),
+    Column("data_json", Text, nullable=False),
+    Column("verdict_json", Text, nullable=False),
+    Column("search_text", Text, nullable=False),
+    Column("operations", Text, nullable=False, default=""),
+)
+Index("ix_messages_account_time", messages.c.account_id, messages.c.scanned_us, messages.c.pk)
+Index("ix_messages_account_detection_time", messages.c.account_id, messages.c.is_detection, messages.c.scanned_us)
+Index("ix_messages_account_disposition", messages.c.account_id, messages.c.final_disposition, messages.c.scanned_us)
+Index("ix_messages_account_status", messages.c.account_id, messages.c.delivery_status, messages.c.scanned_us)
+Index("ix_messages_account_msgid", messages.c.account_id, messages.c.message_id)
+Index("ix_messages_account_alert", messages.c.account_id, messages.c.alert_id)
+Index("ix_messages_account_subject", messages.c.account_id, messages.c.subject_lower)
+Index("ix_messages_account_helo", messages.c.account_id, messages.c.smtp_helo_server_ip)
+Index("ix_messages_account_raw", messages.c.account_id, messages.c.raw_sha256)
+
+# One row per (message, kind, value) for the filters that match one of many values: sender/recipient address or
+# domain (every parent domain is listed too, so `example.com` finds `mail.example.com`), and any domain.
+message_terms = Table(
+    "message_terms",
+    metadata,
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("scanned_us", BigInteger, nullable=False),
+)
+Index(
+    "ix_terms_lookup",
+    message_terms.c.account_id,
+    message_terms.c.kind,
+    message_terms.c.value,
+    message_terms.c.scanned_us,
+    message_terms.c.message_pk,
+)
+Index("ix_terms_message", message_terms.c.message_pk)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("address", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="queued"),
+    Column("folder", String(32)),
+    Column("detail", Text),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ix_recipients_message", recipients.c.message_pk)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("content_type", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("sha1", String(40), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("detection", String(16)),
+    Column("encrypted", Boolean, nullable=False, default=False),
+)
+Index("ix_attachments_message", attachments.c.message_pk)
+Index("ix_attachments_sha256", attachments.c.sha256)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("href", Text, nullable=False),
+    Column("text", Text, nullable=False, default=""),
+    Column("domain", Text, nullable=False, default=""),
+)
+Index("ix_links_message", links.c.message_pk)
+
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("detection", String(16), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("data_json", Text, nullable=False),
+)
+Index("ix_findings_message", findings.c.message_pk)
+
+trace_lines = Table(
+    "trace_lines",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("logged_us", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+)
+Index("ix_trace_message", trace_lines.c.message_pk, trace_lines.c.direction, trace_lines.c.id)
+
+action_log = Table(
+    "action_log",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("operation", String(32), nullable=False),
+    Column("completed_us", BigInteger, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("folder", Text),
+    Column("requested_by", Text),
+)
+Index("ix_action_log_message", action_log.c.message_pk, action_log.c.id)
+
+submissions = Table(
+    "submissions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="SET NULL")),
+    Column("requested_us", BigInteger, nullable=False),
+    Column("data_json", Text, nullable=False),
+)
+Index("ix_submissions_account_time", submissions.c.account_id, submissions.c.requested_us)
+
+search_jobs = Table(
+    "search_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("params_json", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("result_json", Text),
+    Column("error", Text),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("data_json", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ix_policies_account_kind", policies.c.account_id, policies.c.kind)
+
+queue = Table(
+    "queue",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("postfix_id", String(16), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("raw_sha256", String(64), nullable=False),
+    Column("envelope_json", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("claimed_by", Text),
+    Column("claimed_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("data_json", Text, nullable=False, default="{}"),
+)
+Index("ix_queue_state_next", queue.c.state, queue.c.next_attempt_us)
+
+preview_cache = Table(
+    "preview_cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("png", LargeBinary, nullable=False),
+    Column("data_json", Text, nullable=False, default="{}"),
+    Column("created_us", BigInteger, nullable=False),
+)
