@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,11 +31,11 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings 
 AccountOpt = Annotated[str, typer.Option("--account", help="Account id (32 hex).")]
 
 
-def settings_for(data: Path | None, config: Path | None = None, **overrides: object) -> Settings:
+def settings_for(data: Path | None, config: Path | None = None, **overrides: Any) -> Settings:
     return load_settings(config_file=config, data_dir=data, **overrides)
 
 
-def services_for(data: Path | None, config: Path | None = None, **overrides: object) -> Services:
+def services_for(data: Path | None, config: Path | None = None, **overrides: Any) -> Services:
     return open_services(settings_for(data, config, **overrides))
 
 
@@ -54,7 +53,9 @@ def require_account(services: Services, account_id: str) -> None:
 def serve(
     data: DataOpt = None,
     config: ConfigOpt = None,
-    api: Annotated[str | None, typer.Option("--api", help="API listen address HOST:PORT (default 127.0.0.1:8025).")] = None,
+    api: Annotated[
+        str | None, typer.Option("--api", help="API listen address HOST:PORT (default 127.0.0.1:8025).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
     """Start the API (and, as they land, the SMTP gateway and the console)."""
@@ -72,7 +73,9 @@ def serve(
 @account_app.command("create")
 def account_create(
     name: str,
-    account_id: Annotated[str | None, typer.Option("--id", help="Use this id (32 hex) instead of a random one.")] = None,
+    account_id: Annotated[
+        str | None, typer.Option("--id", help="Use this id (32 hex) instead of a random one.")
+    ] = None,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -100,7 +103,9 @@ def account_list(data: DataOpt = None, config: ConfigOpt = None) -> None:
 @token_app.command("create")
 def token_create(
     account: AccountOpt,
-    read_only: Annotated[bool, typer.Option("--read-only", help="Read scope only (Cloud Email Security: Read).")] = False,
+    read_only: Annotated[
+        bool, typer.Option("--read-only", help="Read scope only (Cloud Email Security: Read).")
+    ] = False,
     name: Annotated[str, typer.Option(help="A label for the token.")] = "",
     data: DataOpt = None,
     config: ConfigOpt = None,
@@ -147,8 +152,14 @@ def ingest(
     require_account(services, account)
     total = count_items(paths)
     progress = Progress(
-        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=err, disable=quiet or not err.is_terminal,
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
     )
     counts = {"stored": 0, "duplicate": 0, "failed": 0}
     with progress:
@@ -156,8 +167,11 @@ def ingest(
 
         def on_item(_item: object, outcome: str) -> None:
             counts[outcome] += 1
-            progress.update(task, advance=1,
-                            stats=f"{counts['stored']} stored, {counts['duplicate']} dup, {counts['failed']} failed")
+            progress.update(
+                task,
+                advance=1,
+                stats=f"{counts['stored']} stored, {counts['duplicate']} dup, {counts['failed']} failed",
+            )
 
         summary = ingest_paths(services, account.lower(), paths, mode=mode, on_item=on_item)
     print(f"stored: {summary.stored}")
@@ -195,8 +209,14 @@ def search(
     services = services_for(data, config)
     require_account(services, account)
     params = SearchParams(
-        start=datetime.now(UTC) - timedelta(days=days), query=query, sender=sender, recipient=recipient,
-        domain=domain, subject=subject, final_disposition=disposition, detections_only=not all_messages,
+        start=datetime.now(UTC) - timedelta(days=days),
+        query=query,
+        sender=sender,
+        recipient=recipient,
+        domain=domain,
+        subject=subject,
+        final_disposition=disposition,
+        detections_only=not all_messages,
         per_page=max(1, min(limit, 1000)),
     )
     try:
@@ -207,14 +227,28 @@ def search(
     rows = services.messages.get_many(page.pks)
     if as_json:
         for m in rows:
-            print(json.dumps({"id": m.id, "postfix_id": m.postfix_id, "scanned_at": m.scanned_at.isoformat(),
-                              "final_disposition": m.row["final_disposition"], "from": m.row["from_addr"],
-                              "subject": m.row["subject"]}))
+            print(
+                json.dumps(
+                    {
+                        "id": m.id,
+                        "postfix_id": m.postfix_id,
+                        "scanned_at": m.scanned_at.isoformat(),
+                        "final_disposition": m.row["final_disposition"],
+                        "from": m.row["from_addr"],
+                        "subject": m.row["subject"],
+                    }
+                )
+            )
         return
     table = Table("scanned (UTC)", "disposition", "from", "subject", "id")
     for m in rows:
-        table.add_row(m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"), m.row["final_disposition"],
-                      m.row["from_addr"] or "", (m.row["subject"] or "")[:60], m.id)
+        table.add_row(
+            m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"),
+            m.row["final_disposition"],
+            m.row["from_addr"] or "",
+            (m.row["subject"] or "")[:60],
+            m.id,
+        )
     Console().print(table)
     err.print(f"{len(rows)} message(s)")
 
@@ -224,4 +258,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -92,7 +92,9 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
-def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    config_file: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any
+) -> Settings:
     env = dict(os.environ if env is None else env)
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}

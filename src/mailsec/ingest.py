@@ -127,7 +127,9 @@ def ingest_paths(
         elif (reason := reject_reason(item.raw)) is not None:
             summary.failed.append((item.label, reason))
         elif len(item.raw) > services.settings.max_message_bytes:
-            summary.failed.append((item.label, f"larger than max_message_bytes ({services.settings.max_message_bytes})"))
+            summary.failed.append(
+                (item.label, f"larger than max_message_bytes ({services.settings.max_message_bytes})")
+            )
         else:
             try:
                 result = process_message(services, item.raw, account_id, mode=mode, source=Path(item.label).name)

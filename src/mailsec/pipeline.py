@@ -61,7 +61,9 @@ def process_message(
     services.blobs.put(raw)
     trace.append((inbound, f"queued as {postfix_id}; raw message stored as sha256:{digest[:16]}", _now()))
     parsed = parse_message(raw)
-    detail = f"; {len(parsed.defects)} defect(s): {', '.join(sorted(set(parsed.defects))[:5])}" if parsed.defects else ""
+    detail = (
+        f"; {len(parsed.defects)} defect(s): {', '.join(sorted(set(parsed.defects))[:5])}" if parsed.defects else ""
+    )
     trace.append(
         (inbound, f"parsed: {len(parsed.attachments)} attachment(s), {len(parsed.links)} link(s){detail}", _now())
     )

@@ -10,6 +10,7 @@ from mailsec.config import Settings
 from mailsec.store.accounts import AccountRepo
 from mailsec.store.blobs import BlobStore
 from mailsec.store.db import open_database
+from mailsec.store.domains import DomainRepo
 from mailsec.store.messages import MessageRepo
 from mailsec.store.search_jobs import SearchService
 
@@ -22,6 +23,7 @@ class Services:
     accounts: AccountRepo
     messages: MessageRepo
     searches: SearchService
+    domains: DomainRepo
 
     def close(self) -> None:
         self.searches.close()
@@ -38,4 +40,5 @@ def open_services(settings: Settings) -> Services:
         accounts=AccountRepo(engine),
         messages=MessageRepo(engine),
         searches=SearchService(engine, settings.search_budget_seconds),
+        domains=DomainRepo(engine),
     )

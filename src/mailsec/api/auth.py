@@ -70,8 +70,12 @@ def authenticate(request: Request) -> Grant:
         raise APIError(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
     wait = limiter.check(grant.principal)
     if wait > 0:
-        raise APIError(429, 971, "Please wait and consider throttling your request speed",
-                       headers={"retry-after": str(max(1, int(wait + 0.999)))})
+        raise APIError(
+            429,
+            971,
+            "Please wait and consider throttling your request speed",
+            headers={"retry-after": str(max(1, int(wait + 0.999)))},
+        )
     request.state.grant = grant
     return grant
 
@@ -86,5 +90,7 @@ def require_read(request: Request, account_id: str) -> Grant:
 def require_write(request: Request, account_id: str) -> Grant:
     grant = require_read(request, account_id)
     if not grant.can_write(account_id):
-        raise APIError(403, 10000, "Authentication error: this credential has read-only access (Cloud Email Security: Read)")
+        raise APIError(
+            403, 10000, "Authentication error: this credential has read-only access (Cloud Email Security: Read)"
+        )
     return grant

@@ -50,8 +50,9 @@ class ErrorEnvelope(BaseModel):
 class APIError(Exception):
     """Raised anywhere below a route; rendered as the standard failure envelope."""
 
-    def __init__(self, status: int, code: int, message: str, headers: dict[str, str] | None = None,
-                 pointer: str | None = None) -> None:
+    def __init__(
+        self, status: int, code: int, message: str, headers: dict[str, str] | None = None, pointer: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code

@@ -12,8 +12,14 @@ DispositionName = Literal[
 AuthResult = Literal["pass", "neutral", "fail", "error", "none"]
 OperationName = Literal["MOVE", "RELEASE", "RECLASSIFY", "SUBMISSION", "QUARANTINE_RELEASE", "PREVIEW"]
 PatternType = Literal[
-    "quarantine_release", "acceptable_sender", "allowed_sender", "allowed_recipient", "domain_similarity",
-    "domain_recency", "managed_acceptable_sender", "outbound_ndr",
+    "quarantine_release",
+    "acceptable_sender",
+    "allowed_sender",
+    "allowed_recipient",
+    "domain_similarity",
+    "domain_recency",
+    "managed_acceptable_sender",
+    "outbound_ndr",
 ]
 
 

@@ -42,8 +42,12 @@ def _auth(value: Any) -> str | None:
 
 def validation(verdict: dict[str, Any]) -> dict[str, Any]:
     v = verdict.get("validation") or {}
-    return {"comment": v.get("comment"), "dkim": _auth(v.get("dkim")), "dmarc": _auth(v.get("dmarc")),
-            "spf": _auth(v.get("spf"))}
+    return {
+        "comment": v.get("comment"),
+        "dkim": _auth(v.get("dkim")),
+        "dmarc": _auth(v.get("dmarc")),
+        "spf": _auth(v.get("spf")),
+    }
 
 
 def findings(verdict: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,9 +60,18 @@ def message(m: StoredMessage, actions: list[ActionRecord], embed_actions: bool) 
     scanned = m.scanned_at
     sent = from_us(row["sent_us"]) if row.get("sent_us") is not None else None
     ops = list(dict.fromkeys(_POST_DELIVERY[a.operation] for a in actions if a.operation in _POST_DELIVERY))
-    props = {k: v for k, v in (verdict.get("properties") or {}).items() if k in (
-        "allowlisted_pattern", "allowlisted_pattern_type", "blocklisted_message", "blocklisted_pattern",
-        "whitelisted_pattern_type")}
+    props = {
+        k: v
+        for k, v in (verdict.get("properties") or {}).items()
+        if k
+        in (
+            "allowlisted_pattern",
+            "allowlisted_pattern_type",
+            "blocklisted_message",
+            "blocklisted_pattern",
+            "whitelisted_pattern_type",
+        )
+    }
     return {
         "id": row["id"],
         "postfix_id": row["postfix_id"],
@@ -99,8 +112,13 @@ def message(m: StoredMessage, actions: list[ActionRecord], embed_actions: bool) 
     }
 
 
-def detections(m: StoredMessage, raw: bytes, attachments: list[dict[str, Any]], links: list[dict[str, Any]],
-               categories: list[dict[str, Any]]) -> dict[str, Any]:
+def detections(
+    m: StoredMessage,
+    raw: bytes,
+    attachments: list[dict[str, Any]],
+    links: list[dict[str, Any]],
+    categories: list[dict[str, Any]],
+) -> dict[str, Any]:
     verdict = m.verdict
     parsed = parse_message(raw)
     sender = verdict.get("sender_info") or {}
@@ -108,16 +126,27 @@ def detections(m: StoredMessage, raw: bytes, attachments: list[dict[str, Any]], 
     return {
         "action": action,
         "attachments": [
-            {"size": a["size"], "content_type": a["content_type"], "detection": a["detection"],
-             "encrypted": bool(a["encrypted"]), "name": a["name"], "filename": a["name"], "md5": a["md5"],
-             "sha1": a["sha1"], "sha256": a["sha256"]}
+            {
+                "size": a["size"],
+                "content_type": a["content_type"],
+                "detection": a["detection"],
+                "encrypted": bool(a["encrypted"]),
+                "name": a["name"],
+                "filename": a["name"],
+                "md5": a["md5"],
+                "sha1": a["sha1"],
+                "sha256": a["sha256"],
+            }
             for a in attachments
         ],
         "headers": [{"name": k, "value": v} for k, v in parsed.headers],
         "links": [{"href": lk["href"], "text": lk["text"] or None} for lk in links],
         "sender_info": {
-            "as_name": sender.get("as_name"), "as_number": sender.get("as_number"), "geo": sender.get("geo"),
-            "ip": sender.get("ip") or m.row.get("smtp_helo_server_ip"), "pld": sender.get("pld"),
+            "as_name": sender.get("as_name"),
+            "as_number": sender.get("as_number"),
+            "geo": sender.get("geo"),
+            "ip": sender.get("ip") or m.row.get("smtp_helo_server_ip"),
+            "pld": sender.get("pld"),
         },
         "threat_categories": categories,
         "validation": validation(verdict),

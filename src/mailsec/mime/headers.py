@@ -59,10 +59,7 @@ def decode_header_value(value: object) -> str:
         return _WS.sub(" ", value).strip()
     out = []
     for chunk, charset in parts:
-        if isinstance(chunk, bytes):
-            text = decode_bytes(chunk, charset)
-        else:
-            text = chunk
+        text = decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
         out.append(text)
     return _WS.sub(" ", "".join(out).replace("\r", "").replace("\n", "")).strip()
 

@@ -125,11 +125,10 @@ def _filename(part: Message) -> str | None:
         name = None
     if name is None:
         try:
-            name = part.get_param("name")
+            param = part.get_param("name")
         except Exception:
-            name = None
-        if isinstance(name, tuple):
-            name = name[2]
+            param = None
+        name = param[2] if isinstance(param, tuple) else param
     return decode_header_value(unescape_surrogates(str(name))) if name else None
 
 
@@ -209,7 +208,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
             ctype = part.get_content_type()
         except Exception:
             ctype = "application/octet-stream"
-        disposition = (part.get_content_disposition() or None) if hasattr(part, "get_content_disposition") else None
+        disposition: str | None = part.get_content_disposition() or None
         name = _filename(part)
         data = _payload_bytes(part, defects)
         cid = part.get("Content-ID")

@@ -62,7 +62,9 @@ class AccountRepo:
             raise ValueError("an account id is 32 lowercase hexadecimal characters")
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(accounts).values(id=account_id, name=name, created_us=_now_us(), settings_json="{}"))
+                conn.execute(
+                    insert(accounts).values(id=account_id, name=name, created_us=_now_us(), settings_json="{}")
+                )
         except IntegrityError as exc:
             raise AlreadyExists(f"account {account_id} already exists") from exc
         return Account(account_id, name)
@@ -108,7 +110,7 @@ class AccountRepo:
             if row is None:
                 user_id = conn.execute(
                     insert(users).values(email=email, key_hash=hash_secret(key), created_us=_now_us())
-                ).inserted_primary_key[0]
+                ).inserted_primary_key[0]  # type: ignore[index]
             else:
                 user_id = row.id
                 conn.execute(users.update().where(users.c.id == user_id).values(key_hash=hash_secret(key)))
@@ -134,7 +136,9 @@ class AccountRepo:
 
     def grant_for_user(self, email: str, key: str) -> Grant | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(users.c.id, users.c.key_hash).where(users.c.email == email.strip().lower())).first()
+            row = conn.execute(
+                select(users.c.id, users.c.key_hash).where(users.c.email == email.strip().lower())
+            ).first()
             if row is None or not hmac.compare_digest(row.key_hash, hash_secret(key)):
                 return None
             grants = conn.execute(

@@ -23,7 +23,16 @@ from mailsec.store.records import (
     to_us,
     verdict_to_json,
 )
-from mailsec.store.schema import action_log, attachments, findings, links, message_terms, messages, recipients, trace_lines
+from mailsec.store.schema import (
+    action_log,
+    attachments,
+    findings,
+    links,
+    message_terms,
+    messages,
+    recipients,
+    trace_lines,
+)
 
 
 @dataclass
@@ -135,7 +144,7 @@ class MessageRepo:
                     search_text=rec.search_text(),
                     operations="",
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
         )
         terms = [
             {"message_pk": pk, "account_id": rec.account_id, "kind": k, "value": val, "scanned_us": scanned_us}
@@ -144,8 +153,10 @@ class MessageRepo:
         if terms:
             conn.execute(insert(message_terms), terms)
         now = _now_us()
-        rcpts = [{"message_pk": pk, "address": a, "status": rec.delivery_status or "queued", "updated_us": now}
-                 for a in dict.fromkeys(rec.envelope_to)]
+        rcpts = [
+            {"message_pk": pk, "address": a, "status": rec.delivery_status or "queued", "updated_us": now}
+            for a in dict.fromkeys(rec.envelope_to)
+        ]
         if rcpts:
             conn.execute(insert(recipients), rcpts)
         atts = [
@@ -164,14 +175,14 @@ class MessageRepo:
         ]
         if atts:
             conn.execute(insert(attachments), atts)
-        lnks = [{"message_pk": pk, "href": lk.href[:4000], "text": lk.text[:1000], "domain": link_domain(lk.href)}
-                for lk in p.links]
+        lnks = [
+            {"message_pk": pk, "href": lk.href[:4000], "text": lk.text[:1000], "domain": link_domain(lk.href)}
+            for lk in p.links
+        ]
         if lnks:
             conn.execute(insert(links), lnks)
         self._insert_findings(conn, pk, v)
-        trace = [
-            {"message_pk": pk, "direction": d, "logged_us": to_us(ts), "message": m} for d, m, ts in rec.trace
-        ]
+        trace = [{"message_pk": pk, "direction": d, "logged_us": to_us(ts), "message": m} for d, m, ts in rec.trace]
         if trace:
             conn.execute(insert(trace_lines), trace)
         return pk
@@ -185,8 +196,16 @@ class MessageRepo:
                 "detection": str(f.detection),
                 "score": f.score,
                 "reason": f.reason,
-                "data_json": dumps({"field": f.field, "portion": f.portion, "value": f.value,
-                                    "attachment": f.attachment, "detail": f.detail, "category": f.category}),
+                "data_json": dumps(
+                    {
+                        "field": f.field,
+                        "portion": f.portion,
+                        "value": f.value,
+                        "attachment": f.attachment,
+                        "detail": f.detail,
+                        "category": f.category,
+                    }
+                ),
             }
             for f in v.findings
         ]
@@ -225,14 +244,17 @@ class MessageRepo:
             with self.engine.begin() as conn:
                 conn.execute(update(messages).where(messages.c.pk == pk).values(**values))
 
-    def set_recipient_state(self, pk: int, address: str, status: str, detail: str | None = None,
-                            folder: str | None = None) -> None:
+    def set_recipient_state(
+        self, pk: int, address: str, status: str, detail: str | None = None, folder: str | None = None
+    ) -> None:
         with self.engine.begin() as conn:
             values: dict[str, Any] = {"status": status, "detail": detail, "updated_us": _now_us()}
             if folder is not None:
                 values["folder"] = folder
             result = conn.execute(
-                update(recipients).where(recipients.c.message_pk == pk, recipients.c.address == address).values(**values)
+                update(recipients)
+                .where(recipients.c.message_pk == pk, recipients.c.address == address)
+                .values(**values)
             )
             if result.rowcount == 0:
                 conn.execute(insert(recipients).values(message_pk=pk, address=address, **values))
@@ -253,8 +275,15 @@ class MessageRepo:
                 )
             )
 
-    def add_action(self, pk: int, operation: Operation | str, status: str = "completed", folder: str | None = None,
-                   requested_by: str | None = None, at: datetime | None = None) -> None:
+    def add_action(
+        self,
+        pk: int,
+        operation: Operation | str,
+        status: str = "completed",
+        folder: str | None = None,
+        requested_by: str | None = None,
+        at: datetime | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(action_log).values(
@@ -321,7 +350,9 @@ class MessageRepo:
 
     def attachments(self, pk: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(attachments).where(attachments.c.message_pk == pk).order_by(attachments.c.id)).all()
+            rows = conn.execute(
+                select(attachments).where(attachments.c.message_pk == pk).order_by(attachments.c.id)
+            ).all()
         return [dict(r._mapping) for r in rows]
 
     def links(self, pk: int) -> list[dict[str, Any]]:
@@ -358,8 +389,7 @@ class MessageRepo:
     def count(self, account_id: str) -> int:
         with self.engine.connect() as conn:
             return int(
-                conn.execute(select(func.count()).select_from(messages).where(messages.c.account_id == account_id))
-                .scalar_one()
+                conn.execute(
+                    select(func.count()).select_from(messages).where(messages.c.account_id == account_id)
+                ).scalar_one()
             )
-
-

@@ -115,8 +115,9 @@ def validate(params: SearchParams) -> None:
     if params.final_disposition and params.final_disposition.upper() not in {d.value for d in Disposition}:
         raise SearchError(f"final_disposition {params.final_disposition!r} is not a disposition")
     if params.message_action and params.message_action.upper() not in {a.value for a in MessageAction}:
-        raise SearchError(f"message_action {params.message_action!r} is not one of "
-                          + ", ".join(a.value for a in MessageAction))
+        raise SearchError(
+            f"message_action {params.message_action!r} is not one of " + ", ".join(a.value for a in MessageAction)
+        )
     if params.cursor:
         decode_cursor(params.cursor)
 
@@ -156,16 +157,17 @@ def _query_filters(engine: Engine, query: str) -> list[ColumnElement[bool]]:
         match = " AND ".join(fts_terms)
         conds.append(
             messages.c.pk.in_(
-                select(literal_column("rowid")).select_from(text("messages_fts")).where(
-                    text("messages_fts MATCH :fts_match").bindparams(fts_match=match)
-                )
+                select(literal_column("rowid"))
+                .select_from(text("messages_fts"))
+                .where(text("messages_fts MATCH :fts_match").bindparams(fts_match=match))
             )
         )
     return conds
 
 
-def build_conditions(engine: Engine, account_id: str, params: SearchParams,
-                     now: datetime | None = None) -> list[ColumnElement[bool]]:
+def build_conditions(
+    engine: Engine, account_id: str, params: SearchParams, now: datetime | None = None
+) -> list[ColumnElement[bool]]:
     validate(params)
     start, end = resolve_window(params, now)
     conds: list[ColumnElement[bool]] = [

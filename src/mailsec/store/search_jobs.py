@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -82,6 +83,9 @@ class SearchService:
         with self.engine.begin() as conn:
             conn.execute(update(search_jobs).where(search_jobs.c.id == job_id).values(updated_us=_now_us(), **values))
 
+    def _finish_callback(self, job_id: str, future: Future[SearchPage]) -> None:
+        self._finish(job_id, future)
+
     def job(self, account_id: str, job_id: str) -> JobState | None:
         with self.engine.connect() as conn:
             row = conn.execute(
@@ -102,7 +106,7 @@ class SearchService:
         for row in rows:
             params = SearchParams.from_json(row.params_json)
             future = self._pool.submit(run_search, self.engine, row.account_id, params)
-            future.add_done_callback(lambda f, job_id=row.id: self._finish(job_id, f))
+            future.add_done_callback(partial(self._finish_callback, row.id))
         return len(rows)
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ _TZ_SPACE = re.compile(r" (\d{2}:?\d{2})$")
 
 
 def services_of(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:
@@ -55,22 +55,40 @@ def page_response(services: Services, page: SearchPage, embed_actions: bool) -> 
     actions = services.messages.actions(m.pk for m in rows)
     result = [serialize.message(m, actions[m.pk], embed_actions) for m in rows]
     body = ok(result)
-    body["result_info"] = {"count": len(result), "per_page": page.per_page, "page": 0, "total_count": 0,
-                           "next": page.next, "previous": page.previous}
+    body["result_info"] = {
+        "count": len(result),
+        "per_page": page.per_page,
+        "page": 0,
+        "total_count": 0,
+        "next": page.next,
+        "previous": page.previous,
+    }
     return body
 
 
 def pending_response(request: Request, account_id: str, job_id: str, per_page: int) -> JSONResponse:
     location = str(request.url_for("poll_search", account_id=account_id, job_id=job_id).path)
     body = ok([])
-    body["result_info"] = {"count": 0, "per_page": per_page, "page": 0, "total_count": 0, "next": None,
-                           "previous": None}
+    body["result_info"] = {
+        "count": 0,
+        "per_page": per_page,
+        "page": 0,
+        "total_count": 0,
+        "next": None,
+        "previous": None,
+    }
     return JSONResponse(body, status_code=202, headers={"Location": location})
 
 
-@router.get("/investigate", response_model=ListEnvelope[list[MessageOut]], response_model_by_alias=True,
-            summary="Search email messages",
-            responses={202: {"model": ListEnvelope[list[MessageOut]], "description": "Search continues as a job; poll Location"}})
+@router.get(
+    "/investigate",
+    response_model=ListEnvelope[list[MessageOut]],
+    response_model_by_alias=True,
+    summary="Search email messages",
+    responses={
+        202: {"model": ListEnvelope[list[MessageOut]], "description": "Search continues as a job; poll Location"}
+    },
+)
 def search(
     request: Request,
     account_id: str,
@@ -98,14 +116,30 @@ def search(
 ) -> Any:
     require_read(request, account_id)
     if delivery_status and delivery_status.lower() not in {s.value for s in DeliveryStatus}:
-        raise bad_request(f"delivery_status {delivery_status!r} is not one of "
-                          + ", ".join(s.value for s in DeliveryStatus), pointer="/delivery_status")
+        raise bad_request(
+            f"delivery_status {delivery_status!r} is not one of " + ", ".join(s.value for s in DeliveryStatus),
+            pointer="/delivery_status",
+        )
     params = SearchParams(
-        start=parse_time(start, "start"), end=parse_time(end, "end"), query=query, sender=sender,
-        recipient=recipient, domain=domain, subject=subject, exact_subject=exact_subject, alert_id=alert_id,
-        message_id=message_id, final_disposition=final_disposition, message_action=message_action,
-        delivery_status=delivery_status, detections_only=detections_only, smtp_helo_ip=smtp_helo_ip,
-        submissions=submissions, cursor=cursor, page=page, per_page=per_page,
+        start=parse_time(start, "start"),
+        end=parse_time(end, "end"),
+        query=query,
+        sender=sender,
+        recipient=recipient,
+        domain=domain,
+        subject=subject,
+        exact_subject=exact_subject,
+        alert_id=alert_id,
+        message_id=message_id,
+        final_disposition=final_disposition,
+        message_action=message_action,
+        delivery_status=delivery_status,
+        detections_only=detections_only,
+        smtp_helo_ip=smtp_helo_ip,
+        submissions=submissions,
+        cursor=cursor,
+        page=page,
+        per_page=per_page,
         extra={"action_log": action_log, "metric": metric},
     )
     services = services_of(request)
@@ -118,10 +152,14 @@ def search(
     return page_response(services, outcome, action_log)
 
 
-@router.get("/investigate/search_jobs/{job_id}", name="poll_search",
-            response_model=ListEnvelope[list[MessageOut]], response_model_by_alias=True,
-            summary="Poll a search that outlived its time budget",
-            responses={202: {"model": ListEnvelope[list[MessageOut]], "description": "Still running"}})
+@router.get(
+    "/investigate/search_jobs/{job_id}",
+    name="poll_search",
+    response_model=ListEnvelope[list[MessageOut]],
+    response_model_by_alias=True,
+    summary="Poll a search that outlived its time budget",
+    responses={202: {"model": ListEnvelope[list[MessageOut]], "description": "Still running"}},
+)
 def poll_search(request: Request, account_id: str, job_id: str) -> Any:
     require_read(request, account_id)
     services = services_of(request)
@@ -135,8 +173,12 @@ def poll_search(request: Request, account_id: str, job_id: str) -> Any:
     return page_response(services, state.page, False)
 
 
-@router.get("/investigate/{investigate_id}", response_model=Envelope[MessageOut], response_model_by_alias=True,
-            summary="Get message details")
+@router.get(
+    "/investigate/{investigate_id}",
+    response_model=Envelope[MessageOut],
+    response_model_by_alias=True,
+    summary="Get message details",
+)
 def get_message(request: Request, account_id: str, investigate_id: str, submission: bool = False) -> Any:
     require_read(request, account_id)
     message = load_message(request, account_id, investigate_id)
@@ -144,20 +186,29 @@ def get_message(request: Request, account_id: str, investigate_id: str, submissi
     return ok(serialize.message(message, actions, True))
 
 
-@router.get("/investigate/{investigate_id}/detections", response_model=Envelope[DetectionsOut],
-            summary="Get message detection details")
+@router.get(
+    "/investigate/{investigate_id}/detections",
+    response_model=Envelope[DetectionsOut],
+    summary="Get message detection details",
+)
 def get_detections(request: Request, account_id: str, investigate_id: str) -> Any:
     require_read(request, account_id)
     services = services_of(request)
     message = load_message(request, account_id, investigate_id)
     raw = _raw_bytes(services, message)
     categories = [
-        {"id": THREAT_CATEGORIES.get(name, (0, ""))[0], "name": name,
-         "description": THREAT_CATEGORIES.get(name, (0, None))[1]}
+        {
+            "id": THREAT_CATEGORIES.get(name, (0, ""))[0],
+            "name": name,
+            "description": THREAT_CATEGORIES.get(name, (0, None))[1],
+        }
         for name in message.verdict.get("threat_categories", [])
     ]
-    return ok(serialize.detections(message, raw, services.messages.attachments(message.pk),
-                                   services.messages.links(message.pk), categories))
+    return ok(
+        serialize.detections(
+            message, raw, services.messages.attachments(message.pk), services.messages.links(message.pk), categories
+        )
+    )
 
 
 def _raw_bytes(services: Services, message: StoredMessage) -> bytes:
@@ -184,8 +235,11 @@ def get_trace(request: Request, account_id: str, investigate_id: str, submission
     return ok(serialize.trace(lines, pending))
 
 
-@router.get("/investigate/{investigate_id}/action_log", response_model=Envelope[list[ActionLogEntry]],
-            summary="Get the action log of a message")
+@router.get(
+    "/investigate/{investigate_id}/action_log",
+    response_model=Envelope[list[ActionLogEntry]],
+    summary="Get the action log of a message",
+)
 def get_action_log(request: Request, account_id: str, investigate_id: str) -> Any:
     require_read(request, account_id)
     message = load_message(request, account_id, investigate_id)
