@@ -209,19 +209,19 @@ def parse_message(raw: bytes) -> ParsedMessage:
         except Exception:
             ctype = "application/octet-stream"
         disposition: str | None = part.get_content_disposition() or None
-        name = _filename(part)
+        filename = _filename(part)
         data = _payload_bytes(part, defects)
         cid = part.get("Content-ID")
         if cid:
             inline_parts[str(cid).strip().strip("<>")] = (ctype, data)
-        is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not name
+        is_body_text = ctype in ("text/plain", "text/html") and disposition != "attachment" and not filename
         if is_body_text:
             text = decode_bytes(data, part.get_content_charset())[:MAX_TEXT_CHARS]
             (html_parts if ctype == "text/html" else text_parts).append(text)
-        elif ctype == "message/rfc822" and not name:
+        elif ctype == "message/rfc822" and not filename:
             continue
         else:
-            attachments.append(_attachment(part, name or "", ctype, data, disposition))
+            attachments.append(_attachment(part, filename or "", ctype, data, disposition))
 
     text_body = "\n".join(text_parts)
     html_body = "\n".join(html_parts)
