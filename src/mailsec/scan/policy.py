@@ -55,3 +55,19 @@ class Policy:
 
 
 EMPTY_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """What the account's allow/block policies say about one message, for `verdict.py` to apply."""
+
+    findings: tuple[object, ...] = ()
+    properties: dict[str, object] = field(default_factory=dict)
+    allowed: bool = False
+    blocked: bool = False
+    trusted_sender: bool = False
+
+
+def evaluate_policy(parsed: object, envelope: object, policy: Policy) -> PolicyOutcome:
+    """Stub until the policy analyzer lands: no policy applies."""
+    return PolicyOutcome()
