@@ -9,7 +9,7 @@ API ?= 127.0.0.1:8025
 SYSTEM_PACKAGES := chromium dovecot-imapd dovecot-lmtpd libmagic1 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck system-deps deps bench clean fmt
+.PHONY: run test lint typecheck system-deps deps bench clean fmt model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/search.py
+
+# The shipped content model, rebuilt reproducibly from the dev corpora (sorted inputs, deterministic training).
+CORPORA ?= ../shared/corpora
+model: $(STAMP)
+	$(BIN)/mailsec train phishing=$(CORPORA)/phishing_pot spam=$(CORPORA)/spamassassin/spam-1 \
+	  ham=$(CORPORA)/spamassassin/easy-ham-1 ham=$(CORPORA)/spamassassin/hard-ham-1 -o src/mailsec/scan/data/content_model.npz
 
 clean:
 	rm -rf $(VENV) $(SDK4) .pytest_cache .mypy_cache .ruff_cache

@@ -253,6 +253,64 @@ def search(
     err.print(f"{len(rows)} message(s)")
 
 
+LabelledArg = Annotated[
+    list[str], typer.Argument(help="LABEL=PATH pairs; labels: phishing, spam, bulk, ham. PATH is a file or folder.")
+]
+
+
+@app.command()
+def train(
+    specs: LabelledArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model file to write (.npz).")],
+    c: Annotated[float, typer.Option("--c", help="Inverse regularisation strength.")] = 32.0,
+) -> None:
+    """Train the content classifier on labelled folders; deterministic for the same input."""
+    from mailsec.evaluate import parse_specs, train_from_folders
+
+    try:
+        labelled = parse_specs(specs)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    model = train_from_folders(labelled, c=c)
+    model.save(output)
+    counts = ", ".join(f"{k}={v}" for k, v in model.meta.get("sources", {}).items())
+    err.print(f"trained on {counts}")
+    print(output)
+
+
+@app.command("eval")
+def eval_command(
+    specs: LabelledArg,
+    model_path: Annotated[
+        Path | None, typer.Option("--model", help="Content model file (default: the shipped one).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on standard output.")] = False,
+) -> None:
+    """Scan labelled folders (no DNS, no database) and print dispositions per label with detection rates."""
+    from mailsec.evaluate import DISPOSITIONS, evaluate_folders, parse_specs
+    from mailsec.scan.content import ContentModel
+
+    try:
+        labelled = parse_specs(specs)
+        model = ContentModel.load(model_path) if model_path else None
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+        return
+    results = evaluate_folders(labelled, model=model)
+    if as_json:
+        print(json.dumps({"groups": [r.as_dict() for r in results]}, indent=2))
+        return
+    table = Table("label", "path", "total", *DISPOSITIONS, "flagged", "rate")
+    for r in results:
+        kind = "FP " if r.label == "ham" else ""
+        table.add_row(
+            r.label, r.name, str(r.total), *(str(r.counts.get(d, 0)) for d in DISPOSITIONS), str(r.caught),
+            f"{kind}{r.rate:.1%}",
+        )  # fmt: skip
+    Console(width=200).print(table)
+
+
 def main() -> None:
     app(prog_name="mailsec")
 

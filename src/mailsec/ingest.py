@@ -4,6 +4,7 @@ Nothing a file holds can stop the run: a failure is counted with its reason and 
 from __future__ import annotations
 
 import mailbox
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,12 @@ from mailsec.pipeline import process_message
 from mailsec.services import Services
 
 MBOX_MAGIC = b"From "
+_QUOTED_FROM = re.compile(rb"(?m)^>(>*From )")
+
+
+def unquote_mbox(raw: bytes) -> bytes:
+    """Undo the `>From ` quoting mbox writers add to body lines (mboxrd), so the stored .eml is the original."""
+    return _QUOTED_FROM.sub(rb"\1", raw)
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ def _mbox_items(path: Path) -> Iterator[Item]:
         box = mailbox.mbox(str(path), create=False)
         for i, key in enumerate(box.iterkeys()):
             try:
-                yield Item(f"{path}#{i + 1}", box.get_bytes(key))
+                yield Item(f"{path}#{i + 1}", unquote_mbox(box.get_bytes(key)))
             except Exception as exc:
                 yield Item(f"{path}#{i + 1}", None, f"unreadable mbox entry: {exc}")
     except Exception as exc:

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailsec import __version__
-from mailsec.api.auth import RateLimiter, require_read
+from mailsec.api.auth import RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
 from mailsec.api.routers import investigate
 from mailsec.services import Services
@@ -48,11 +48,13 @@ def create_app(services: Services) -> FastAPI:
 
     @app.middleware("http")
     async def authenticate_first(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Credentials are checked before parameters, so nothing about a route leaks to an anonymous caller."""
+        """Credentials (and, for anything but GET/HEAD/OPTIONS, the write scope) are checked before parameters and
+        bodies, so nothing about a route leaks to an anonymous caller and a read-only one never gets past a 403."""
         match = ACCOUNT_PATH.match(request.url.path)
         if match:
+            check = require_read if request.method in ("GET", "HEAD", "OPTIONS") else require_write
             try:
-                await run_in_threadpool(require_read, request, match.group(1))
+                await run_in_threadpool(check, request, match.group(1))
             except APIError as exc:
                 return _error(exc)
         return await call_next(request)

@@ -72,7 +72,7 @@ def authenticate(request: Request) -> Grant:
     if wait > 0:
         raise APIError(
             429,
-            971,
+            1015,
             "Please wait and consider throttling your request speed",
             headers={"retry-after": str(max(1, int(wait + 0.999)))},
         )

@@ -64,14 +64,35 @@ def decode_header_value(value: object) -> str:
     return _WS.sub(" ", "".join(out).replace("\r", "").replace("\n", "")).strip()
 
 
+def _rejoin_unquoted_names(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`Doe, John <j@x>` (a display name with an unquoted comma) splits into a bare `Doe` and `John <j@x>`:
+    glue such fragments back onto the named address that follows them."""
+    out: list[tuple[str, str]] = []
+    pending: list[str] = []
+    for name, email in pairs:
+        if email and "@" not in email and not name:
+            pending.append(email)
+            continue
+        if pending and name and "@" in email:
+            name = ", ".join([*pending, name])
+        else:
+            out.extend(("", p) for p in pending)
+        pending = []
+        out.append((name, email))
+    out.extend(("", p) for p in pending)
+    return out
+
+
 def parse_addresses(values: list[str]) -> list[Address]:
     result = []
     try:
-        pairs = getaddresses([v for v in values if v])
+        pairs = _rejoin_unquoted_names(getaddresses([v for v in values if v]))
     except Exception:
         pairs = []
     for name, email in pairs:
         email = email.strip().strip("<>").strip()
+        if "@" in email:
+            email = email.rstrip(".")
         name = decode_header_value(name)
         if not email and not name:
             continue

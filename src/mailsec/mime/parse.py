@@ -147,6 +147,23 @@ def _attachment(part: Message, name: str, ctype: str, data: bytes, disposition: 
     )
 
 
+def _attached_message(part: Message) -> Attachment | None:
+    """A message/rfc822 part sent as an attachment (a forwarded .eml) is an attachment itself; its own parts are
+    still walked for bodies, links and attachments."""
+    try:
+        if part.get_content_type() != "message/rfc822":
+            return None
+        filename = _filename(part)
+        disposition = part.get_content_disposition()
+        if not filename and disposition != "attachment":
+            return None
+        inner = part.get_payload(0)
+        data = inner.as_bytes() if isinstance(inner, Message) else b""
+    except Exception:
+        return None
+    return _attachment(part, filename or "", "message/rfc822", data, disposition)
+
+
 def _dedupe_links(links: list[Link]) -> list[Link]:
     seen: set[tuple[str, str]] = set()
     out = []
@@ -167,12 +184,15 @@ def parse_message(raw: bytes) -> ParsedMessage:
         defects.append(f"unparseable message: {type(exc).__name__}")
         msg = Message()
 
+    raw_items = list(msg.raw_items())
     headers: list[tuple[str, str]] = []
-    for name, value in msg.raw_items():
+    for name, value in raw_items:
         headers.append((str(name), decode_header_value(unescape_surrogates(str(value)))))
 
     def all_raw(name: str) -> list[str]:
-        return [unescape_surrogates(str(v)) for v in (msg.get_all(name) or [])]
+        # raw_items, not get_all: compat32's get_all turns 8-bit header bytes into U+FFFD.
+        wanted = name.lower()
+        return [unescape_surrogates(str(v)) for k, v in raw_items if str(k).lower() == wanted]
 
     def first(name: str) -> str:
         values = all_raw(name)
@@ -203,6 +223,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
         for defect in getattr(part, "defects", []) or []:
             defects.append(type(defect).__name__)
         if part.is_multipart():
+            attached = _attached_message(part)
+            if attached is not None:
+                attachments.append(attached)
             continue
         try:
             ctype = part.get_content_type()
@@ -234,7 +257,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
     return ParsedMessage(
         raw=raw,
         headers=headers,
-        from_=from_list[0] if from_list else None,
+        from_=next((a for a in from_list if "@" in a.email), from_list[0] if from_list else None),
         to=to,
         cc=cc,
         reply_to=reply_to,

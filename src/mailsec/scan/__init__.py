@@ -1,15 +1,92 @@
 """Detection: analyzers that return explained findings, and the verdict they add up to.
 
-`scan_message` is a pure function of its inputs: the parsed message, the envelope, the account's policy and the
-injected resolvers. No database, no network except through the resolvers."""
+`scan_message` is a pure function of its inputs: the parsed message, the envelope, the account's policy, the injected
+resolvers and the content model. No database, no network except through the resolvers. Each analyzer runs guarded:
+a bug in one becomes an `ANALYZER_ERROR` finding (score 0) and a log line, never an exception out of the scan."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from mailsec.model import Envelope, ParsedMessage, Verdict
+from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, Verdict
+from mailsec.scan import fingerprint
+from mailsec.scan.attachments import AttachmentOutcome, analyze_attachments
+from mailsec.scan.auth import AuthOutcome, check_authentication
+from mailsec.scan.content import ContentModel, analyze_content, shipped_model
+from mailsec.scan.features import MessageText, extract_text
+from mailsec.scan.impersonation import analyze_impersonation
+from mailsec.scan.links import analyze_links
+from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
+from mailsec.scan.resolvers import Resolvers
+from mailsec.scan.verdict import combine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+__all__ = ["ContentModel", "scan_message", "shipped_model"]
 
 
-def scan_message(parsed: ParsedMessage, envelope: Envelope, policy: Any = None, resolvers: Any = None) -> Verdict:
-    """Until the detection engine lands every message is NONE with no findings."""
-    return Verdict()
+def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except Exception as exc:
+        log.exception("analyzer %s failed", name)
+        errors.append(
+            Finding(
+                name="ANALYZER_ERROR",
+                detection=Disposition.NONE,
+                score=0.0,
+                reason=f"The {name} analyzer failed on this message ({type(exc).__name__}); its checks are missing.",
+                detail=f"{name}: {type(exc).__name__}: {exc}"[:500],
+            )
+        )
+        return default
+
+
+def scan_message(
+    parsed: ParsedMessage,
+    envelope: Envelope,
+    policy: Policy | None = None,
+    resolvers: Resolvers | None = None,
+    model: ContentModel | Any | None = None,
+) -> Verdict:
+    """Run every analyzer on an already parsed message and combine their findings with the policy.
+
+    `model` is the content model; None means the one shipped in the package, `False` means no content model."""
+    policy = policy or EMPTY_POLICY
+    resolvers = resolvers or Resolvers()
+    content_model: ContentModel | None = shipped_model() if model is None else (model or None)
+    errors: list[Finding] = []
+    empty_text = MessageText("", "", "", (), ())
+    mt = _guarded("text", errors, empty_text, lambda: extract_text(parsed))
+    auth = _guarded("authentication", errors, AuthOutcome(), lambda: check_authentication(parsed, envelope, resolvers))
+    attachments = _guarded("attachments", errors, AttachmentOutcome(), lambda: analyze_attachments(parsed))
+    none: list[Finding] = []
+    links = _guarded("links", errors, none, lambda: list(analyze_links(parsed, policy)))
+    impersonation = _guarded(
+        "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy))
+    )
+    content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
+    outcome = _guarded("policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy))
+    edf = _guarded("fingerprint", errors, None, lambda: fingerprint.edf_hash(mt))
+    structure = _guarded(
+        "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")
+    )
+    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *errors]
+    return _guarded(
+        "verdict",
+        errors,
+        Verdict(findings=tuple(findings)),
+        lambda: combine(
+            findings,
+            outcome,
+            validation=auth.validation,
+            sender_info=auth.sender_info,
+            attachment_detections=attachments.detections,
+            encrypted=attachments.encrypted,
+            edf_hash=edf,
+            htmltext_structure_hash=structure,
+        ),
+    )

@@ -1,0 +1,294 @@
+"""Content analysis: a linear text classifier (phishing, spam, bulk vs ham) and bulk-mail header signals.
+
+The model is a hashed set of word uni- and bigrams (scikit-learn `HashingVectorizer`, binary, stateless), weighted by
+inverse document frequency and L2-normalised, and a multinomial logistic regression; only the idf vector and the
+weights are stored. It is saved as plain numpy arrays plus JSON metadata in a
+zip (`.npz`, loaded with `allow_pickle=False`): no pickle, so a model file cannot run code, and no network to load."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zipfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mailsec.model import Disposition, Finding, ParsedMessage
+from mailsec.scan.features import MessageText, model_document
+
+log = logging.getLogger(__name__)
+
+LABELS = ("ham", "bulk", "spam", "phishing")
+SHIPPED_MODEL = "content_model.npz"
+FORMAT = "mailsec-content-1"
+VECTORIZER = {
+    "n_features": 2**18,
+    "ngram_range": [1, 2],
+    "token_pattern": r"(?u)\b\w\w+\b",
+    "alternate_sign": False,
+    "binary": True,
+    "lowercase": False,
+}
+
+# Probability thresholds: at or above the first a finding fires strongly enough to decide alone; at or above the
+# second it fires weakly, to add up with other evidence. Tuned on out-of-fold predictions (docs/detection.md).
+PHISHING_THRESHOLDS = (0.5, 0.3)
+SPAM_THRESHOLDS = (0.5, 0.3)
+BULK_THRESHOLDS = (0.6, 0.4)
+
+
+def _vectorizer(params: dict[str, Any]) -> Any:
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(
+        n_features=int(params["n_features"]),
+        ngram_range=tuple(params["ngram_range"]),
+        token_pattern=params["token_pattern"],
+        alternate_sign=bool(params["alternate_sign"]),
+        binary=bool(params["binary"]),
+        norm=None,
+        lowercase=bool(params["lowercase"]),
+        dtype=np.float32,
+    )
+
+
+@dataclass
+class ContentModel:
+    """Weights of a linear model over hashed features: `coef` is (labels x features), one row per label."""
+
+    labels: tuple[str, ...]
+    coef: np.ndarray
+    intercept: np.ndarray
+    idf: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+    _vec: Any = field(default=None, init=False, repr=False)
+
+    @property
+    def vectorizer(self) -> Any:
+        if self._vec is None:
+            self._vec = _vectorizer(self.meta.get("vectorizer", VECTORIZER))
+        return self._vec
+
+    def features(self, documents: list[str]) -> Any:
+        return _weighted(self.vectorizer.transform(documents), self.idf)
+
+    def probabilities_many(self, documents: list[str]) -> np.ndarray:
+        x = self.features(documents)
+        logits = np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
+
+    def probabilities(self, document: str) -> dict[str, float]:
+        row = self.probabilities_many([document])[0]
+        return {label: float(p) for label, p in zip(self.labels, row, strict=True)}
+
+    def save(self, path: Path) -> None:
+        """A zip of .npy arrays with fixed timestamps, so the same training gives the same bytes."""
+        meta = dict(self.meta, labels=list(self.labels), format=FORMAT)
+        arrays = {
+            "coef": self.coef.astype(np.float16),
+            "intercept": self.intercept.astype(np.float64),
+            "idf": self.idf.astype(np.float16),
+            "meta": np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+            for name, array in arrays.items():
+                buf = io.BytesIO()
+                np.lib.format.write_array(buf, np.ascontiguousarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, buf.getvalue())
+
+    @classmethod
+    def load(cls, path: Path | Any) -> ContentModel:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"not a mailsec content model: format {meta.get('format')!r}")
+            coef = data["coef"].astype(np.float32)
+            intercept = data["intercept"].astype(np.float64)
+            idf = data["idf"].astype(np.float32)
+        labels = tuple(meta.pop("labels"))
+        n = int(meta["vectorizer"]["n_features"])
+        if coef.shape != (len(labels), n) or intercept.shape != (len(labels),) or idf.shape != (n,):
+            raise ValueError("content model arrays do not match its labels and features")
+        return cls(labels=labels, coef=coef, intercept=intercept, idf=idf, meta=meta)
+
+
+def _weighted(x: Any, idf: np.ndarray) -> Any:
+    from scipy import sparse
+    from sklearn.preprocessing import normalize
+
+    return normalize(x @ sparse.diags(idf.astype(np.float32)), norm="l2", copy=False)
+
+
+def train_content_model(documents: list[str], labels: list[str], c: float = 32.0) -> ContentModel:
+    """Fit the classifier on model documents (see `features.model_document`). Deterministic for the same input."""
+    from sklearn.linear_model import LogisticRegression
+
+    unknown = sorted(set(labels) - set(LABELS))
+    if unknown:
+        raise ValueError(f"unknown label(s) {', '.join(unknown)}; use {', '.join(LABELS)}")
+    classes = [label for label in LABELS if label in set(labels)]
+    if len(classes) < 2:
+        raise ValueError("training needs at least two labels, e.g. ham and spam")
+    counts = _vectorizer(VECTORIZER).transform(documents)
+    df = np.bincount(counts.indices, minlength=counts.shape[1])
+    idf = (np.log((1.0 + counts.shape[0]) / (1.0 + df)) + 1.0).astype(np.float16).astype(np.float32)
+    x = _weighted(counts, idf)
+    clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", tol=1e-5)
+    clf.fit(x, labels)
+    order = [list(clf.classes_).index(label) for label in classes]
+    if len(classes) == 2:
+        w = clf.coef_[0].astype(np.float32)
+        coef = np.vstack([np.zeros_like(w), w])
+        intercept = np.array([0.0, float(clf.intercept_[0])])
+    else:
+        coef = clf.coef_[order].astype(np.float32)
+        intercept = clf.intercept_[order].astype(np.float64)
+    counts = {label: labels.count(label) for label in classes}
+    meta = {"vectorizer": VECTORIZER, "C": c, "trained_on": counts}
+    return ContentModel(labels=tuple(classes), coef=coef, intercept=intercept, idf=idf, meta=meta)
+
+
+@lru_cache(maxsize=1)
+def shipped_model() -> ContentModel | None:
+    """The model in the package, loaded once per process; None (and a warning) if it is missing or unreadable."""
+    try:
+        ref = resources.files("mailsec.scan") / "data" / SHIPPED_MODEL
+        with resources.as_file(ref) as path:
+            return ContentModel.load(path)
+    except Exception as exc:
+        log.warning("content model not loaded: %s", exc)
+        return None
+
+
+def _scaled(p: float, lo: float, hi: float, low_score: float, high_score: float) -> float:
+    return round(low_score + (high_score - low_score) * min(1.0, (p - lo) / max(1e-9, 1.0 - lo)), 2)
+
+
+def classify(mt: MessageText, model: ContentModel) -> list[Finding]:
+    """Findings from the classifier's probabilities. Content alone can make a message SUSPICIOUS, never MALICIOUS."""
+    probs = model.probabilities(model_document(mt))
+    p_phish, p_spam, p_bulk = probs.get("phishing", 0.0), probs.get("spam", 0.0), probs.get("bulk", 0.0)
+    detail = ", ".join(f"{k}={v:.2f}" for k, v in sorted(probs.items()))
+    findings = []
+    strong, weak = PHISHING_THRESHOLDS
+    if p_phish >= weak:
+        score = _scaled(p_phish, strong, 1, 5.0, 7.0) if p_phish >= strong else 2.5
+        findings.append(
+            Finding(
+                name="CONTENT_PHISHING",
+                detection=Disposition.MALICIOUS,
+                score=score,
+                reason=f"The text reads like phishing (classifier probability {p_phish:.0%}).",
+                field="body",
+                detail=detail,
+                category="Phishing",
+            )
+        )
+    strong, weak = SPAM_THRESHOLDS
+    if p_spam >= weak:
+        score = _scaled(p_spam, strong, 1, 5.0, 7.0) if p_spam >= strong else 2.5
+        findings.append(
+            Finding(
+                name="CONTENT_SPAM",
+                detection=Disposition.SPAM,
+                score=score,
+                reason=f"The text reads like unsolicited mail (classifier probability {p_spam:.0%}).",
+                field="body",
+                detail=detail,
+                category="ContentSpam",
+            )
+        )
+    strong, weak = BULK_THRESHOLDS
+    if p_bulk >= weak:
+        score = 3.0 if p_bulk >= strong else 1.5
+        findings.append(
+            Finding(
+                name="CONTENT_BULK",
+                detection=Disposition.BULK,
+                score=score,
+                reason=f"The text reads like a newsletter or marketing mail (classifier probability {p_bulk:.0%}).",
+                field="body",
+                detail=detail,
+                category="Bulk",
+            )
+        )
+    return findings
+
+
+_ESP_HEADERS = {
+    "x-mailgun-sid": "Mailgun", "x-mailgun-tag": "Mailgun", "x-ses-outgoing": "Amazon SES",
+    "x-ses-configuration-set": "Amazon SES", "x-sg-eid": "SendGrid", "x-sg-id": "SendGrid", "x-mc-user": "Mailchimp",
+    "x-mandrill-user": "Mandrill", "x-campaign": "a campaign tool", "x-campaignid": "a campaign tool",
+    "x-campaign-id": "a campaign tool", "x-sfmc-stack": "Salesforce Marketing Cloud", "x-msys-api": "SparkPost",
+    "x-mailjet-campaign": "Mailjet", "x-mailjet-trackopen": "Mailjet", "x-sib-id": "Brevo",
+    "x-hs-cid": "HubSpot", "x-marketo-id": "Marketo", "x-cmail-trackingid": "Campaign Monitor",
+    "x-ems-campaign": "an e-mail marketing service", "x-rpcampaign": "an e-mail marketing service",
+    "x-listmember": "a list manager",
+}  # fmt: skip
+_ESP_MAILERS = (
+    "mailchimp", "sendgrid", "constant contact", "exacttarget", "marketo", "hubspot", "sendinblue", "brevo", "mailjet",
+    "campaign monitor", "acoustic", "klaviyo", "mailerlite", "getresponse", "aweber", "phplist", "listmanager",
+)  # fmt: skip
+_DISCUSSION_LIST = ("list-post", "x-mailman-version", "x-beenthere", "mailing-list")
+BULK_HEADER_THRESHOLD = 3.0
+
+
+def bulk_header_findings(parsed: ParsedMessage) -> list[Finding]:
+    """Graymail recognised by how it was sent: unsubscribe headers, `Precedence: bulk`, ESP signatures. A discussion
+    list (mailman, List-Post) is not marketing, so its markers count against."""
+    names = {k.lower() for k, _ in parsed.headers}
+    points = 0.0
+    evidence = []
+    esp = next((vendor for header, vendor in _ESP_HEADERS.items() if header in names), None)
+    mailer = (parsed.header("X-Mailer") or "").lower()
+    if esp is None:
+        esp = next((m for m in _ESP_MAILERS if m in mailer), None)
+    if esp:
+        points += 2.0
+        evidence.append(f"sent through {esp}")
+    if "list-unsubscribe" in names:
+        points += 1.5
+        evidence.append("a List-Unsubscribe header")
+    if "list-unsubscribe-post" in names:
+        points += 1.0
+        evidence.append("one-click unsubscribe")
+    precedence = (parsed.header("Precedence") or "").strip().lower()
+    if precedence in ("bulk", "junk"):
+        points += 1.5
+        evidence.append(f"Precedence: {precedence}")
+    if "feedback-id" in names or "x-feedback-id" in names:
+        points += 1.0
+        evidence.append("a Feedback-ID header")
+    if any(h in names for h in _DISCUSSION_LIST):
+        points -= 1.0
+    if points < BULK_HEADER_THRESHOLD:
+        return []
+    return [
+        Finding(
+            name="BULK_HEADERS",
+            detection=Disposition.BULK,
+            score=round(points, 2),
+            reason="Bulk mail: " + ", ".join(evidence) + ".",
+            field="headers",
+            category="Bulk",
+        )
+    ]
+
+
+def analyze_content(parsed: ParsedMessage, mt: MessageText, model: ContentModel | None) -> list[Finding]:
+    findings = bulk_header_findings(parsed)
+    if model is not None:
+        findings.extend(classify(mt, model))
+    return findings

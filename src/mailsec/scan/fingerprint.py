@@ -1,0 +1,66 @@
+"""Message fingerprints: `edf_hash`, a 64-bit simhash of the normalised text (similar messages share it or differ in
+few bits), and `htmltext_structure_hash`, a hash of the HTML tag skeleton (or, for plain text, of the line shape), so
+that one campaign with changing names and links still falls together."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import zlib
+
+import numpy as np
+
+from mailsec.scan.features import MessageText, normalise, words
+
+MAX_TOKENS = 3000
+_BITS = np.uint64(1) << np.arange(64, dtype=np.uint64)
+
+
+def simhash(tokens: list[str]) -> int:
+    """64-bit simhash of word bigrams (unigrams for very short texts)."""
+    if not tokens:
+        return 0
+    tokens = tokens[:MAX_TOKENS]
+    grams = [f"{a} {b}" for a, b in itertools.pairwise(tokens)] if len(tokens) > 3 else tokens
+    hashes = np.fromiter(
+        ((zlib.crc32(g.encode()) << 32) | zlib.crc32(g.encode(), 0x9E3779B9) for g in grams),
+        dtype=np.uint64,
+        count=len(grams),
+    )
+    bits = (hashes[:, None] & _BITS) != 0
+    votes = bits.sum(axis=0) * 2 - len(grams)
+    return int(np.sum(_BITS[votes > 0], dtype=np.uint64))
+
+
+def edf_hash(mt: MessageText) -> str:
+    """Hex simhash of subject and body, after the same normalisation the classifier sees."""
+    tokens = words(normalise(f"{mt.subject} {mt.body}"))
+    return f"{simhash(tokens):016x}"
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two `edf_hash` values."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def _text_shape(body: str) -> str:
+    shape: list[str] = []
+    for line in body.splitlines()[:400]:
+        stripped = line.strip()
+        kind = "b" if not stripped else "q" if stripped.startswith(">") else "u" if "://" in stripped else "t"
+        if not shape or shape[-1] != kind:
+            shape.append(kind)
+    return "".join(shape)
+
+
+def htmltext_structure_hash(mt: MessageText, text_body: str = "") -> str:
+    """Hash of the tag skeleton (runs of one tag collapsed) when there is HTML, else of the plain text's line shape."""
+    if mt.html_tags:
+        skeleton: list[str] = []
+        for tag in mt.html_tags:
+            if not skeleton or skeleton[-1] != tag:
+                skeleton.append(tag)
+        material = "html:" + ">".join(skeleton)
+    else:
+        material = "text:" + _text_shape(text_body)
+    return hashlib.blake2b(material.encode(), digest_size=16).hexdigest()

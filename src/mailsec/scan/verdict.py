@@ -1,0 +1,167 @@
+"""Findings plus the account's policy → the verdict.
+
+Like rspamd symbols, each finding carries a score and the disposition it argues for. The score of a disposition is
+the sum of the scores of every finding arguing for it or for something worse (evidence of malice is also evidence
+of suspicion), plus the neutral findings (negative scores such as aligned DMARC lower every level). The verdict is
+the worst disposition, in the design's severity order, whose sum reaches its threshold; a single finding that
+reaches a threshold on its own (an auto-executing macro) decides regardless of negative evidence.
+Then policy: a block policy makes the message MALICIOUS; an acceptable-sender allow policy exempts it from SPOOF,
+SPAM and BULK; only a trusted-sender policy clears MALICIOUS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+
+from mailsec.model import THREAT_CATEGORIES, Disposition, Finding, SenderInfo, Validation, Verdict
+from mailsec.scan.policy import PolicyOutcome
+
+log = logging.getLogger(__name__)
+
+D = Disposition
+LADDER = (D.MALICIOUS_BEC, D.MALICIOUS, D.SUSPICIOUS, D.SPOOF, D.SPAM, D.BULK)
+THRESHOLDS: dict[Disposition, float] = {
+    D.MALICIOUS_BEC: 8.0,
+    D.MALICIOUS: 8.0,
+    D.SUSPICIOUS: 5.0,
+    D.SPOOF: 5.0,
+    D.SPAM: 5.0,
+    D.BULK: 3.0,
+}
+_LEVEL = {D.ENCRYPTED: D.SUSPICIOUS}
+_DEFAULT_CATEGORY = {
+    D.MALICIOUS_BEC: "BEC",
+    D.SPOOF: "Spoof",
+    D.SPAM: "ContentSpam",
+    D.BULK: "Bulk",
+    D.ENCRYPTED: "Encrypted",
+}
+ALLOW_EXEMPT = frozenset({D.SPOOF, D.SPAM, D.BULK})
+
+
+def level(finding: Finding) -> Disposition | None:
+    """The ladder step a finding argues for; None for neutral findings (NONE, EXTERNAL, UNKNOWN)."""
+    d = _LEVEL.get(finding.detection, finding.detection)
+    return d if d in THRESHOLDS else None
+
+
+def level_scores(findings: Iterable[Finding]) -> dict[Disposition, float]:
+    """Per ladder step: the summed score of the evidence for it or for worse, plus the neutral scores."""
+    findings = list(findings)
+    neutral = sum(f.score for f in findings if level(f) is None)
+    out = {}
+    for step in LADDER:
+        out[step] = neutral + sum(
+            f.score for f in findings if (lv := level(f)) is not None and lv.severity >= step.severity
+        )
+    return out
+
+
+def disposition_for(findings: Sequence[Finding], exempt: frozenset[Disposition] = frozenset()) -> Disposition:
+    scores = level_scores(findings)
+    for step in LADDER:
+        if step in exempt:
+            continue
+        if scores[step] >= THRESHOLDS[step]:
+            return step
+        if any((lv := level(f)) is not None and lv.severity >= step.severity and f.score >= THRESHOLDS[step]
+               for f in findings):  # fmt: skip
+            return step
+    return D.NONE
+
+
+def category_of(finding: Finding) -> str | None:
+    name = finding.category or _DEFAULT_CATEGORY.get(finding.detection)
+    if name and name not in THREAT_CATEGORIES:
+        log.warning("finding %s names unknown threat category %r", finding.name, name)
+        return None
+    return name
+
+
+def _ranked(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted((f for f in findings if f.score > 0), key=lambda f: -f.score)
+
+
+def combine(
+    findings: Sequence[Finding],
+    policy: PolicyOutcome | None = None,
+    *,
+    validation: Validation | None = None,
+    sender_info: SenderInfo | None = None,
+    attachment_detections: Mapping[str, str] | None = None,
+    encrypted: frozenset[str] = frozenset(),
+    edf_hash: str | None = None,
+    htmltext_structure_hash: str | None = None,
+) -> Verdict:
+    policy = policy or PolicyOutcome()
+    findings = list(findings) + [f for f in policy.findings if isinstance(f, Finding) and f not in findings]
+    scored = [f for f in findings if not (policy.blocked and f.name == "BLOCKLISTED")]
+    properties: dict[str, object] = dict(policy.properties)
+    exempt = ALLOW_EXEMPT if policy.allowed else frozenset()
+    disposition = disposition_for(scored, exempt)
+    policy_reasons: list[str] = []
+    policy_categories: list[str] = []
+    if policy.blocked:
+        pattern = properties.get("blocklisted_pattern")
+        if not any(f.name == "BLOCKLISTED" for f in findings):
+            findings.append(
+                Finding(
+                    name="BLOCKLISTED",
+                    detection=D.MALICIOUS,
+                    score=THRESHOLDS[D.MALICIOUS],
+                    reason=(
+                        f"The sender matches the block policy {pattern!r}." if pattern else "Matches a block policy."
+                    ),
+                    field="from",
+                    value=str(pattern) if pattern else None,
+                    category="Blocklisted",
+                )
+            )
+        if disposition.severity < D.MALICIOUS.severity:
+            disposition = D.MALICIOUS
+        policy_categories.append("Blocklisted")
+    elif policy.trusted_sender:
+        if disposition is not D.NONE:
+            pattern = properties.get("allowlisted_pattern")
+            policy_reasons.append(
+                f"Would be {disposition.value}, but the sender is trusted by the allow policy {pattern!r}."
+                if pattern
+                else f"Would be {disposition.value}, but the sender is trusted by an allow policy."
+            )
+        disposition = D.NONE
+    elif policy.allowed:
+        before = disposition_for(scored)
+        if before is not disposition:
+            pattern = properties.get("allowlisted_pattern")
+            by = f"the allow policy {pattern!r}" if pattern else "an allow policy"
+            policy_reasons.append(f"Would be {before.value}, but {by} exempts it from SPOOF, SPAM and BULK.")
+
+    reasons: list[str] = []
+    categories: list[str] = list(policy_categories)
+    ranked = _ranked(findings)
+    if disposition is not D.NONE:
+        for f in ranked:
+            if f.reason not in reasons:
+                reasons.append(f.reason)
+            lv = level(f)
+            cat = category_of(f)
+            if cat and cat not in categories and lv is not None and lv.severity >= disposition.severity:
+                categories.append(cat)
+        if not categories:
+            fallback = _DEFAULT_CATEGORY.get(disposition)
+            if fallback:
+                categories.append(fallback)
+    reasons = policy_reasons + reasons
+    return Verdict(
+        disposition=disposition,
+        findings=tuple(findings),
+        threat_categories=tuple(categories),
+        detection_reasons=tuple(reasons),
+        validation=validation or Validation(),
+        sender_info=sender_info or SenderInfo(),
+        properties=properties,
+        edf_hash=edf_hash,
+        htmltext_structure_hash=htmltext_structure_hash,
+        attachment_detections=dict(attachment_detections or {}),
+        encrypted_attachments=frozenset(encrypted),
+    )

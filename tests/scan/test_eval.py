@@ -1,0 +1,86 @@
+"""`mailsec train` and `mailsec eval` on small labelled folders, through the real CLI, plus campaign grouping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from mailsec.cli import app
+from mailsec.evaluate import campaign_groups, list_messages, parse_specs
+from mailsec.mime import parse_message
+from support import make_eml
+
+runner = CliRunner()
+
+PHISH_BODY = (
+    "Your mailbox password expires today. Verify your account now or it will be suspended. Click here to sign in "
+    "and confirm your identity with the security team. Account {n}."
+)
+HAM_BODY = "Hi, the release notes for version {n} are attached to the ticket; please review them before Friday. Bob"
+SPAM_BODY = "Cheap meds, lose weight fast, work from home and earn money! Limited offer {n}, order now, free bonus!"
+NEWSLETTER = {"List-Unsubscribe": "<https://esp.example/u>", "X-Mailgun-Sid": "x", "Precedence": "bulk"}
+
+
+def _folder(root: Path, name: str, body: str, subject: str, n: int = 3, headers: dict[str, str] | None = None) -> Path:
+    folder = root / name
+    folder.mkdir()
+    for i in range(n):
+        raw = make_eml(subject=f"{subject} {i}", body=body.format(n=i), headers=headers)
+        (folder / f"{i:03d}.eml").write_bytes(raw)
+    (folder / "LICENSE").write_text("not a message")
+    return folder
+
+
+def test_eval_json_counts_dispositions_and_rates(tmp_path: Path) -> None:
+    phish = _folder(tmp_path, "phish", PHISH_BODY, "Security alert")
+    ham = _folder(tmp_path, "ham", HAM_BODY, "Release notes")
+    bulk = _folder(tmp_path, "bulk", HAM_BODY, "Newsletter", headers=NEWSLETTER)
+    result = runner.invoke(app, ["eval", f"phishing={phish}", f"ham={ham}", f"bulk={bulk}", "--json"])
+    assert result.exit_code == 0, result.output
+    groups = {g["label"]: g for g in json.loads(result.stdout)["groups"]}
+    assert groups["phishing"]["total"] == 3 and groups["ham"]["total"] == 3
+    assert sum(groups["phishing"]["dispositions"].values()) == 3
+    assert groups["phishing"]["detection_rate"] == groups["phishing"]["flagged"] / 3
+    assert groups["ham"]["false_positive_rate"] == 0.0
+    assert groups["bulk"]["dispositions"] == {"BULK": 3} and groups["bulk"]["detection_rate"] == 1.0
+
+
+def test_eval_table_and_bad_arguments(tmp_path: Path) -> None:
+    ham = _folder(tmp_path, "ham", HAM_BODY, "Notes", n=1)
+    result = runner.invoke(app, ["eval", f"ham={ham}"])
+    assert result.exit_code == 0 and "ham" in result.stdout and "NONE" in result.stdout
+    assert runner.invoke(app, ["eval", f"weird={ham}"]).exit_code != 0
+    assert runner.invoke(app, ["eval", f"ham={tmp_path / 'missing'}"]).exit_code != 0
+
+
+def test_train_then_eval_with_the_trained_model(tmp_path: Path) -> None:
+    phish = _folder(tmp_path, "phish", PHISH_BODY, "Security alert", n=4)
+    spam = _folder(tmp_path, "spam", SPAM_BODY, "Deal", n=4)
+    ham = _folder(tmp_path, "ham", HAM_BODY, "Release notes", n=4)
+    out = tmp_path / "m.npz"
+    result = runner.invoke(app, ["train", f"phishing={phish}", f"spam={spam}", f"ham={ham}", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and result.stdout.strip().endswith("m.npz")
+    result = runner.invoke(app, ["eval", f"phishing={phish}", f"ham={ham}", "--model", str(out), "--json"])
+    groups = {g["label"]: g for g in json.loads(result.stdout)["groups"]}
+    assert groups["phishing"]["detection_rate"] == 1.0
+    assert groups["ham"]["false_positive_rate"] == 0.0
+
+
+def test_list_and_specs(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, "x", HAM_BODY, "s", n=2)
+    assert [p.name for p in list_messages(folder)] == ["000.eml", "001.eml"]
+    assert parse_specs([f"HAM={folder}"]) == [("ham", folder)]
+
+
+def test_campaign_groups_join_one_campaign_and_keep_others_apart() -> None:
+    same_a = make_eml(subject="Re: Your invoice #1234 is overdue", sender="a@x1.example", body="pay now")
+    same_b = make_eml(subject="Your invoice #9876 is overdue", sender="b@x2.example", body="pay soon")
+    other = make_eml(subject="Lunch on Thursday?", sender="c@x3.example", body="pizza?")
+    anonymised = make_eml(subject="Something else entirely", sender="alice@example.com", body="x")
+    anonymised2 = make_eml(subject="A different topic", sender="alice@example.com", body="y")
+    groups = campaign_groups([parse_message(r) for r in (same_a, same_b, other, anonymised, anonymised2)])
+    assert groups[0] == groups[1]
+    assert len({groups[0], groups[2], groups[3], groups[4]}) == 4
