@@ -24,6 +24,8 @@ user_app = typer.Typer(help="Manage users (global API keys).", no_args_is_help=T
 app.add_typer(account_app, name="account")
 app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
+domain_app = typer.Typer(help="Manage protected domains (mail routing).", no_args_is_help=True)
+app.add_typer(domain_app, name="domain")
 
 err = Console(stderr=True)
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Data directory (default $MAILSEC_DATA_DIR or ./var).")]
@@ -56,16 +58,23 @@ def serve(
     api: Annotated[
         str | None, typer.Option("--api", help="API listen address HOST:PORT (default 127.0.0.1:8025).")
     ] = None,
+    smtp: Annotated[
+        str | None, typer.Option("--smtp", help="Also run the SMTP gateway on HOST:PORT ($MAILSEC_SMTP_LISTEN).")
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
-    """Start the API (and, as they land, the SMTP gateway and the console)."""
+    """Start the API, the queue worker and (with --smtp) the SMTP gateway."""
     import uvicorn
 
     from mailsec.api.app import create_app
+    from mailsec.gateway.service import start_gateway
 
-    services = services_for(data, config, api_listen=api)
+    services = services_for(data, config, api_listen=api, smtp_listen=smtp)
     host, port = services.settings.api_address
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    gateway = start_gateway(services)
+    if gateway.smtp is not None:
+        err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
     err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
     uvicorn.run(create_app(services), host=host, port=port, log_level=log_level.lower(), access_log=False)
 
@@ -132,6 +141,48 @@ def user_create(
     key = services.accounts.create_user(email, account.lower(), can_write=not read_only)
     err.print(f"user {email} can reach account {account}; use X-Auth-Email and X-Auth-Key")
     print(key)
+
+
+@domain_app.command("add")
+def domain_add(
+    domain: str,
+    account: AccountOpt,
+    mode: Annotated[str, typer.Option("--mode", help="DIRECT (mailsec is the MX), BCC or JOURNAL.")] = "DIRECT",
+    next_hop: Annotated[
+        str, typer.Option("--next-hop", help="smtp://HOST:PORT or lmtp://HOST:PORT (needed for DIRECT).")
+    ] = "",
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Protect a domain: route its mail to an account; prints the domain id last."""
+    from mailsec.gateway.deliver import parse_next_hop
+    from mailsec.store.accounts import AlreadyExists
+
+    services = services_for(data, config)
+    require_account(services, account)
+    mode = mode.upper()
+    if mode not in ("DIRECT", "BCC", "JOURNAL"):
+        fail("--mode must be DIRECT, BCC or JOURNAL")
+    if mode == "DIRECT" and not next_hop:
+        fail("DIRECT mode needs --next-hop smtp://HOST:PORT or lmtp://HOST:PORT")
+    try:
+        if next_hop:
+            parse_next_hop(next_hop)
+        added = services.domains.add(account.lower(), domain, mode=mode, next_hop=next_hop)
+    except (ValueError, AlreadyExists) as exc:
+        fail(str(exc))
+        return
+    err.print(f"{added.domain}: {added.mode}" + (f" -> {added.next_hop}" if added.next_hop else ""))
+    print(added.id)
+
+
+@domain_app.command("list")
+def domain_list(account: AccountOpt, data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """List an account's protected domains."""
+    services = services_for(data, config)
+    require_account(services, account)
+    for d in services.domains.list(account.lower()):
+        print(f"{d.id}\t{d.domain}\t{d.mode}\t{d.next_hop}")
 
 
 @app.command()
@@ -309,6 +360,100 @@ def eval_command(
             f"{kind}{r.rate:.1%}",
         )  # fmt: skip
     Console(width=200).print(table)
+
+
+@app.command()
+def preview(
+    account: AccountOpt,
+    message: Annotated[str, typer.Argument(help="Investigate id or postfix_id.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the PNG.")] = Path("preview.png"),
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Render a stored message to a PNG with no script and no network; prints the file path last."""
+    import getpass
+
+    from mailsec.preview import PreviewError, PreviewService
+    from mailsec.store.previews import PreviewCacheRepo
+
+    services = services_for(data, config)
+    require_account(services, account)
+    stored = services.messages.get(account.lower(), message)
+    if stored is None:
+        fail(f"no message {message} in account {account}")
+        return
+    previews = PreviewService(services.settings, services.messages, services.blobs, PreviewCacheRepo(services.engine))
+    try:
+        result = previews.preview(stored, requested_by=f"cli:{getpass.getuser()}")
+    except PreviewError as exc:
+        fail(exc.message)
+        return
+    finally:
+        previews.close()
+    output.write_bytes(result.png)
+    for res in result.remote_resources:
+        err.print(f"remote {res['kind']}: {res['url']} (not fetched)")
+    err.print(f"{result.width}x{result.height} PNG{' (cut at the height limit)' if result.truncated else ''}")
+    print(output)
+
+
+@app.command()
+def rescan(
+    account: AccountOpt,
+    since: Annotated[str | None, typer.Option(help="Only messages scanned at or after this ISO date-time.")] = None,
+    until: Annotated[str | None, typer.Option(help="Only messages scanned before this ISO date-time.")] = None,
+    sender: Annotated[str | None, typer.Option(help="Only messages from this address or domain.")] = None,
+    disposition: Annotated[
+        list[str] | None, typer.Option("--disposition", help="Only messages now of this disposition (repeatable).")
+    ] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Re-scan stored messages with today's rules and the account's policy; prints each change and a summary."""
+    from mailsec import rescan as retro
+
+    services = services_for(data, config)
+    require_account(services, account)
+    try:
+        filters = retro.RescanFilter(
+            since=retro.parse_when(since) if since else None,
+            until=retro.parse_when(until) if until else None,
+            sender=sender,
+            dispositions=retro.parse_dispositions(disposition or []),
+        )
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    pks = retro.select(services, account.lower(), filters)
+    progress = Progress(
+        TextColumn("[bold]rescan"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+    )
+    changed = 0
+    with progress:
+        task = progress.add_task("rescan", total=len(pks), stats="")
+
+        def on_item(change: retro.Change | None) -> None:
+            nonlocal changed
+            if change is not None and change.old != change.new:
+                changed += 1
+            progress.update(task, advance=1, stats=f"{changed} changed")
+
+        summary = retro.rescan(services, account.lower(), pks, on_item=on_item)
+    for change in summary.changed:
+        print(f"{change.id}: {change.old} -> {change.new}")
+    print(f"rescanned: {summary.scanned}")
+    print(f"changed: {len(summary.changed)}")
+    print(f"failed: {len(summary.failed)}")
+    for ref, reason in summary.failed[:50]:
+        print(f"  {ref}: {reason}")
 
 
 def main() -> None:

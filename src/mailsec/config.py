@@ -48,11 +48,19 @@ class Settings:
     smtp_hostname: str = "mailsec.local"
     tls_cert: str = ""
     tls_key: str = ""
+    queue_workers: int = 1
+    queue_poll_seconds: float = 0.5
+    queue_retry_seconds: tuple[float, ...] = (60.0, 300.0, 900.0, 1800.0, 3600.0)
+    queue_max_age_seconds: float = 5 * 86400.0
+    queue_claim_timeout_seconds: float = 600.0
+    delivery_timeout_seconds: float = 30.0
+    quarantine_dispositions: tuple[str, ...] = ("MALICIOUS", "MALICIOUS-BEC", "SPOOF")
     # Preview settings.
     chromium_path: str = "/usr/bin/chromium"
     preview_pages: int = 2
     preview_timeout_seconds: float = 10.0
     preview_max_bytes: int = 20 * 1024 * 1024
+    preview_max_height: int = 4000
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -11,6 +11,7 @@ from mailsec import ids
 from mailsec.mime import parse_message
 from mailsec.model import DeliveryMode, Envelope, ParsedMessage, TraceDirection, Verdict
 from mailsec.scan import scan_message
+from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
 from mailsec.store.records import MessageRecord
 
@@ -31,7 +32,8 @@ def _now() -> datetime:
 
 def scan_for_account(services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str) -> Verdict:
     """The account's policy and the configured resolvers, handed to the pure scanner."""
-    return scan_message(parsed, envelope)
+    resolvers = build_resolvers(services.settings)
+    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers)
 
 
 def process_message(
@@ -45,6 +47,7 @@ def process_message(
     postfix_id: str | None = None,
     received_at: datetime | None = None,
     delivery_status: str | None = None,
+    extra_trace: list[tuple[str, str, datetime]] | None = None,
 ) -> Processed:
     envelope = envelope or Envelope()
     digest = hashlib.sha256(raw).hexdigest()
@@ -54,7 +57,7 @@ def process_message(
             return Processed(existing.pk, existing.postfix_id, existing.id, Verdict(), duplicate=True)
     received_at = received_at or _now()
     postfix_id = postfix_id or ids.new_postfix_id()
-    trace: list[tuple[str, str, datetime]] = []
+    trace: list[tuple[str, str, datetime]] = list(extra_trace or [])  # e.g. the SMTP session's lines
     inbound = TraceDirection.INBOUND.value
     origin = f" from {source}" if source else ""
     trace.append((inbound, f"received{origin} ({len(raw)} bytes, delivery mode {mode.value})", received_at))

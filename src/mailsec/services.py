@@ -12,6 +12,7 @@ from mailsec.store.blobs import BlobStore
 from mailsec.store.db import open_database
 from mailsec.store.domains import DomainRepo
 from mailsec.store.messages import MessageRepo
+from mailsec.store.policies import PolicyRepo
 from mailsec.store.search_jobs import SearchService
 
 
@@ -24,6 +25,7 @@ class Services:
     messages: MessageRepo
     searches: SearchService
     domains: DomainRepo
+    policies: PolicyRepo
 
     def close(self) -> None:
         self.searches.close()
@@ -41,4 +43,5 @@ def open_services(settings: Settings) -> Services:
         messages=MessageRepo(engine),
         searches=SearchService(engine, settings.search_budget_seconds),
         domains=DomainRepo(engine),
+        policies=PolicyRepo(engine),
     )

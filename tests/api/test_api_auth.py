@@ -179,7 +179,9 @@ def test_read_only_credentials_read_but_never_write(world: World) -> None:
         for method, template in world.routes:
             r = world.call(method, world.path(template, world.a), creds)
             if method in SAFE:
-                known = "{job_id}" not in template or "search_jobs" in template
+                # A route naming an object the fixture did not make (bulk job, settings entry) may answer 404.
+                others = set(re.findall(r"\{([^}:]+)", template)) - {"account_id", *MESSAGE_PARAMS}
+                known = not others or (others == {"job_id"} and "search_jobs" in template)
                 assert r.status_code in ((200, 202) if known else (200, 202, 404)), (template, r.text)
                 assert r.json()["success"] is (r.status_code < 400)
             else:

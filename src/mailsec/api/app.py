@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailsec import __version__
 from mailsec.api.auth import RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
-from mailsec.api.routers import investigate
+from mailsec.api.routers import domains, investigate, preview, release, settings
 from mailsec.services import Services
 
 log = logging.getLogger("mailsec.api")
@@ -36,6 +36,7 @@ def create_app(services: Services) -> FastAPI:
         if resumed:
             log.info("resumed %d unfinished search job(s)", resumed)
         yield
+        await run_in_threadpool(preview.close_preview, app)
 
     app = FastAPI(
         title="mailsec",
@@ -89,4 +90,8 @@ def create_app(services: Services) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     app.include_router(investigate.router)
+    app.include_router(release.router)
+    app.include_router(settings.router)
+    app.include_router(domains.router)
+    app.include_router(preview.router)
     return app

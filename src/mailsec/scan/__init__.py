@@ -69,7 +69,9 @@ def scan_message(
         "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy))
     )
     content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
-    outcome = _guarded("policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy))
+    outcome = _guarded(
+        "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation)
+    )
     edf = _guarded("fingerprint", errors, None, lambda: fingerprint.edf_hash(mt))
     structure = _guarded(
         "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")

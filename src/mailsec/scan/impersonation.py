@@ -1,10 +1,256 @@
-"""Impersonation (BEC) analysis. Stub until it lands."""
+"""Impersonation (BEC) analysis: a sender posing as someone the account trusts.
+
+Checks: the From display name of a person in the account's impersonation registry on an address that is not theirs
+and outside the protected domains; a display name that is itself another address; a sender domain that imitates a
+protected domain (punycode, Unicode confusables, one-letter misspellings) or a well-known brand; and a Reply-To that
+diverts answers to another organisation than the From (mailing lists, which do that by design, are exempt)."""
 
 from __future__ import annotations
 
-from mailsec.model import Envelope, Finding, ParsedMessage
-from mailsec.scan.policy import Policy
+import re
+import unicodedata
+from functools import lru_cache
+
+from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
+from mailsec.scan.lookalike import brand_domains, find_lookalike, registered_domain
+from mailsec.scan.policy import ImpersonationEntry, Policy
+
+D = Disposition
+_EMAIL_IN_NAME_RE = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
+_NAME_NOISE_RE = re.compile(r"[\"'`()\[\]<>,.|_\-]+")
+FREEMAIL = frozenset(
+    [
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "ymail.com",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "yandex.ru",
+        "yandex.com",
+        "mail.ru",
+        "protonmail.com",
+        "proton.me",
+        "zoho.com",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "naver.com",
+    ]
+)
+
+
+def normalize_name(name: str) -> str:
+    """A display name reduced for comparison: NFKC, case-folded, punctuation dropped, `Last, First` → `first last`."""
+    n = unicodedata.normalize("NFKC", name).strip()
+    if n.count(",") == 1:
+        last, first = (p.strip() for p in n.split(","))
+        if last and first and " " not in last:
+            n = f"{first} {last}"
+    n = _NAME_NOISE_RE.sub(" ", n.casefold())
+    return " ".join(n.split())
+
+
+@lru_cache(maxsize=1024)
+def _compile(pattern: str) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern, re.I)
+    except re.error:
+        return None
+
+
+def _is_registered_address(entry: ImpersonationEntry, email: str) -> bool:
+    email = email.strip().lower()
+    if not entry.email:
+        return False
+    if entry.is_email_regex:
+        rx = _compile(entry.email)
+        return bool(rx and rx.fullmatch(email))
+    return email == entry.email.strip().lower()
+
+
+def _in_protected(domain: str, protected: tuple[str, ...]) -> bool:
+    return any(domain == p or domain.endswith("." + p) for p in protected)
+
+
+def _name_matches(display: str, entry: ImpersonationEntry) -> bool:
+    want = normalize_name(entry.name)
+    have = normalize_name(display)
+    if not want or not have:
+        return False
+    if have == want:
+        return True
+    # "Jane Doe (CEO)", "Jane Doe via DocuSign", "CEO Jane Doe": the registered name as whole words of a short name
+    tokens_have = have.split()
+    tokens_want = want.split()
+    if len(tokens_want) >= 2 and len(tokens_have) <= len(tokens_want) + 3:
+        joined = " " + have + " "
+        if " " + want + " " in joined:
+            return True
+        if sorted(tokens_want) == sorted(tokens_have):
+            return True
+    return False
+
+
+def _registry(parsed: ParsedMessage, sender: Address, protected: tuple[str, ...], policy: Policy) -> list[Finding]:
+    if not sender.name or _in_protected(sender.domain, protected):
+        return []
+    for entry in policy.impersonation:
+        if not entry.name or not _name_matches(sender.name, entry):
+            continue
+        if _is_registered_address(entry, sender.email):
+            return []
+        who = f"{entry.name} ({entry.email})" if entry.email and not entry.is_email_regex else entry.name
+        return [
+            Finding(
+                name="IMPERSONATION_REGISTERED_NAME",
+                detection=D.MALICIOUS_BEC,
+                score=8.0,
+                reason=(
+                    f"The sender calls itself {sender.name!r}, the name of {who} in your impersonation registry, "
+                    f"but writes from {sender.email}"
+                ),
+                field="from",
+                value=f"{sender.name} <{sender.email}>",
+                detail=f"registry entry {entry.id}: {entry.name} / {entry.email}" if entry.id is not None else None,
+                category="BEC",
+            )
+        ]
+    return []
+
+
+def _address_in_name(sender: Address, protected: tuple[str, ...]) -> list[Finding]:
+    """`"ceo@corp.example" <x@evil.example>`: the display name shows one address, the mail comes from another."""
+    m = _EMAIL_IN_NAME_RE.search(sender.name or "")
+    if not m:
+        return []
+    shown = m.group(0).lower()
+    shown_rd = registered_domain(m.group(1).lower())
+    if not sender.domain or shown_rd == registered_domain(sender.domain):
+        return []
+    protected_hit = _in_protected(shown_rd, protected)
+    return [
+        Finding(
+            name="DISPLAY_NAME_ADDRESS_MISMATCH",
+            detection=D.MALICIOUS_BEC if protected_hit else D.SPOOF,
+            score=8.0 if protected_hit else 2.0,
+            reason=f"The sender's name shows the address {shown} but the mail comes from {sender.email}",
+            field="from",
+            value=f"{sender.name} <{sender.email}>",
+            category="BEC" if protected_hit else "Spoof",
+        )
+    ]
+
+
+def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...]) -> list[Finding]:
+    if not sender_domain:
+        return []
+    look = find_lookalike(sender_domain, protected) if protected else None
+    if look is not None:
+        deliberate = look.kind in ("punycode", "homoglyph")
+        return [
+            Finding(
+                name="SENDER_LOOKALIKE_PROTECTED_DOMAIN",
+                detection=D.MALICIOUS_BEC if deliberate else D.SPOOF,
+                score=8.0 if deliberate else 5.0,
+                reason=f"The {where} domain {sender_domain} is {look.describe()} your domain {look.target}",
+                field=where.replace(" ", "_").lower(),
+                value=sender_domain,
+                detail=look.kind,
+                category="BEC" if deliberate else "Spoof",
+            )
+        ]
+    look = find_lookalike(sender_domain, brand_domains())
+    if look is not None and look.kind != "embedded":
+        return [
+            Finding(
+                name="SENDER_LOOKALIKE_BRAND",
+                detection=D.SPOOF,
+                score=5.0 if look.kind in ("punycode", "homoglyph") else 3.0,
+                reason=f"The {where} domain {sender_domain} is {look.describe()} {look.target}",
+                field=where.replace(" ", "_").lower(),
+                value=sender_domain,
+                detail=look.kind,
+                category="BrandImpersonation",
+            )
+        ]
+    return []
+
+
+def _is_list_mail(parsed: ParsedMessage) -> bool:
+    return any(parsed.header(h) for h in ("List-Id", "List-Post", "List-Unsubscribe", "Mailing-List", "X-Mailing-List"))
+
+
+def _reply_to(parsed: ParsedMessage, sender: Address, protected: tuple[str, ...], bec_signal: bool) -> list[Finding]:
+    if not parsed.reply_to or not sender.domain or _is_list_mail(parsed):
+        return []
+    from_rd = registered_domain(sender.domain)
+    for rt in parsed.reply_to:
+        if not rt.domain:
+            continue
+        rt_rd = registered_domain(rt.domain)
+        if rt_rd == from_rd:
+            continue
+        if any(rt_rd == registered_domain(a.domain) for a in parsed.to + parsed.cc if a.domain):
+            continue  # replies go to a recipient's organisation: a hand-off, not a diversion
+        claims_protected = _in_protected(from_rd, protected)
+        score = 1.0
+        why = ""
+        if claims_protected or bec_signal:
+            score = 4.0
+            why = " while the sender poses as someone you trust"
+        elif rt_rd in FREEMAIL and from_rd not in FREEMAIL:
+            score = 2.0
+            why = ", a free mailbox"
+        return [
+            Finding(
+                name="REPLY_TO_DIVERTED",
+                detection=D.MALICIOUS_BEC if claims_protected or bec_signal else D.SUSPICIOUS,
+                score=score,
+                reason=f"Replies go to {rt.email} ({rt_rd}{why}), not to the sender's domain {from_rd}",
+                field="reply_to",
+                value=rt.email,
+                category="BEC",
+            )
+        ]
+    return []
 
 
 def analyze_impersonation(parsed: ParsedMessage, envelope: Envelope, policy: Policy) -> list[Finding]:
-    return []
+    """Findings about who the message pretends to come from."""
+    sender = parsed.from_
+    if sender is None:
+        return []
+    protected = tuple(sorted({registered_domain(d.strip().lower()) for d in policy.protected_domains if d.strip()}))
+    findings: list[Finding] = []
+    findings += _registry(parsed, sender, protected, policy)
+    findings += _address_in_name(sender, protected)
+    from_domain = sender.domain
+    findings += _lookalike_sender(from_domain, "From", protected)
+    mail_from_domain = envelope.mail_from.rpartition("@")[2].lower() if "@" in envelope.mail_from else ""
+    if mail_from_domain and registered_domain(mail_from_domain) != registered_domain(from_domain):
+        findings += [
+            f
+            for f in _lookalike_sender(mail_from_domain, "envelope sender", protected)
+            if f.name == "SENDER_LOOKALIKE_PROTECTED_DOMAIN"
+        ]
+    for rt in parsed.reply_to[:3]:
+        if rt.domain and registered_domain(rt.domain) != registered_domain(from_domain):
+            findings += [
+                f
+                for f in _lookalike_sender(rt.domain, "Reply-To", protected)
+                if f.name == "SENDER_LOOKALIKE_PROTECTED_DOMAIN"
+            ]
+    bec_signal = any(f.detection is D.MALICIOUS_BEC for f in findings)
+    findings += _reply_to(parsed, sender, protected, bec_signal)
+    return findings

@@ -2,8 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.nameserver
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.resolver
+import dns.reversename
+
+from mailsec.config import Settings, parse_hostport
+
+log = logging.getLogger(__name__)
 
 
 class DnsResolver(Protocol):
@@ -31,3 +51,205 @@ class Resolvers:
     asn_db: str = ""
     dnsbl_zones: tuple[str, ...] = ()
     trusted_arc_sealers: tuple[str, ...] = ()
+
+
+_Value = list[Any]
+
+
+class DnspythonResolver:
+    """`DnsResolver` on dnspython: fixed nameservers (or the system's), short timeouts and a small TTL cache.
+
+    Answers, NXDOMAIN/NODATA and failures (SERVFAIL, timeout) are cached — for their TTL, the SOA minimum and
+    `fail_ttl` seconds — so a burst of mail from one domain costs one lookup. When a query times out, each server is
+    probed once with a tiny query; if none answers (or `max_timeouts_in_a_row` queries in a row timed out: a
+    resolver that is up but cut off from the Internet), the resolver is marked down for `down_backoff` seconds and
+    every lookup fails at once with `DnsTempError` — an unreachable DNS costs one timeout, not one per message."""
+
+    def __init__(
+        self,
+        nameservers: Sequence[str] = (),
+        port: int = 53,
+        timeout: float = 1.0,
+        *,
+        cache_size: int = 4096,
+        max_ttl: float = 3600.0,
+        negative_ttl: float = 300.0,
+        fail_ttl: float = 30.0,
+        down_backoff: float = 30.0,
+        probe_timeout: float = 0.3,
+        max_timeouts_in_a_row: int = 4,
+    ) -> None:
+        servers = [s for s in nameservers if s and s != "system"]
+        self._resolver = dns.resolver.Resolver(configure=not servers)
+        if servers:
+            pairs = [parse_hostport(s, port) for s in servers]
+            for host, _ in pairs:
+                ipaddress.ip_address(host)  # nameservers must be IP addresses
+            self._resolver.nameservers = [dns.nameserver.Do53Nameserver(h, p) for h, p in pairs]
+        self._resolver.timeout = timeout
+        self._resolver.lifetime = timeout
+        self._resolver.retry_servfail = False
+        self._resolver.use_search_by_default = False
+        self._probe_timeout = min(probe_timeout, timeout)
+        self._cache: OrderedDict[tuple[str, int], tuple[float, _Value | None]] = OrderedDict()
+        self._cache_size = cache_size
+        self._max_ttl = max_ttl
+        self._negative_ttl = negative_ttl
+        self._fail_ttl = fail_ttl
+        self._down_backoff = down_backoff
+        self._down_until = 0.0
+        self._timeouts_in_a_row = 0
+        self._max_timeouts_in_a_row = max_timeouts_in_a_row
+        self._lock = threading.Lock()
+        self.queries = 0  # lookups that went to the network; for tests and benchmarks
+
+    @property
+    def servers(self) -> list[tuple[str, int]]:
+        out = []
+        for ns in self._resolver.nameservers:
+            if isinstance(ns, dns.nameserver.Do53Nameserver):
+                out.append((ns.address, ns.port))
+            elif isinstance(ns, str):
+                out.append((ns, self._resolver.port))
+        return out
+
+    # -- the protocol -------------------------------------------------------------------------------------------
+
+    def txt(self, name: str) -> list[str]:
+        return [b"".join(r.strings).decode("utf-8", "surrogateescape") for r in self._lookup(name, dns.rdatatype.TXT)]
+
+    def a(self, name: str) -> list[str]:
+        return [r.address for r in self._lookup(name, dns.rdatatype.A)]
+
+    def aaaa(self, name: str) -> list[str]:
+        return [r.address for r in self._lookup(name, dns.rdatatype.AAAA)]
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        records = self._lookup(name, dns.rdatatype.MX)
+        return [(int(r.preference), r.exchange.to_text(omit_final_dot=True)) for r in records]
+
+    def ptr(self, ip: str) -> list[str]:
+        try:
+            rev = dns.reversename.from_address(ip).to_text()
+        except (ValueError, dns.exception.SyntaxError):
+            return []
+        return [r.target.to_text(omit_final_dot=True) for r in self._lookup(rev, dns.rdatatype.PTR)]
+
+    # -- internals ----------------------------------------------------------------------------------------------
+
+    def _lookup(self, name: str, rdtype: dns.rdatatype.RdataType) -> _Value:
+        key = (name.rstrip(".").lower(), int(rdtype))
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] > now:
+                self._cache.move_to_end(key)
+                if hit[1] is None:
+                    raise DnsTempError(f"{key[0]}: no usable answer (server failure or timeout, cached)")
+                return hit[1]
+            if now < self._down_until:
+                raise DnsTempError(f"no DNS server reachable (retry in {self._down_until - now:.0f}s)")
+        value, ttl = self._resolve(key[0], rdtype)
+        self._store(key, value, ttl)
+        if value is None:
+            raise DnsTempError(f"{key[0]}: no usable answer (server failure or timeout)")
+        return value
+
+    def _resolve(self, name: str, rdtype: dns.rdatatype.RdataType) -> tuple[_Value | None, float]:
+        """(records, ttl); records None for SERVFAIL or a timeout (both cached for `fail_ttl`)."""
+        try:
+            qname = dns.name.from_text(name)
+        except (dns.exception.DNSException, UnicodeError, ValueError):
+            return [], self._negative_ttl  # not a valid DNS name: nothing can exist there
+        self.queries += 1
+        try:
+            answer = self._resolver.resolve(qname, rdtype, raise_on_no_answer=False, search=False)
+        except dns.resolver.NXDOMAIN as exc:
+            self._timeouts_in_a_row = 0
+            return [], self._soa_ttl(exc.response(exc.qnames()[0]) if exc.qnames() else None)
+        except (dns.resolver.YXDOMAIN, dns.resolver.NoAnswer):
+            return [], self._negative_ttl
+        except dns.resolver.NoNameservers:
+            return None, self._fail_ttl  # every server answered SERVFAIL/REFUSED or broke
+        except (dns.resolver.LifetimeTimeout, dns.exception.Timeout):
+            with self._lock:
+                self._timeouts_in_a_row += 1
+                many = self._timeouts_in_a_row >= self._max_timeouts_in_a_row
+            if many or not self._reachable():
+                self._mark_down()
+            return None, self._fail_ttl  # the server is alive but this name does not resolve in time
+        except dns.resolver.NoResolverConfiguration as exc:
+            self._mark_down()
+            raise DnsTempError("no DNS server configured") from exc
+        except dns.exception.DNSException as exc:
+            raise DnsTempError(f"{name}: {type(exc).__name__}") from exc
+        with self._lock:
+            self._timeouts_in_a_row = 0
+        if answer.rrset is None:
+            return [], self._soa_ttl(answer.response)
+        return list(answer.rrset), float(answer.rrset.ttl)
+
+    def _soa_ttl(self, response: Any) -> float:
+        try:
+            for rrset in response.authority:
+                if rrset.rdtype == dns.rdatatype.SOA:
+                    return float(min(rrset.ttl, rrset[0].minimum, self._negative_ttl))
+        except (AttributeError, IndexError):
+            pass
+        return min(60.0, self._negative_ttl)
+
+    def _store(self, key: tuple[str, int], value: _Value | None, ttl: float) -> None:
+        expires = time.monotonic() + max(0.0, min(ttl, self._max_ttl))
+        with self._lock:
+            self._cache[key] = (expires, value)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _reachable(self) -> bool:
+        """After a timeout: does any server answer anything at all?"""
+        probe = dns.message.make_query(".", dns.rdatatype.NS)
+        for host, port in self.servers:
+            try:
+                dns.query.udp(probe, host, timeout=self._probe_timeout, port=port, ignore_unexpected=True)
+                return True
+            except (dns.exception.DNSException, OSError):
+                continue
+        return False
+
+    def _mark_down(self) -> None:
+        with self._lock:
+            self._down_until = time.monotonic() + self._down_backoff
+        log.warning("no DNS server answers; DNS checks report temperror for %.0fs", self._down_backoff)
+
+
+_shared: dict[tuple[tuple[str, ...], int, float], DnspythonResolver] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_dns(servers: Sequence[str], port: int = 53, timeout: float = 1.0) -> DnspythonResolver:
+    """One resolver (and so one cache) per configuration and process."""
+    key = (tuple(servers), port, timeout)
+    with _shared_lock:
+        resolver = _shared.get(key)
+        if resolver is None:
+            resolver = _shared[key] = DnspythonResolver(servers, port, timeout)
+        return resolver
+
+
+def build_resolvers(settings: Settings, dns_factory: Callable[..., DnsResolver] = shared_dns) -> Resolvers:
+    """The resolvers the settings ask for. No `dns_servers` means no DNS checks at all (they report "none"): an
+    unconfigured installation never waits on the network. `dns_servers = ["system"]` uses /etc/resolv.conf."""
+    dns_resolver = None
+    if settings.dns_servers:
+        try:
+            dns_resolver = dns_factory(settings.dns_servers, settings.dns_port, settings.dns_timeout_seconds)
+        except (ValueError, dns.exception.DNSException) as exc:
+            log.error("DNS resolver not usable (%s); authentication checks are off", exc)
+    return Resolvers(
+        dns=dns_resolver,
+        geoip_db=settings.geoip_db,
+        asn_db=settings.asn_db,
+        dnsbl_zones=tuple(settings.dnsbl_zones),
+        trusted_arc_sealers=tuple(s.lower().rstrip(".") for s in settings.trusted_arc_sealers),
+    )

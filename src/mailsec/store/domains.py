@@ -50,7 +50,12 @@ def normalize_domain(name: str) -> str:
     name = name.strip().lower().rstrip(".")
     if not name or " " in name or "@" in name:
         raise ValueError(f"{name!r} is not a domain name")
-    return name.encode("idna").decode("ascii") if not name.isascii() else name
+    if name.isascii():
+        return name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError as exc:  # not a name IDNA can spell: a caller's 400, never a crash
+        raise ValueError(f"{name!r} is not a domain name") from exc
 
 
 class DomainRepo:

@@ -92,6 +92,52 @@ def row_to_message(row: Any) -> StoredMessage:
     )
 
 
+def message_values(rec: MessageRecord) -> dict[str, Any]:
+    """The `messages` row of a record (without `pk`); bulk loaders (bench/search.py) use it too."""
+    p, v = rec.parsed, rec.verdict
+    return {
+        "account_id": rec.account_id,
+        "id": rec.investigate_id,
+        "postfix_id": rec.postfix_id,
+        "alert_id": rec.alert_id,
+        "scanned_us": to_us(rec.scanned_at),
+        "sent_us": to_us(p.sent_at) if p.sent_at else None,
+        "raw_sha256": rec.raw_sha256,
+        "raw_size": rec.raw_size,
+        "delivery_mode": str(rec.delivery_mode),
+        "final_disposition": str(v.disposition),
+        "is_detection": disposition_is_detection(v.disposition),
+        "is_quarantined": rec.is_quarantined,
+        "is_phish_submission": rec.is_phish_submission,
+        "delivery_status": rec.delivery_status,
+        "from_addr": p.from_.email if p.from_ else None,
+        "from_name": p.from_.name if p.from_ else None,
+        "envelope_from": rec.envelope_from,
+        "replyto": p.reply_to[0].email if p.reply_to else None,
+        "subject": p.subject,
+        "subject_lower": p.subject.lower(),
+        "message_id": p.message_id,
+        "smtp_helo_server_ip": rec.envelope.client_ip or p.smtp_helo_server_ip,
+        "smtp_previous_hop_ip": p.smtp_previous_hop_ip,
+        "x_originating_ip": p.x_originating_ip,
+        "edf_hash": v.edf_hash,
+        "htmltext_structure_hash": v.htmltext_structure_hash,
+        "data_json": dumps(rec.data()),
+        "verdict_json": dumps(verdict_to_json(v)),
+        "search_text": rec.search_text(),
+        "operations": "",
+    }
+
+
+def term_values(pk: int, rec: MessageRecord) -> list[dict[str, Any]]:
+    """The `message_terms` rows of a stored record."""
+    scanned_us = to_us(rec.scanned_at)
+    return [
+        {"message_pk": pk, "account_id": rec.account_id, "kind": k, "value": val, "scanned_us": scanned_us}
+        for k, val in sorted(rec.terms())
+    ]
+
+
 class MessageRepo:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -108,50 +154,12 @@ class MessageRepo:
         return pk
 
     def _insert(self, conn: Connection, rec: MessageRecord) -> int:
-        p, v = rec.parsed, rec.verdict
-        scanned_us = to_us(rec.scanned_at)
-        pk = int(
-            conn.execute(
-                insert(messages).values(
-                    account_id=rec.account_id,
-                    id=rec.investigate_id,
-                    postfix_id=rec.postfix_id,
-                    alert_id=rec.alert_id,
-                    scanned_us=scanned_us,
-                    sent_us=to_us(p.sent_at) if p.sent_at else None,
-                    raw_sha256=rec.raw_sha256,
-                    raw_size=rec.raw_size,
-                    delivery_mode=str(rec.delivery_mode),
-                    final_disposition=str(v.disposition),
-                    is_detection=disposition_is_detection(v.disposition),
-                    is_quarantined=rec.is_quarantined,
-                    is_phish_submission=rec.is_phish_submission,
-                    delivery_status=rec.delivery_status,
-                    from_addr=p.from_.email if p.from_ else None,
-                    from_name=p.from_.name if p.from_ else None,
-                    envelope_from=rec.envelope_from,
-                    replyto=p.reply_to[0].email if p.reply_to else None,
-                    subject=p.subject,
-                    subject_lower=p.subject.lower(),
-                    message_id=p.message_id,
-                    smtp_helo_server_ip=rec.envelope.client_ip or p.smtp_helo_server_ip,
-                    smtp_previous_hop_ip=p.smtp_previous_hop_ip,
-                    x_originating_ip=p.x_originating_ip,
-                    edf_hash=v.edf_hash,
-                    htmltext_structure_hash=v.htmltext_structure_hash,
-                    data_json=dumps(rec.data()),
-                    verdict_json=dumps(verdict_to_json(v)),
-                    search_text=rec.search_text(),
-                    operations="",
-                )
-            ).inserted_primary_key[0]  # type: ignore[index]
-        )
-        terms = [
-            {"message_pk": pk, "account_id": rec.account_id, "kind": k, "value": val, "scanned_us": scanned_us}
-            for k, val in sorted(rec.terms())
-        ]
+        v = rec.verdict
+        pk = int(conn.execute(insert(messages).values(**message_values(rec))).inserted_primary_key[0])  # type: ignore[index]
+        terms = term_values(pk, rec)
         if terms:
             conn.execute(insert(message_terms), terms)
+        p = rec.parsed
         now = _now_us()
         rcpts = [
             {"message_pk": pk, "address": a, "status": rec.delivery_status or "queued", "updated_us": now}

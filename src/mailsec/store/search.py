@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, literal_column, or_, select, text
+from sqlalchemy import Engine, Integer, and_, exists, func, literal_column, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailsec.model import MESSAGE_ACTION_OPERATIONS, DeliveryMode, Disposition, MessageAction
@@ -122,29 +122,36 @@ def validate(params: SearchParams) -> None:
         decode_cursor(params.cursor)
 
 
-def _term_filter(account_id: str, kind: str, value: str) -> ColumnElement[bool]:
-    return exists().where(
-        message_terms.c.account_id == account_id,
-        message_terms.c.kind == kind,
-        message_terms.c.value == value,
-        message_terms.c.message_pk == messages.c.pk,
+def _term_filter(account_id: str, kind: str, value: str, window: tuple[int, int]) -> ColumnElement[bool]:
+    """`pk IN (terms of this value inside the window)`: the planner can drive from `ix_terms_lookup` (a range on
+    account, kind, value, time) instead of probing every message of the window for its terms."""
+    return messages.c.pk.in_(
+        select(message_terms.c.message_pk).where(
+            message_terms.c.account_id == account_id,
+            message_terms.c.kind == kind,
+            message_terms.c.value == value,
+            message_terms.c.scanned_us >= window[0],
+            message_terms.c.scanned_us <= window[1],
+        )
     )
 
 
-def _address_filter(account_id: str, value: str, addr_kind: str, dom_kind: str) -> ColumnElement[bool]:
+def _address_filter(
+    account_id: str, value: str, addr_kind: str, dom_kind: str, window: tuple[int, int]
+) -> ColumnElement[bool]:
     value = value.strip().lower()
     if "@" in value:
         if value.startswith("@"):
-            return _term_filter(account_id, dom_kind, value[1:])
-        return _term_filter(account_id, addr_kind, value)
-    return _term_filter(account_id, dom_kind, value.strip("."))
+            return _term_filter(account_id, dom_kind, value[1:], window)
+        return _term_filter(account_id, addr_kind, value, window)
+    return _term_filter(account_id, dom_kind, value.strip("."), window)
 
 
 def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _query_filters(engine: Engine, query: str) -> list[ColumnElement[bool]]:
+def _query_filters(engine: Engine, query: str, account_id: str, window: tuple[int, int]) -> list[ColumnElement[bool]]:
     terms = [t.lower() for t in query.split() if t]
     conds: list[ColumnElement[bool]] = []
     fts_terms = []
@@ -154,12 +161,24 @@ def _query_filters(engine: Engine, query: str) -> list[ColumnElement[bool]]:
         else:
             conds.append(messages.c.search_text.like(f"%{_like_escape(term)}%", escape="\\"))
     if fts_terms:
+        # The FTS5 match list is bounded to the pk range of the window's messages (min/max over the time index):
+        # without it a common term materialises every match of every year before the time filter applies.
+        in_window = and_(
+            messages.c.account_id == account_id,
+            messages.c.scanned_us >= window[0],
+            messages.c.scanned_us <= window[1],
+        )
+        rowid = literal_column("rowid", Integer)
         match = " AND ".join(fts_terms)
         conds.append(
             messages.c.pk.in_(
-                select(literal_column("rowid"))
+                select(rowid)
                 .select_from(text("messages_fts"))
-                .where(text("messages_fts MATCH :fts_match").bindparams(fts_match=match))
+                .where(
+                    text("messages_fts MATCH :fts_match").bindparams(fts_match=match),
+                    rowid >= select(func.min(messages.c.pk)).where(in_window).scalar_subquery(),
+                    rowid <= select(func.max(messages.c.pk)).where(in_window).scalar_subquery(),
+                )
             )
         )
     return conds
@@ -170,10 +189,11 @@ def build_conditions(
 ) -> list[ColumnElement[bool]]:
     validate(params)
     start, end = resolve_window(params, now)
+    window = (to_us(start), to_us(end))
     conds: list[ColumnElement[bool]] = [
         messages.c.account_id == account_id,
-        messages.c.scanned_us >= to_us(start),
-        messages.c.scanned_us <= to_us(end),
+        messages.c.scanned_us >= window[0],
+        messages.c.scanned_us <= window[1],
     ]
     if params.final_disposition:
         disposition = params.final_disposition.upper()
@@ -186,14 +206,19 @@ def build_conditions(
     if params.submissions:
         conds.append(or_(messages.c.is_phish_submission.is_(True), messages.c.delivery_mode.in_(SUBMISSION_MODES)))
     if params.sender:
-        conds.append(_address_filter(account_id, params.sender, "sa", "sd"))
+        conds.append(_address_filter(account_id, params.sender, "sa", "sd", window))
     if params.recipient:
-        conds.append(_address_filter(account_id, params.recipient, "ra", "rd"))
+        conds.append(_address_filter(account_id, params.recipient, "ra", "rd", window))
     if params.domain:
-        conds.append(_term_filter(account_id, "d", params.domain.strip().lower().lstrip("@").strip(".")))
+        conds.append(_term_filter(account_id, "d", params.domain.strip().lower().lstrip("@").strip("."), window))
     if params.subject:
-        for word in params.subject.lower().split():
+        words = params.subject.lower().split()
+        for word in words:
             conds.append(messages.c.subject_lower.like(f"%{_like_escape(word)}%", escape="\\"))
+        # The subject is part of search_text: its text index narrows the rows (a superset; the LIKE above decides).
+        indexed = [w for w in words if len(w) >= 3]
+        if indexed:
+            conds.extend(_query_filters(engine, " ".join(indexed), account_id, window))
     if params.exact_subject is not None and params.exact_subject != "":
         conds.append(messages.c.subject_lower == params.exact_subject.lower())
     if params.alert_id:
@@ -209,7 +234,7 @@ def build_conditions(
         ops = [o.value for o in MESSAGE_ACTION_OPERATIONS[MessageAction(params.message_action.upper())]]
         conds.append(exists().where(action_log.c.message_pk == messages.c.pk, action_log.c.operation.in_(ops)))
     if params.query:
-        conds.extend(_query_filters(engine, params.query))
+        conds.extend(_query_filters(engine, params.query, account_id, window))
     return conds
 
 

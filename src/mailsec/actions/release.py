@@ -1,0 +1,91 @@
+"""Release from quarantine: deliver held messages to their recipients through the next hop now, and report per
+recipient exactly what the next hop said — delivered (2xx), failed (5xx), undelivered (4xx or no connection; the
+queue retries these). The action log records who asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mailsec import ids
+from mailsec.gateway import dispatch
+from mailsec.model import Operation, TraceDirection
+from mailsec.services import Services
+from mailsec.store.queue import QueueRepo
+from mailsec.store.records import from_us
+
+RELEASABLE = ("quarantined", "deferred", "queued")
+
+
+@dataclass
+class ReleaseResult:
+    id: str
+    postfix_id: str | None
+    delivered: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    undelivered: list[str] = field(default_factory=list)
+    found: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "postfix_id": self.postfix_id,
+            "delivered": self.delivered,
+            "failed": self.failed,
+            "undelivered": self.undelivered,
+        }
+
+
+def release_one(services: Services, account_id: str, ref: str, requested_by: str | None) -> ReleaseResult:
+    message = services.messages.get(account_id, ref)
+    if message is None:
+        return ReleaseResult(ids.normalize_message_ref(ref), ids.postfix_id_of(ref), found=False)
+    result = ReleaseResult(message.id, message.postfix_id)
+    if not message.row.get("is_quarantined"):
+        return result  # nothing is held: nothing to deliver
+    recipients = [
+        r["address"] for r in services.messages.recipient_states(message.pk) if r["status"] in RELEASABLE
+    ] or [r["address"] for r in services.messages.recipient_states(message.pk)]
+    services.messages.add_trace(
+        message.pk, TraceDirection.INBOUND, f"released from quarantine by {requested_by or 'unknown'}"
+    )
+    mail_from = str(message.row.get("envelope_from") or "")
+    outcome = dispatch.deliver_message(
+        services, message, recipients, mail_from, "release delivery", released_by=requested_by or ""
+    )
+    result.delivered, result.failed, result.undelivered = outcome.delivered, outcome.failed, outcome.undelivered
+    services.messages.set_state(
+        message.pk, delivery_status=dispatch.message_status(services, message.pk), is_quarantined=False
+    )
+    if outcome.undelivered:
+        retry = services.settings.queue_retry_seconds
+        delay = int(float(retry[0] if retry else 60.0) * 1_000_000)
+        envelope = {
+            "mail_from": mail_from,
+            "rcpt_to": recipients,
+            "mode": message.row["delivery_mode"],
+            "received_us": int(from_us(message.row["scanned_us"]).timestamp() * 1_000_000),
+        }
+        QueueRepo(services.engine).schedule_retry(
+            message.postfix_id, account_id, message.row["raw_sha256"], envelope, {"release": True}, delay
+        )
+        services.messages.add_trace(
+            message.pk,
+            TraceDirection.OUTBOUND,
+            f"release: {len(outcome.undelivered)} recipient(s) deferred; will retry",
+        )
+    status = (
+        "completed"
+        if not outcome.undelivered and not outcome.failed
+        else "pending"
+        if outcome.undelivered
+        else "failed"
+    )
+    services.messages.add_action(
+        message.pk, Operation.QUARANTINE_RELEASE, status=status, folder="Inbox", requested_by=requested_by
+    )
+    return result
+
+
+def release(services: Services, account_id: str, refs: list[str], requested_by: str | None) -> list[ReleaseResult]:
+    return [release_one(services, account_id, ref, requested_by) for ref in refs]

@@ -1,0 +1,260 @@
+"""`/settings/domains`: the protected domains (list, get, create, edit, replace, delete), the same rows the mail
+administrator manages with `mailsec domain`. Shapes follow the reference OpenAPI document; ids are numeric strings."""
+
+# No `from __future__ import annotations`, as in settings.py.
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from mailsec.api.auth import require_read, require_write
+from mailsec.api.envelope import ERROR_RESPONSES, Envelope, bad_request, not_found, ok
+from mailsec.api.routers.settings import (
+    PREFIX,
+    DeletedOut,
+    DeliveryModeName,
+    DispositionName,
+    Page,
+    PageEnvelope,
+    PerPage,
+    Region,
+    RequestBody,
+    iso_ts,
+    page_of,
+    services_of,
+)
+from mailsec.store.accounts import AlreadyExists
+from mailsec.store.domains import Domain, normalize_domain
+
+router = APIRouter(prefix=PREFIX, tags=["settings"], responses=ERROR_RESPONSES)
+
+
+# -- protected domains ---------------------------------------------------------------------------------------------
+
+
+class DomainCreate(RequestBody):
+    domain: str = Field(min_length=1, max_length=255)
+    allowed_delivery_modes: list[DeliveryModeName] = Field(min_length=1)
+    drop_dispositions: list[DispositionName] = []
+    ip_restrictions: list[str] = []
+    regions: list[Region] = []
+    folder: Literal["AllItems", "Inbox"] | None = None
+    integration_id: str | None = None
+    lookback_hops: int | None = Field(default=None, ge=0, le=100)
+    require_tls_inbound: bool | None = None
+    require_tls_outbound: bool | None = None
+    transport: str | None = Field(default=None, max_length=1024)
+
+
+class DomainPut(RequestBody):
+    allowed_delivery_modes: list[DeliveryModeName] = Field(min_length=1)
+    drop_dispositions: list[DispositionName] = []
+    ip_restrictions: list[str] = []
+    regions: list[Region] = []
+    folder: Literal["AllItems", "Inbox"] | None = None
+    integration_id: str | None = None
+    lookback_hops: int | None = Field(default=None, ge=0, le=100)
+    require_tls_inbound: bool | None = None
+    require_tls_outbound: bool | None = None
+    transport: str | None = Field(default=None, max_length=1024)
+
+
+class DomainEdit(RequestBody):
+    allowed_delivery_modes: list[DeliveryModeName] | None = Field(default=None, min_length=1)
+    drop_dispositions: list[DispositionName] | None = None
+    ip_restrictions: list[str] | None = None
+    regions: list[Region] | None = None
+    folder: Literal["AllItems", "Inbox"] | None = None
+    integration_id: str | None = None
+    lookback_hops: int | None = Field(default=None, ge=0, le=100)
+    require_tls_inbound: bool | None = None
+    require_tls_outbound: bool | None = None
+    transport: str | None = Field(default=None, max_length=1024)
+
+
+class DomainOut(BaseModel):
+    id: str
+    allowed_delivery_modes: list[DeliveryModeName]
+    created_at: str
+    domain: str
+    drop_dispositions: list[DispositionName]
+    folder: Literal["AllItems", "Inbox"] | None
+    inbox_provider: Literal["Microsoft", "Google"] | None
+    integration_id: str | None
+    ip_restrictions: list[str]
+    last_modified: str
+    lookback_hops: int
+    modified_at: str | None
+    o365_tenant_id: str | None
+    regions: list[Region]
+    require_tls_inbound: bool
+    require_tls_outbound: bool
+    status: Literal["PENDING", "ACTIVE", "FAILED", "TIMEOUT"]
+    transport: str
+
+
+DOMAIN_SETTINGS = (
+    "drop_dispositions",
+    "ip_restrictions",
+    "regions",
+    "folder",
+    "integration_id",
+    "lookback_hops",
+    "require_tls_inbound",
+    "require_tls_outbound",
+)
+
+
+def domain_out(d: Domain) -> dict[str, Any]:
+    s = d.settings
+    modes = s.get("allowed_delivery_modes") or [d.mode]
+    return {
+        "id": str(d.id),
+        "allowed_delivery_modes": list(modes),
+        "created_at": iso_ts(d.created_us),
+        "domain": d.domain,
+        "drop_dispositions": list(s.get("drop_dispositions") or []),
+        "folder": s.get("folder"),
+        "inbox_provider": None,
+        "integration_id": s.get("integration_id"),
+        "ip_restrictions": list(s.get("ip_restrictions") or []),
+        "last_modified": iso_ts(d.updated_us),
+        "lookback_hops": int(s.get("lookback_hops") or 1),
+        "modified_at": iso_ts(d.updated_us),
+        "o365_tenant_id": None,
+        "regions": list(s.get("regions") or ["GLOBAL"]),
+        "require_tls_inbound": bool(s.get("require_tls_inbound", False)),
+        "require_tls_outbound": bool(s.get("require_tls_outbound", False)),
+        "status": "ACTIVE",
+        "transport": d.next_hop,
+    }
+
+
+def _check_ips(values: list[str] | None) -> None:
+    for ip in values or ():
+        try:
+            ipaddress.ip_network(ip.strip(), strict=False)
+        except ValueError as exc:
+            raise bad_request(f"ip_restrictions: {ip!r} is not an IP address or CIDR block") from exc
+
+
+def _domain_pk(domain_id: str) -> int | None:
+    return int(domain_id) if domain_id.isdigit() and len(domain_id) <= 18 else None
+
+
+def _load_domain(request: Request, account_id: str, domain_id: str) -> Domain:
+    pk = _domain_pk(domain_id)
+    found = services_of(request).domains.get(account_id, pk) if pk is not None else None
+    if found is None:
+        raise not_found(f"domain {domain_id}")
+    return found
+
+
+def _domain_update(request: Request, account_id: str, domain_id: str, changes: dict[str, Any], replace: bool) -> Any:
+    repo = services_of(request).domains
+    current = _load_domain(request, account_id, domain_id)
+    _check_ips(changes.get("ip_restrictions"))
+    settings = {} if replace else dict(current.settings)
+    settings.update({k: v for k, v in changes.items() if k in DOMAIN_SETTINGS or k == "allowed_delivery_modes"})
+    mode = current.mode
+    modes = settings.get("allowed_delivery_modes")
+    if modes and mode not in modes:
+        mode = modes[0]
+    updated = repo.update(
+        account_id, current.id, mode=mode, next_hop=changes.get("transport", current.next_hop), settings=settings
+    )
+    if updated is None:
+        raise not_found(f"domain {domain_id}")
+    return ok(domain_out(updated))
+
+
+@router.get("/domains", summary="List protected domains", response_model=PageEnvelope[list[DomainOut]])
+def list_domains(
+    request: Request,
+    account_id: str,
+    page: Page = 1,
+    per_page: PerPage = 20,
+    search: str | None = None,
+    order: Literal["domain", "created_at"] | None = None,
+    direction: Literal["asc", "desc"] | None = None,
+    allowed_delivery_mode: DeliveryModeName | None = None,
+    active_delivery_mode: DeliveryModeName | None = None,
+    integration_id: str | None = None,
+    status: str | None = None,
+    domain: Annotated[list[str] | None, Query()] = None,
+) -> Any:
+    require_read(request, account_id)
+    rows = services_of(request).domains.list(account_id)
+    if active_delivery_mode:
+        rows = [d for d in rows if d.mode == active_delivery_mode]
+    out = [domain_out(d) for d in rows]
+    try:
+        wanted = {normalize_domain(x) for x in domain or () if x.strip()}
+    except ValueError as exc:
+        raise bad_request(str(exc), pointer="/domain") from exc
+    if wanted:
+        out = [d for d in out if d["domain"] in wanted]
+    if search:
+        out = [d for d in out if search.lower() in d["domain"]]
+    if allowed_delivery_mode:
+        out = [d for d in out if allowed_delivery_mode in d["allowed_delivery_modes"]]
+    if integration_id:
+        out = [d for d in out if d["integration_id"] == integration_id]
+    if status:
+        out = [d for d in out if d["status"] == status.upper()]
+    if order == "domain":
+        out.sort(key=lambda d: d["domain"], reverse=direction == "desc")
+    else:
+        out.sort(key=lambda d: (d["created_at"], int(d["id"])), reverse=direction == "desc")
+    return page_of(out, page, per_page)
+
+
+@router.post("/domains", summary="Protect a domain", response_model=Envelope[DomainOut])
+def create_domain(request: Request, account_id: str, body: DomainCreate) -> Any:
+    require_write(request, account_id)
+    _check_ips(body.ip_restrictions)
+    try:
+        name = normalize_domain(body.domain)
+    except ValueError as exc:
+        raise bad_request(str(exc), pointer="/domain") from exc
+    settings = body.model_dump(include={*DOMAIN_SETTINGS, "allowed_delivery_modes"}, exclude_none=True)
+    try:
+        created = services_of(request).domains.add(
+            account_id, name, mode=body.allowed_delivery_modes[0], next_hop=body.transport or "", settings=settings
+        )
+    except AlreadyExists as exc:
+        raise bad_request(str(exc), pointer="/domain") from exc
+    except ValueError as exc:
+        raise bad_request(str(exc)) from exc
+    return ok(domain_out(created))
+
+
+@router.get("/domains/{domain_id}", summary="Get a protected domain", response_model=Envelope[DomainOut])
+def get_domain(request: Request, account_id: str, domain_id: str) -> Any:
+    require_read(request, account_id)
+    return ok(domain_out(_load_domain(request, account_id, domain_id)))
+
+
+@router.patch("/domains/{domain_id}", summary="Edit a protected domain", response_model=Envelope[DomainOut])
+def edit_domain(request: Request, account_id: str, domain_id: str, body: DomainEdit) -> Any:
+    require_write(request, account_id)
+    return _domain_update(request, account_id, domain_id, body.model_dump(exclude_unset=True, exclude_none=True), False)
+
+
+@router.put("/domains/{domain_id}", summary="Replace a protected domain's settings", response_model=Envelope[DomainOut])
+def replace_domain(request: Request, account_id: str, domain_id: str, body: DomainPut) -> Any:
+    require_write(request, account_id)
+    changes = body.model_dump(exclude_none=True)
+    changes.setdefault("transport", "")
+    return _domain_update(request, account_id, domain_id, changes, True)
+
+
+@router.delete("/domains/{domain_id}", summary="Stop protecting a domain", response_model=Envelope[DeletedOut])
+def delete_domain(request: Request, account_id: str, domain_id: str) -> Any:
+    require_write(request, account_id)
+    pk = _domain_pk(domain_id)
+    if pk is None or not services_of(request).domains.delete(account_id, pk):
+        raise not_found(f"domain {domain_id}")
+    return ok({"id": domain_id})

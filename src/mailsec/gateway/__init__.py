@@ -1,0 +1,1 @@
+"""The mail gateway: SMTP receive → durable queue → scan/store → dispatch (deliver, quarantine), with retries."""

@@ -1,0 +1,192 @@
+"""The SMTP face of the gateway (aiosmtpd). The protocol lives in aiosmtpd; this handler only decides: RCPT is
+accepted for protected domains (no open relay), and DATA is answered 250 after the receive stage made the message
+durable. Blocking work (database, fsync) runs in a thread pool so one slow disk never stalls other sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from mailsec.config import parse_hostport
+from mailsec.gateway.receive import Session as ReceiveSession
+from mailsec.gateway.receive import receive
+from mailsec.services import Services
+from mailsec.store.queue import now_us
+
+log = logging.getLogger("mailsec.gateway.smtp")
+
+
+def _trace(session: Session) -> list[tuple[str, int]]:
+    lines: list[tuple[str, int]] = getattr(session, "mailsec_trace", None) or []
+    if not hasattr(session, "mailsec_trace"):
+        session.mailsec_trace = lines  # type: ignore[attr-defined]
+    return lines
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP, noting the connection (and TLS) in the session's trace. Lines longer than RFC 5321's 1,000
+    octets are accepted (as Postfix does): real mail has them, and refusing would bounce legitimate messages."""
+
+    line_length_limit = 1024 * 1024
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = self.session.peer if self.session else None
+        ip = peer[0] if isinstance(peer, tuple) else str(peer)
+        if self.session is not None:
+            lines = _trace(self.session)
+            if self.session.ssl is not None:
+                obj = transport.get_extra_info("ssl_object")
+                version = obj.version() if obj is not None else "TLS"
+                cipher = transport.get_extra_info("cipher")
+                lines.append((f"TLS established: {version} {cipher[0] if cipher else ''}".strip(), now_us()))
+            else:
+                lines.append((f"connect from {ip}", now_us()))
+
+
+class GatewayHandler:
+    def __init__(self, services: Services, executor: ThreadPoolExecutor, on_queued: Any = None) -> None:
+        self.services = services
+        self.executor = executor
+        self.on_queued = on_queued
+
+    async def _blocking(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        _trace(session).append((f"EHLO {hostname}", now_us()))
+        out = [r for r in responses if not r[4:].upper().startswith("AUTH")]
+        out.insert(1, "250-PIPELINING")
+        out.insert(2, "250-ENHANCEDSTATUSCODES")
+        return out
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options: list[str]
+    ) -> str:
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        lines = _trace(session)
+        base = getattr(session, "mailsec_base", None)
+        if base is not None:  # lines of an earlier transaction in this session (done, RSET or abandoned)
+            del lines[base:]
+        session.mailsec_base = len(lines)  # type: ignore[attr-defined]
+        lines.append((f"MAIL FROM:<{address}> {' '.join(mail_options)}".strip(), now_us()))
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        try:
+            owner = await self._blocking(self.services.domains.owner_of, address)
+        except Exception:
+            log.exception("domain lookup failed")
+            return "451 4.3.0 temporary failure, try again later"
+        if owner is None or "@" not in address:
+            _trace(session).append((f"RCPT TO:<{address}> refused: relay access denied", now_us()))
+            return f"550 5.7.1 <{address}>: relay access denied"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        _trace(session).append((f"RCPT TO:<{address}> accepted for {owner.domain} ({owner.mode})", now_us()))
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if isinstance(envelope.content, bytes) and not raw:
+            raw = envelope.content
+        peer = session.peer
+        info = ReceiveSession(
+            client_ip=peer[0] if isinstance(peer, tuple) else None,
+            helo=session.host_name or None,
+            tls=session.ssl is not None,
+            trace=list(_trace(session)),
+        )
+        try:
+            accepted = await self._blocking(
+                receive, self.services, raw, envelope.mail_from or "", list(envelope.rcpt_tos), info
+            )
+        except Exception:
+            log.exception("receive failed; the client will retry")
+            return "451 4.3.0 temporary failure storing the message, try again later"
+        if not accepted:
+            return "554 5.7.1 no valid recipients"
+        if self.on_queued is not None:
+            self.on_queued()
+        return "250 2.0.0 Ok: queued as " + " ".join(a.postfix_id for a in accepted)
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key or None)
+    return ctx
+
+
+class SMTPServer:
+    """The listener in a thread of its own with its own event loop, so it runs beside uvicorn in `mailsec serve`."""
+
+    def __init__(self, services: Services, listen: str, on_queued: Any = None) -> None:
+        self.services = services
+        self.host, self.port = parse_hostport(listen, 25)
+        self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mailsec-smtp")
+        self.handler = GatewayHandler(services, self.executor, on_queued)
+        self.loop = asyncio.new_event_loop()
+        self._server: asyncio.AbstractServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _factory(self) -> SMTP:
+        s = self.services.settings
+        return GatewaySMTP(
+            self.handler,
+            data_size_limit=s.max_message_bytes,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=s.smtp_hostname,
+            ident="mailsec ESMTP",
+            tls_context=tls_context(s.tls_cert, s.tls_key),
+            timeout=300,
+            loop=self.loop,
+        )
+
+    def start(self) -> None:
+        logging.getLogger("mail.log").setLevel(max(logging.WARNING, logging.getLogger().level))
+        ready = threading.Event()
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(self.loop)
+            try:
+                self._server = self.loop.run_until_complete(
+                    self.loop.create_server(self._factory, self.host, self.port, reuse_address=True)
+                )
+                if self.port == 0:
+                    self.port = int(self._server.sockets[0].getsockname()[1])
+            except BaseException as exc:
+                errors.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self.loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="mailsec-smtp", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        if errors:
+            raise errors[0]
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self.loop.call_soon_threadsafe(self._server.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+        self.executor.shutdown(wait=False)

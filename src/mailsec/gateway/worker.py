@@ -1,0 +1,205 @@
+"""The queue worker: claims due rows and runs each through idempotent stages — store (parse, scan, save unless
+already saved), then dispatch (quarantine, or deliver the recipients not yet final). A row is finished only after
+its stages are; a crash leaves it claimed by a dead process, and the next start resumes it."""
+
+from __future__ import annotations
+
+import email
+import email.message
+import logging
+import threading
+from datetime import datetime
+from email import policy as email_policy
+
+from mailsec import pipeline
+from mailsec.gateway import dispatch
+from mailsec.model import DeliveryMode, Envelope, TraceDirection
+from mailsec.services import Services
+from mailsec.store.blobs import BlobNotFound
+from mailsec.store.messages import StoredMessage
+from mailsec.store.queue import QueueItem, QueueRepo, now_us, worker_identity
+from mailsec.store.records import from_us
+
+log = logging.getLogger("mailsec.gateway.worker")
+INBOUND = TraceDirection.INBOUND.value
+
+
+def unwrap_journal(raw: bytes) -> bytes:
+    """A journal report carries the original as an attached message/rfc822 part; that part is what is scanned."""
+    try:
+        report = email.message_from_bytes(raw, policy=email_policy.compat32)
+    except Exception:  # hostile input: keep the report itself
+        return raw
+    for part in report.walk():
+        if part.get_content_type() == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
+                return payload[0].as_bytes()
+            if isinstance(payload, str | bytes):
+                return payload.encode("latin-1", "replace") if isinstance(payload, str) else payload
+    return raw
+
+
+def backoff_us(settings_retry: tuple[float, ...], attempts: int) -> int:
+    steps = [float(s) for s in settings_retry] or [60.0]
+    return int(steps[min(max(attempts, 1), len(steps)) - 1] * 1_000_000)
+
+
+class QueueWorker:
+    """Worker threads sharing one process; `wake()` lets the receive stage skip the poll delay."""
+
+    def __init__(self, services: Services, threads: int | None = None) -> None:
+        self.services = services
+        self.queue = QueueRepo(services.engine)
+        self.identity = worker_identity()
+        self.threads = max(1, threads or services.settings.queue_workers)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        freed = self.queue.release_dead_claims()
+        if freed:
+            log.info("resuming %d message(s) claimed by a process that stopped", freed)
+        for n in range(self.threads):
+            t = threading.Thread(
+                target=self._run, name=f"mailsec-queue-{n}", args=(f"{self.identity}:{n}",), daemon=True
+            )
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self, identity: str) -> None:
+        settings = self.services.settings
+        claim_timeout = int(settings.queue_claim_timeout_seconds * 1_000_000)
+        while not self._stop.is_set():
+            try:
+                items = self.queue.claim(identity, 8, claim_timeout)
+            except Exception:
+                log.exception("queue claim failed")
+                items = []
+            for item in items:
+                if self._stop.is_set():
+                    break
+                self.run_item(item)
+            if not items:
+                self._wake.wait(settings.queue_poll_seconds)
+                self._wake.clear()
+
+    def run_item(self, item: QueueItem) -> None:
+        try:
+            self._process(item)
+        except Exception as exc:
+            log.exception("queue item %s failed; will retry", item.postfix_id)
+            attempts = item.attempts + 1
+            if attempts >= 10:
+                self.queue.finish(item.id, "failed", attempts=attempts, data={**item.data, "error": repr(exc)[:500]})
+            else:
+                delay = backoff_us(self.services.settings.queue_retry_seconds, attempts)
+                self.queue.finish(item.id, item.state, attempts=attempts, next_attempt_us=now_us() + delay)
+
+    # -- stages ---------------------------------------------------------------------------------------------
+
+    def store(self, item: QueueItem) -> StoredMessage | None:
+        """Parse, scan and save unless this postfix_id is already saved (a rerun after a crash stores nothing new)."""
+        services = self.services
+        stored = services.messages.get(item.account_id, item.postfix_id)
+        if stored is not None:
+            return stored
+        env = item.envelope
+        try:
+            raw = services.blobs.get(item.raw_sha256)
+        except BlobNotFound:
+            log.error("queue item %s: raw message %s is missing", item.postfix_id, item.raw_sha256)
+            self.queue.finish(item.id, "failed", data={**item.data, "error": "raw message missing"})
+            return None
+        try:
+            mode = DeliveryMode(str(env.get("mode", "DIRECT")).upper())
+        except ValueError:
+            mode = DeliveryMode.DIRECT
+        content = unwrap_journal(raw) if mode is DeliveryMode.JOURNAL else raw
+        trace: list[tuple[str, str, datetime]] = [(INBOUND, str(m), from_us(int(us))) for m, us in env.get("trace", [])]
+        if content is not raw:
+            trace.append(
+                (INBOUND, f"journal report unwrapped: original message of {len(content)} bytes", from_us(now_us()))
+            )
+        helo, ip = env.get("helo"), env.get("client_ip")
+        envelope = Envelope(
+            mail_from=str(env.get("mail_from") or ""),
+            rcpt_to=tuple(env.get("rcpt_to") or ()),
+            client_ip=ip,
+            helo=helo,
+            tls=bool(env.get("tls")),
+        )
+        processed = pipeline.process_message(
+            services,
+            content,
+            item.account_id,
+            envelope,
+            mode=mode,
+            source=f"{helo or 'unknown'} [{ip or 'unknown'}]",
+            dedupe=False,
+            postfix_id=item.postfix_id,
+            received_at=from_us(int(env.get("received_us") or now_us())),
+            delivery_status="queued" if mode is DeliveryMode.DIRECT else None,
+            extra_trace=trace,
+        )
+        return services.messages.get_by_pk(processed.pk)
+
+    def _process(self, item: QueueItem) -> None:
+        services = self.services
+        message = self.store(item)
+        if message is None:
+            return
+        mode = str(message.row["delivery_mode"])
+        if mode != DeliveryMode.DIRECT.value:
+            if item.state == "queued":
+                services.messages.add_trace(
+                    message.pk, INBOUND, f"{mode} copy: stored for investigation, not delivered"
+                )
+            self.queue.finish(item.id, "done")
+            return
+        released = bool(item.data.get("release"))
+        if not released and dispatch.account_quarantines(services, message):
+            dispatch.quarantine(services, message)
+            self.queue.finish(item.id, "done")
+            return
+        pending = [
+            r["address"]
+            for r in services.messages.recipient_states(message.pk)
+            if r["status"] not in dispatch.FINAL_RECIPIENT_STATES
+        ]
+        attempts = item.attempts + 1
+        if pending:
+            mail_from = str(item.envelope.get("mail_from", message.row.get("envelope_from") or ""))
+            label = f"{'release ' if released else ''}delivery attempt {attempts}"
+            outcome = dispatch.deliver_message(services, message, pending, mail_from, label)
+            if outcome.undelivered:
+                age_us = now_us() - item.created_us
+                if age_us > services.settings.queue_max_age_seconds * 1_000_000:
+                    for rcpt in outcome.undelivered:
+                        services.messages.set_recipient_state(
+                            message.pk, rcpt, "bounced", "gave up: queue lifetime over"
+                        )
+                    services.messages.add_trace(message.pk, TraceDirection.OUTBOUND, "gave up: queue lifetime over")
+                else:
+                    delay = backoff_us(services.settings.queue_retry_seconds, attempts)
+                    services.messages.set_state(message.pk, delivery_status="deferred")
+                    services.messages.add_trace(
+                        message.pk,
+                        TraceDirection.OUTBOUND,
+                        f"deferred: {len(outcome.undelivered)} recipient(s), next attempt in {delay / 1e6:g}s",
+                    )
+                    self.queue.finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay)
+                    return
+        status = dispatch.message_status(services, message.pk)
+        services.messages.set_state(message.pk, delivery_status=status, is_quarantined=False)
+        self.queue.finish(item.id, "done", attempts=attempts)

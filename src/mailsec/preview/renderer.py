@@ -1,0 +1,331 @@
+"""One long-lived headless Chromium (driven by Playwright) that turns an inert HTML document into a PNG.
+
+The browser lives in a dedicated thread that owns an asyncio loop; callers from any thread (FastAPI's thread pool,
+the CLI, a benchmark) call `render()`, which blocks on a future with a hard deadline, so a stuck render can never hang
+a worker. A bounded pool of pages (one browser context each, JavaScript disabled) is reused between renders.
+
+No network: every request Chromium attempts goes through the context's route handler, which lets `data:` through
+and refuses everything else, recording it. Resource hints bypass interception, so the document is stripped of them
+beforehand (see `document.py`) and, as a second wall, host names resolve to nothing and any connection that slips past
+interception goes to a dead proxy. A page that times out or errors is thrown away; a browser that dies is relaunched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import concurrent.futures
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    CDPSession,
+    Page,
+    Playwright,
+    ProxySettings,
+    Request,
+    Route,
+    async_playwright,
+)
+from playwright.async_api import Error as PlaywrightError
+
+from mailsec.preview.errors import PreviewBusy, PreviewError, PreviewTimeout, PreviewUnavailable, RenderFailed
+
+log = logging.getLogger("mailsec.preview")
+
+WIDTH = 800
+VIEW_HEIGHT = 600
+LAUNCH_SECONDS = 30.0
+MAX_RECORDED_REQUESTS = 500
+RECYCLE_AFTER = 500  # renders per page before it is replaced (bounds memory growth)
+CHROMIUM_PACKAGE = "chromium"
+
+LAUNCH_ARGS = [
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--dns-prefetch-disable",
+    "--no-pings",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-domain-reliability",
+    "--disable-sync",
+    "--disable-extensions",
+    "--mute-audio",
+    "--no-first-run",
+]
+# Anything that escapes request interception (a preconnect, say) is sent to a port nothing listens on; loopback is
+# not exempted, so even a message pointing at 127.0.0.1 reaches nothing.
+DEAD_PROXY: ProxySettings = {"server": "http://127.0.0.1:1", "bypass": "<-loopback>"}
+HEIGHT_JS = (
+    "() => Math.max(document.documentElement ? document.documentElement.scrollHeight : 0,"
+    " document.body ? document.body.scrollHeight : 0)"
+)
+
+
+@dataclass
+class Rendered:
+    png: bytes
+    width: int
+    height: int
+    content_height: int
+    requests: list[tuple[str, str]]  # (url, resource type) Chromium attempted and was refused
+    elapsed_ms: float
+
+    @property
+    def truncated(self) -> bool:
+        return self.content_height > self.height
+
+
+@dataclass
+class _Slot:
+    context: BrowserContext
+    page: Page
+    cdp: CDPSession
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    uses: int = 0
+    view_height: int = VIEW_HEIGHT
+
+
+def install_hint(path: str) -> str:
+    return (
+        f"Chromium is not installed at {path}: install the Debian package `{CHROMIUM_PACKAGE}` "
+        f"(apt-get install {CHROMIUM_PACKAGE}) or set MAILSEC_CHROMIUM_PATH"
+    )
+
+
+class Renderer:
+    """Thread-safe; the browser starts on first use (or `start()`) and is shared by every caller."""
+
+    def __init__(
+        self,
+        chromium_path: str = "/usr/bin/chromium",
+        pages: int = 2,
+        timeout: float = 10.0,
+        max_height: int = 4000,
+        width: int = WIDTH,
+    ) -> None:
+        self.chromium_path = chromium_path
+        self.pages = max(1, pages)
+        self.timeout = timeout
+        self.max_height = max(1, max_height)
+        self.width = width
+        self.browser_version = ""
+        self.launches = 0
+        self._thread_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        # Owned by the loop thread:
+        self._pw: Playwright | None = None
+        self._browser: Browser | None = None
+        self._idle: list[_Slot] = []
+        self._sem: asyncio.Semaphore | None = None
+        self._browser_lock: asyncio.Lock | None = None
+
+    # -- the calling side (any thread) ---------------------------------------------------------------------
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._thread_lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                ready = threading.Event()
+
+                def run() -> None:
+                    asyncio.set_event_loop(loop)
+                    self._sem = asyncio.Semaphore(self.pages)
+                    self._browser_lock = asyncio.Lock()
+                    loop.call_soon(ready.set)
+                    loop.run_forever()
+
+                self._thread = threading.Thread(target=run, name="mailsec-preview", daemon=True)
+                self._thread.start()
+                ready.wait(10)
+                self._loop = loop
+            return self._loop
+
+    def _call(self, coro: Any, wait: float) -> Any:
+        future = asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
+        try:
+            return future.result(wait)
+        except concurrent.futures.TimeoutError as exc:
+            future.cancel()
+            raise PreviewTimeout(f"the preview did not finish within {wait:.0f} s") from exc
+
+    def start(self) -> None:
+        """Launch the browser now (raises PreviewUnavailable when it cannot)."""
+        self._call(self._ensure_browser(), LAUNCH_SECONDS + 5)
+
+    def render(self, html: str, timeout: float | None = None) -> Rendered:
+        budget = self.timeout if timeout is None else timeout
+        rendered: Rendered = self._call(self._render(html, budget), 2 * budget + LAUNCH_SECONDS + 10)
+        return rendered
+
+    def close(self) -> None:
+        with self._thread_lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(15)
+        except Exception:
+            log.warning("preview browser did not close cleanly", exc_info=True)
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(10)
+        loop.close()
+
+    # -- the loop thread -----------------------------------------------------------------------------------
+
+    async def _shutdown(self) -> None:
+        await self._drop_browser()
+
+    async def _drop_browser(self) -> None:
+        self._idle.clear()
+        browser, pw = self._browser, self._pw
+        self._browser = self._pw = None
+        if browser is not None:
+            try:
+                await asyncio.wait_for(browser.close(), 10)
+            except Exception:
+                log.debug("closing the preview browser failed", exc_info=True)
+        if pw is not None:
+            try:
+                await asyncio.wait_for(pw.stop(), 10)
+            except Exception:
+                log.debug("stopping Playwright failed", exc_info=True)
+
+    async def _ensure_browser(self) -> Browser:
+        assert self._browser_lock is not None
+        async with self._browser_lock:
+            if self._browser is not None and self._browser.is_connected():
+                return self._browser
+            if self._browser is not None:
+                log.warning("the preview browser died; restarting it")
+            await self._drop_browser()
+            if not Path(self.chromium_path).is_file():
+                raise PreviewUnavailable(install_hint(self.chromium_path))
+            try:
+                self._pw = await async_playwright().start()
+                self._browser = await self._pw.chromium.launch(
+                    executable_path=self.chromium_path,
+                    headless=True,
+                    args=LAUNCH_ARGS,
+                    proxy=DEAD_PROXY,
+                    timeout=LAUNCH_SECONDS * 1000,
+                )
+            except Exception as exc:
+                await self._drop_browser()
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise PreviewUnavailable(
+                    f"Chromium at {self.chromium_path} did not start ({first}); reinstall the Debian package "
+                    f"`{CHROMIUM_PACKAGE}`"
+                ) from exc
+            self.launches += 1
+            self.browser_version = self._browser.version
+            log.info("preview browser started: Chromium %s", self.browser_version)
+            return self._browser
+
+    async def _new_slot(self, browser: Browser) -> _Slot:
+        context = await browser.new_context(
+            java_script_enabled=False,
+            viewport={"width": self.width, "height": VIEW_HEIGHT},
+            device_scale_factor=1,
+            locale="en-US",
+            timezone_id="UTC",
+            color_scheme="light",
+            reduced_motion="reduce",
+            service_workers="block",
+            accept_downloads=False,
+        )
+        page = await context.new_page()
+        slot = _Slot(context, page, await context.new_cdp_session(page))
+
+        async def refuse(route: Route, request: Request) -> None:
+            url = request.url
+            if url.startswith("data:"):
+                await route.continue_()
+                return
+            if len(slot.requests) < MAX_RECORDED_REQUESTS:
+                slot.requests.append((url[:2000], request.resource_type))
+            await route.abort("blockedbyclient")
+
+        await context.route("**/*", refuse)
+        return slot
+
+    async def _discard(self, slot: _Slot) -> None:
+        try:
+            await asyncio.wait_for(slot.context.close(), 5)
+        except Exception:
+            # A context that will not close means a wedged browser: start a fresh one next time.
+            log.warning("a preview page did not close; restarting the browser")
+            await self._drop_browser()
+
+    async def _shoot(self, slot: _Slot, html: str, budget_ms: float) -> tuple[bytes, int, int]:
+        page = slot.page
+        if slot.view_height != VIEW_HEIGHT:
+            await page.set_viewport_size({"width": self.width, "height": VIEW_HEIGHT})
+            slot.view_height = VIEW_HEIGHT
+        await page.set_content(html, wait_until="load", timeout=budget_ms)
+        content_height = int(await page.evaluate(HEIGHT_JS) or VIEW_HEIGHT)
+        height = min(max(content_height, 1), self.max_height)
+        if height != slot.view_height:
+            await page.set_viewport_size({"width": self.width, "height": height})
+            slot.view_height = height
+        # The viewport is exactly the picture; Chromium's fast PNG encoder halves the time of a tall screenshot.
+        shot = await slot.cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True})
+        return base64.b64decode(shot["data"]), height, content_height
+
+    async def _render(self, html: str, budget: float) -> Rendered:
+        assert self._sem is not None
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self._sem.acquire(), budget)
+        except TimeoutError as exc:
+            raise PreviewBusy(f"all {self.pages} preview pages stayed busy for {budget:.0f} s; retry shortly") from exc
+        try:
+            for attempt in (1, 2):
+                browser = await self._ensure_browser()
+                try:
+                    slot = self._idle.pop() if self._idle else await self._new_slot(browser)
+                except PlaywrightError as exc:
+                    if attempt == 1 and not browser.is_connected():
+                        continue
+                    raise RenderFailed(f"the preview browser failed: {exc}") from exc
+                slot.requests = []
+                remaining = budget - (time.perf_counter() - started)
+                try:
+                    png, height, content_height = await asyncio.wait_for(
+                        self._shoot(slot, html, max(remaining, 0.001) * 1000), max(remaining, 0.001)
+                    )
+                except (TimeoutError, PlaywrightError) as exc:
+                    await self._discard(slot)
+                    if isinstance(exc, PlaywrightError) and not browser.is_connected() and attempt == 1:
+                        continue  # the browser died under us: relaunch and try once more
+                    if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
+                        raise PreviewTimeout(f"the render did not finish within {budget:g} s") from exc
+                    raise RenderFailed(f"the preview browser failed on this message: {exc}") from exc
+                slot.uses += 1
+                if slot.uses >= RECYCLE_AFTER:
+                    await self._discard(slot)
+                else:
+                    self._idle.append(slot)
+                return Rendered(
+                    png=png,
+                    width=self.width,
+                    height=height,
+                    content_height=content_height,
+                    requests=list(slot.requests),
+                    elapsed_ms=(time.perf_counter() - started) * 1000,
+                )
+            raise RenderFailed("the preview browser died twice during this render")
+        except PreviewError:
+            raise
+        except Exception as exc:  # never let an unexpected browser error escape as a crash of the caller
+            raise RenderFailed(f"the preview browser failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            self._sem.release()

@@ -1,0 +1,201 @@
+"""Domains for the link and impersonation analyzers: registered domains (offline public suffix list), IDN decoding
+and lookalike matching (Unicode confusables, ASCII tricks such as 1→l and rn→m, small edit distances, a brand name
+embedded in a hyphenated label). Shared so a link to `paypa1.com` and a sender at `paypa1.com` are judged alike."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from importlib import resources
+
+from confusable_homoglyphs import confusables
+from publicsuffixlist import PublicSuffixList
+from rapidfuzz.distance import OSA
+
+_ASCII_SKELETON = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "3": "e", "5": "s", "$": "s"})
+_MULTI = (("rn", "m"), ("vv", "w"))
+
+
+@cache
+def _psl() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+def _data_lines(name: str) -> tuple[str, ...]:
+    text = resources.files("mailsec.scan").joinpath("data", name).read_text("utf-8")
+    return tuple(ln.strip().lower() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
+
+
+@cache
+def brand_domains() -> tuple[str, ...]:
+    """The shipped list of well-known brand domains (scan/data/brands.txt)."""
+    return _data_lines("brands.txt")
+
+
+@cache
+def shortener_domains() -> frozenset[str]:
+    """The shipped list of URL shorteners (scan/data/shorteners.txt)."""
+    return frozenset(_data_lines("shorteners.txt"))
+
+
+@lru_cache(maxsize=4096)
+def ip_literal(host: str) -> str | None:
+    """The IP a host names literally (`10.0.0.1`, `[::1]`, and the decimal/hex forms browsers accept), else None."""
+    h = host.strip("[]")
+    try:
+        return str(ipaddress.ip_address(h))
+    except ValueError:
+        pass
+    if h.isdigit() and len(h) <= 10:
+        try:
+            return str(ipaddress.IPv4Address(int(h)))
+        except ValueError:
+            return None
+    if h.lower().startswith("0x") and len(h) <= 10:
+        try:
+            return str(ipaddress.IPv4Address(int(h, 16)))
+        except ValueError:
+            return None
+    return None
+
+
+@lru_cache(maxsize=4096)
+def decode_idn(host: str) -> str:
+    """The Unicode form of a host with `xn--` labels; the host itself when it has none or they do not decode."""
+    if "xn--" not in host:
+        return host
+    out = []
+    for label in host.split("."):
+        if label.startswith("xn--"):
+            with contextlib.suppress(UnicodeError, ValueError):
+                label = label[4:].encode("ascii").decode("punycode")
+        out.append(label)
+    return ".".join(out)
+
+
+@lru_cache(maxsize=4096)
+def registered_domain(host: str) -> str:
+    """The registrable domain (`a.b.example.co.uk` → `example.co.uk`); the host itself when the list cannot say."""
+    host = host.strip().strip(".").lower()
+    if not host or ip_literal(host):
+        return host
+    try:
+        return _psl().privatesuffix(host) or host
+    except Exception:
+        return host
+
+
+def _label(domain: str) -> str:
+    """The registrable label: `paypal` for `paypal.co.uk`."""
+    try:
+        suffix = _psl().publicsuffix(domain) or ""
+    except Exception:
+        suffix = ""
+    return domain[: -len(suffix) - 1] if suffix and domain.endswith("." + suffix) else domain.partition(".")[0]
+
+
+def same_name(a: str, b: str) -> bool:
+    """Two registered domains with the same name under different suffixes (`amazon.com`, `amazon.co.uk`)."""
+    return _label(registered_domain(a)) == _label(registered_domain(b))
+
+
+@lru_cache(maxsize=8192)
+def _char_skeleton(ch: str) -> str:
+    if ch.isascii():
+        return ch
+    try:
+        found = confusables.is_confusable(ch, greedy=True, preferred_aliases=["latin"])
+    except Exception:
+        found = False
+    if found:
+        for glyph in found[0].get("homoglyphs", []):
+            c = glyph.get("c", "")
+            if c and c.isascii():
+                return c.lower()
+    decomposed = unicodedata.normalize("NFKD", ch)
+    base = "".join(c for c in decomposed if c.isascii())
+    return base or ch
+
+
+@lru_cache(maxsize=8192)
+def skeleton(text: str) -> str:
+    """A form in which visually confusable strings are equal: `p\u0430ypa1` (Cyrillic a, digit 1) → `paypal`."""
+    s = unicodedata.normalize("NFKC", text).casefold()
+    s = "".join(_char_skeleton(c) for c in s).lower().translate(_ASCII_SKELETON)
+    for a, b in _MULTI:
+        s = s.replace(a, b)
+    return s
+
+
+@dataclass(frozen=True)
+class Lookalike:
+    """`domain` imitates `target`; `kind` is punycode, homoglyph, typo or embedded."""
+
+    domain: str
+    target: str
+    kind: str
+
+    def describe(self) -> str:
+        return {
+            "punycode": "an internationalised (punycode) name that renders like",
+            "homoglyph": "a name made of look-alike characters imitating",
+            "typo": "a one- or two-letter misspelling of",
+            "embedded": "a name built around the brand of",
+        }[self.kind]
+
+
+@lru_cache(maxsize=512)
+def _targets(targets: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
+    out = []
+    for t in targets:
+        t = t.strip().lower().strip(".")
+        if t:
+            rd = registered_domain(t)
+            label = _label(rd)
+            out.append((rd, label, skeleton(label)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=8192)
+def _find(host: str, targets: tuple[str, ...]) -> Lookalike | None:
+    host = host.strip().strip(".").lower()
+    if not host or ip_literal(host):
+        return None
+    rd = registered_domain(host)
+    label = _label(rd)
+    unicode_label = decode_idn(label)
+    is_idn = unicode_label != label
+    sk = skeleton(unicode_label)
+    target_rds = {t[0] for t in _targets(targets)}
+    if rd in target_rds:
+        return None
+    for t_rd, t_label, t_sk in _targets(targets):
+        if label == t_label:  # the same name under another suffix (amazon.de) is usually the brand itself
+            continue
+        if len(t_sk) < 3:
+            continue
+        if sk == t_sk:
+            return Lookalike(rd, t_rd, "punycode" if is_idn else "homoglyph")
+    if is_idn:
+        return None
+    for t_rd, t_label, _ in _targets(targets):
+        if len(t_label) >= 5 and label != t_label:
+            limit = 1 if len(t_label) < 9 else 2
+            grown = t_label in label and len(label) - len(t_label) >= 2  # onmicrosoft, mypaypal: not a typo
+            if not grown and abs(len(label) - len(t_label)) <= limit and OSA.distance(label, t_label) <= limit:
+                return Lookalike(rd, t_rd, "typo")
+    if "-" in label:
+        tokens = set(sk.split("-"))
+        for t_rd, _, t_sk in _targets(targets):
+            if len(t_sk) >= 3 and t_sk in tokens:
+                return Lookalike(rd, t_rd, "embedded")
+    return None
+
+
+def find_lookalike(host: str, targets: Iterable[str]) -> Lookalike | None:
+    """The target domain `host` imitates without being it (or a subdomain of it), else None."""
+    return _find(host, tuple(targets))
