@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 SDK4 := .sdk4
 DATA ?= var
 API ?= 127.0.0.1:8025
+SMTP ?= 127.0.0.1:2525
 SYSTEM_PACKAGES := chromium dovecot-imapd dovecot-lmtpd libmagic1 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -35,7 +36,7 @@ system-deps:
 	fi
 
 run: $(STAMP) system-deps
-	$(BIN)/mailsec serve --data $(DATA) --api $(API)
+	$(BIN)/mailsec serve --data $(DATA) --api $(API) --smtp $(SMTP)
 
 test: $(STAMP) $(SDK4)/.installed system-deps
 	$(BIN)/ruff check src tests bench
