@@ -34,20 +34,6 @@ router = APIRouter(prefix=PREFIX, tags=["settings"], responses=ERROR_RESPONSES)
 # -- protected domains ---------------------------------------------------------------------------------------------
 
 
-class DomainCreate(RequestBody):
-    domain: str = Field(min_length=1, max_length=255)
-    allowed_delivery_modes: list[DeliveryModeName] = Field(min_length=1)
-    drop_dispositions: list[DispositionName] = []
-    ip_restrictions: list[str] = []
-    regions: list[Region] = []
-    folder: Literal["AllItems", "Inbox"] | None = None
-    integration_id: str | None = None
-    lookback_hops: int | None = Field(default=None, ge=0, le=100)
-    require_tls_inbound: bool | None = None
-    require_tls_outbound: bool | None = None
-    transport: str | None = Field(default=None, max_length=1024)
-
-
 class DomainPut(RequestBody):
     allowed_delivery_modes: list[DeliveryModeName] = Field(min_length=1)
     drop_dispositions: list[DispositionName] = []
@@ -59,6 +45,10 @@ class DomainPut(RequestBody):
     require_tls_inbound: bool | None = None
     require_tls_outbound: bool | None = None
     transport: str | None = Field(default=None, max_length=1024)
+
+
+class DomainCreate(DomainPut):
+    domain: str = Field(min_length=1, max_length=255)
 
 
 class DomainEdit(RequestBody):
