@@ -75,12 +75,17 @@ class ContentModel:
             self._vec = _vectorizer(self.meta.get("vectorizer", VECTORIZER))
         return self._vec
 
-    def features(self, documents: list[str]) -> Any:
-        return _weighted(self.vectorizer.transform(documents), self.idf)
-
     def probabilities_many(self, documents: list[str]) -> np.ndarray:
-        x = self.features(documents)
-        logits = np.asarray(x @ self.coef.T, dtype=np.float64) + self.intercept
+        """Row by row over the sparse counts: scipy's general matmul densifies the weights on every call."""
+        counts = self.vectorizer.transform(documents).tocsr()
+        logits = np.tile(self.intercept, (len(documents), 1))
+        for row in range(counts.shape[0]):
+            lo, hi = counts.indptr[row], counts.indptr[row + 1]
+            cols = counts.indices[lo:hi]
+            values = counts.data[lo:hi].astype(np.float32) * self.idf[cols]
+            norm = float(np.sqrt(np.dot(values, values)))
+            if norm > 0:
+                logits[row] += self.coef[:, cols] @ (values / norm)
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
         return np.asarray(exp / exp.sum(axis=1, keepdims=True))
