@@ -430,6 +430,42 @@ def test_trusted_sender_clears_malicious(site: Site) -> None:
         s.allow_policies.delete(trusted.id, account_id=site.account)
 
 
+def test_trusted_domain_similarity_lifts_a_lookalike_spoof(site: Site) -> None:
+    s = site.client().email_security.settings
+    acc = site.account
+    site.services.domains.add(acc, "acmebank.example", mode="DIRECT", next_hop="mx.acmebank.example:25")
+
+    def partner(subject: str) -> bytes:
+        return make_eml(subject=subject, sender='"Billing" <billing@acmebenk.example>', body=HAM)
+
+    before = site.ingest("partner invoice before trust", partner("partner invoice before trust"))
+    assert before["final_disposition"] == "SPOOF", before["findings"]
+    assert any("acmebank.example" in r for r in before["detection_reasons"])
+    recent_only = s.trusted_domains.create(
+        account_id=acc, is_recent=True, is_regex=False, is_similarity=False, pattern="acmebenk.example"
+    )
+    assert recent_only is not None
+    mid = site.ingest("partner invoice recent only", partner("partner invoice recent only"))
+    assert mid["final_disposition"] == "SPOOF"  # is_recent does not excuse a lookalike
+    similar = s.trusted_domains.create(
+        account_id=acc, is_recent=False, is_regex=False, is_similarity=True, pattern="acmebenk.example"
+    )
+    assert similar is not None
+    try:
+        after = site.ingest("partner invoice trusted", partner("partner invoice trusted"))
+        assert after["final_disposition"] == "NONE", after["findings"]
+        names = {f["name"] for f in after["findings"]}
+        assert "TRUSTED_DOMAIN_SIMILARITY" in names and "SENDER_LOOKALIKE_PROTECTED_DOMAIN" not in names
+        stranger = site.ingest(
+            "stranger invoice",
+            make_eml(subject="stranger invoice", sender='"Billing" <billing@acrnebank.example>', body=HAM),
+        )
+        assert stranger["final_disposition"] in ("SPOOF", "MALICIOUS-BEC")
+    finally:
+        for entry in (recent_only, similar):
+            s.trusted_domains.delete(entry.id, account_id=acc)
+
+
 # -- SDK 4.3 ---------------------------------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from mailsec.mime import parse_message
 from mailsec.model import Disposition, Envelope, Finding
 from mailsec.scan import scan_message
 from mailsec.scan.impersonation import analyze_impersonation, normalize_name
-from mailsec.scan.policy import ImpersonationEntry, Policy
+from mailsec.scan.policy import ImpersonationEntry, Policy, TrustedDomain
 from support import make_eml
 
 D = Disposition
@@ -90,3 +90,16 @@ def test_bec_verdict_names_the_entry() -> None:
     v = scan_message(parse_message(raw), Envelope(), POLICY, model=False)
     assert v.disposition is D.MALICIOUS_BEC and v.threat_categories[0] == "BEC"
     assert any("impersonation registry" in r for r in v.detection_reasons)
+
+
+def test_similarity_trusted_sender_domain_is_not_a_lookalike() -> None:
+    assert "SENDER_LOOKALIKE_PROTECTED_DOMAIN" in imp('"Jane" <jane@acrne.example>')
+    partner = Policy(
+        protected_domains=POLICY.protected_domains,
+        impersonation=POLICY.impersonation,
+        trusted_domains=(TrustedDomain("acrne.example", is_similarity=True),),
+    )
+    got = imp('"Jane" <jane@acrne.example>', partner)
+    assert "SENDER_LOOKALIKE_PROTECTED_DOMAIN" not in got
+    assert got["TRUSTED_DOMAIN_SIMILARITY"].detection is Disposition.NONE
+    assert "acme.example" in got["TRUSTED_DOMAIN_SIMILARITY"].reason

@@ -12,7 +12,7 @@ from mailsec.model import Disposition, Envelope, Finding
 from mailsec.scan import scan_message
 from mailsec.scan.links import analyze_links
 from mailsec.scan.lookalike import find_lookalike, registered_domain, skeleton
-from mailsec.scan.policy import Policy
+from mailsec.scan.policy import Policy, TrustedDomain
 from support import CORPORA, make_eml
 
 D = Disposition
@@ -151,3 +151,27 @@ def test_corpus_links_to_bare_ips_are_found() -> None:
         p.name for p in hits if "LINK_IP_HOST" not in by_name(analyze_links(parse_message(p.read_bytes()), Policy()))
     ]
     assert len(missed) <= len(hits) // 10, missed
+
+
+def test_similarity_trusted_domains_are_not_lookalikes() -> None:
+    html = '<a href="https://pay.acmebenk.com/x">Pay</a><a href="https://paypa1.com/">PayPal</a>'
+    plain = Policy(protected_domains=("acmebank.com",))
+    assert {"LINK_LOOKALIKE_PROTECTED_DOMAIN", "LINK_LOOKALIKE_BRAND"} <= set(by_name(links(html, plain)))
+    trusted = Policy(
+        protected_domains=("acmebank.com",),
+        trusted_domains=(
+            TrustedDomain("acmebenk.com", is_similarity=True),
+            TrustedDomain("paypa1.com", is_recent=True),
+        ),
+    )
+    got = by_name(links(html, trusted))
+    assert "LINK_LOOKALIKE_PROTECTED_DOMAIN" not in got
+    assert (
+        got["TRUSTED_DOMAIN_SIMILARITY"].detection is D.NONE
+        and "acmebenk.com" in got["TRUSTED_DOMAIN_SIMILARITY"].reason
+    )
+    assert "LINK_LOOKALIKE_BRAND" in got  # an is_recent entry does not excuse similarity
+    regex = Policy(
+        protected_domains=("acmebank.com",), trusted_domains=(TrustedDomain(r".*\.acmebenk\.com", True, False, True),)
+    )
+    assert "LINK_LOOKALIKE_PROTECTED_DOMAIN" not in by_name(links(html, regex))

@@ -13,7 +13,7 @@ from functools import lru_cache
 
 from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
 from mailsec.scan.lookalike import brand_domains, find_lookalike, registered_domain
-from mailsec.scan.policy import ImpersonationEntry, Policy
+from mailsec.scan.policy import ImpersonationEntry, Policy, similarity_trust, trusted_lookalike_finding
 
 D = Disposition
 _EMAIL_IN_NAME_RE = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
@@ -152,11 +152,18 @@ def _address_in_name(sender: Address, protected: tuple[str, ...]) -> list[Findin
     ]
 
 
-def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...]) -> list[Finding]:
+def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...], policy: Policy) -> list[Finding]:
     if not sender_domain:
         return []
     look = find_lookalike(sender_domain, protected) if protected else None
-    if look is not None:
+    if look is None:
+        brand = find_lookalike(sender_domain, brand_domains())
+        look = brand if brand is not None and brand.kind != "embedded" else None
+    trusted = similarity_trust(policy, sender_domain) if look is not None else None
+    if look is not None and trusted is not None:
+        field = where.replace(" ", "_").lower()
+        return [trusted_lookalike_finding(sender_domain, look.target, trusted, field, sender_domain)]
+    if look is not None and look.target in protected:
         deliberate = look.kind in ("punycode", "homoglyph")
         return [
             Finding(
@@ -170,8 +177,7 @@ def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...]
                 category="BEC" if deliberate else "Spoof",
             )
         ]
-    look = find_lookalike(sender_domain, brand_domains())
-    if look is not None and look.kind != "embedded":
+    if look is not None:
         return [
             Finding(
                 name="SENDER_LOOKALIKE_BRAND",
@@ -236,19 +242,19 @@ def analyze_impersonation(parsed: ParsedMessage, envelope: Envelope, policy: Pol
     findings += _registry(parsed, sender, protected, policy)
     findings += _address_in_name(sender, protected)
     from_domain = sender.domain
-    findings += _lookalike_sender(from_domain, "From", protected)
+    findings += _lookalike_sender(from_domain, "From", protected, policy)
     mail_from_domain = envelope.mail_from.rpartition("@")[2].lower() if "@" in envelope.mail_from else ""
     if mail_from_domain and registered_domain(mail_from_domain) != registered_domain(from_domain):
         findings += [
             f
-            for f in _lookalike_sender(mail_from_domain, "envelope sender", protected)
+            for f in _lookalike_sender(mail_from_domain, "envelope sender", protected, policy)
             if f.name == "SENDER_LOOKALIKE_PROTECTED_DOMAIN"
         ]
     for rt in parsed.reply_to[:3]:
         if rt.domain and registered_domain(rt.domain) != registered_domain(from_domain):
             findings += [
                 f
-                for f in _lookalike_sender(rt.domain, "Reply-To", protected)
+                for f in _lookalike_sender(rt.domain, "Reply-To", protected, policy)
                 if f.name == "SENDER_LOOKALIKE_PROTECTED_DOMAIN"
             ]
     bec_signal = any(f.detection is D.MALICIOUS_BEC for f in findings)

@@ -26,7 +26,7 @@ from mailsec.scan.lookalike import (
     same_name,
     shortener_domains,
 )
-from mailsec.scan.policy import Policy
+from mailsec.scan.policy import Policy, similarity_trust, trusted_lookalike_finding
 
 D = Disposition
 MAX_LINKS = 500
@@ -156,7 +156,7 @@ def _finding(
     )
 
 
-def _check_link(link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits) -> None:
+def _check_link(link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits, policy: Policy) -> None:
     brands = brand_domains()
     shown = _text_domain(link.text) if link.text else None
     if shown and shown != url.rd and not url.rd.endswith("." + shown) and not same_name(shown, url.rd):
@@ -240,7 +240,14 @@ def _check_link(link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits) 
             )
         )
     look = find_lookalike(url.host, protected) if protected else None
-    if look is not None:
+    if look is None:
+        look = find_lookalike(url.host, brands)
+    trusted = similarity_trust(policy, url.host) if look is not None or policy.trusted_domains else None
+    if trusted is not None:
+        if look is not None:
+            hits.add(trusted_lookalike_finding(url.host, look.target, trusted, "link", link.href))
+        return
+    if look is not None and look.target in protected:
         hits.add(
             _finding(
                 "LINK_LOOKALIKE_PROTECTED_DOMAIN",
@@ -253,7 +260,6 @@ def _check_link(link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits) 
             )
         )
         return
-    look = find_lookalike(url.host, brands)
     if look is not None:
         strong = look.kind != "embedded"
         hits.add(
@@ -305,7 +311,7 @@ def analyze_links(parsed: ParsedMessage, policy: Policy) -> list[Finding]:
         url = parse_url(link.href)
         if url is None:
             continue
-        _check_link(link, url, protected, hits)
+        _check_link(link, url, protected, hits, policy)
     findings = hits.findings()
     if parsed.html_body and ("<form" in parsed.html_body.lower() or "password" in parsed.html_body.lower()):
         findings.extend(_body_forms(parsed))

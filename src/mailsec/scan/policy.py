@@ -286,3 +286,28 @@ def evaluate_policy(
         blocked=blocked,
         trusted_sender=trusted is not None or exempt is not None,
     )
+
+
+def similarity_trust(policy: Policy, domain: str) -> TrustedDomain | None:
+    """The trusted domain (`is_similarity`) that lets `domain` resemble a protected domain or a brand: a partner
+    whose name is close to yours is not a lookalike attack. A domain pattern covers its subdomains."""
+    if not policy.trusted_domains or not domain:
+        return None
+    sender = candidates([f"postmaster@{domain.strip().lower().rstrip('.')}"])
+    return next(
+        (t for t in policy.trusted_domains if t.is_similarity and matches(t.pattern, "DOMAIN", t.is_regex, sender)),
+        None,
+    )
+
+
+def trusted_lookalike_finding(domain: str, target: str, entry: TrustedDomain, field: str, value: str) -> Finding:
+    """Says why a lookalike did not count, so the verdict stays explainable."""
+    return Finding(
+        name="TRUSTED_DOMAIN_SIMILARITY",
+        detection=Disposition.NONE,
+        score=0.0,
+        reason=f"{domain} resembles {target} but matches the trusted domain {entry.pattern!r}; not a lookalike.",
+        field=field,
+        value=value[:2000],
+        detail=entry.pattern,
+    )
