@@ -7,7 +7,7 @@ SDK4 := .sdk4
 DATA ?= var
 API ?= 127.0.0.1:8025
 SMTP ?= 127.0.0.1:2525
-SYSTEM_PACKAGES := chromium dovecot-imapd dovecot-lmtpd libmagic1 postgresql
+SYSTEM_PACKAGES := chromium fonts-noto-cjk dovecot-imapd dovecot-lmtpd libmagic1 postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint typecheck system-deps deps bench clean fmt model

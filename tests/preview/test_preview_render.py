@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -375,3 +376,21 @@ def test_cache_and_action_log(sqlite_services: Services, renderer: Renderer) -> 
     with pytest.raises(PreviewError) as info:
         svc.preview(message, requested_by="x")
     assert "blob store" in info.value.message
+
+
+@pytest.mark.skipif(
+    not subprocess.run(["fc-list", ":lang=ja"], capture_output=True, text=True).stdout.strip(),
+    reason="no Japanese font installed (Debian package fonts-noto-cjk; `make system-deps` installs it as root)",
+)
+def test_cjk_text_is_drawn_with_real_glyphs(renderer: Renderer) -> None:
+    """Missing CJK fonts draw every character as the same empty box, so two different sentences of equal length would
+    give the same picture; with fonts-noto-cjk they differ, and ISO-2022-JP decodes to the same picture as UTF-8."""
+    first, second = "お支払い情報を更新してください。", "アカウントが一時停止されました。"
+    assert len(first) == len(second)
+    shot = {
+        text: open_png(renderer.render(build_document(parse_message(charset_eml(text, "utf-8"))).html).png)
+        for text in (first, second)
+    }
+    assert mean_abs_diff(shot[first], shot[second]) > 0.1  # one line of text on an 800x600 page
+    jis = open_png(renderer.render(build_document(parse_message(charset_eml(first, "iso-2022-jp"))).html).png)
+    assert mean_abs_diff(jis, shot[first]) == 0
