@@ -13,8 +13,12 @@ import uuid
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from cloudflare import Cloudflare
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -193,3 +197,14 @@ def make_live_server(data_dir: Path, database_url: str, **env: str) -> LiveServe
         **env,
     }
     return LiveServer(data_dir=data_dir, database_url=database_url, port=free_port(), env=full_env)
+
+
+def sdk_client(base_url: str, token: str | None = None, email: str | None = None, key: str | None = None) -> Cloudflare:
+    """The official SDK (5.x) in strict mode against a live server: every response must match its models."""
+    from cloudflare import Cloudflare
+
+    if token is None:
+        return Cloudflare(
+            api_email=email, api_key=key, base_url=base_url, _strict_response_validation=True, max_retries=0
+        )
+    return Cloudflare(api_token=token, base_url=base_url, _strict_response_validation=True, max_retries=0)

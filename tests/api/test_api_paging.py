@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import pytest
 from api_helpers import fill, run_sdk4
-from cloudflare import Cloudflare
 
-from support import LiveServer, make_live_server
+from support import LiveServer, make_live_server, sdk_client
 
 COUNT = 2_550
 
@@ -31,7 +30,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, 
 
 def test_sdk5_auto_paging_yields_each_once(big: tuple[LiveServer, str, str, list[str]]) -> None:
     live, account, token, ids = big
-    cf = Cloudflare(api_token=token, base_url=live.base_url, _strict_response_validation=True, max_retries=0)
+    cf = sdk_client(live.base_url, token)
     pager = cf.email_security.investigate.list(account_id=account, detections_only=False, per_page=100)
     seen = [m.id for m in pager]
     assert len(seen) == COUNT

@@ -17,7 +17,7 @@ from api_helpers import fill, run_sdk4, server_services
 from cloudflare import Cloudflare
 
 from mailsec.model import Operation
-from support import LiveServer, PostgresServer, make_eml, make_live_server
+from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -34,16 +34,8 @@ class Site:
 
     def client(self, kind: str = "token") -> Cloudflare:
         if kind == "token":
-            return Cloudflare(
-                api_token=self.token, base_url=self.live.base_url, _strict_response_validation=True, max_retries=0
-            )
-        return Cloudflare(
-            api_email=self.email,
-            api_key=self.key,
-            base_url=self.live.base_url,
-            _strict_response_validation=True,
-            max_retries=0,
-        )
+            return sdk_client(self.live.base_url, self.token)
+        return sdk_client(self.live.base_url, email=self.email, key=self.key)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -227,7 +219,7 @@ def test_paging_sdk_and_cursor(site: Site, tmp_path: Path) -> None:
     sub = site.live.create_account("paging")
     token = site.live.create_token(sub, read_only=True)
     ids = fill(site.live, sub, 130)
-    cf = Cloudflare(api_token=token, base_url=site.live.base_url, _strict_response_validation=True, max_retries=0)
+    cf = sdk_client(site.live.base_url, token)
     seen = [m.id for m in cf.email_security.investigate.list(account_id=sub, detections_only=False, per_page=25)]
     assert len(seen) == len(set(seen)) == 130 and set(seen) == set(ids)
     assert seen == list(reversed(ids))  # newest first

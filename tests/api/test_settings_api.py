@@ -16,7 +16,7 @@ from cloudflare import Cloudflare
 
 from mailsec.pipeline import process_message
 from mailsec.services import Services
-from support import LiveServer, PostgresServer, make_eml, make_live_server
+from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
 
 HAM = (
     "Hello from the Gardening Club!\n\nThis month we planted tomatoes and basil in the community garden. The next "
@@ -38,9 +38,7 @@ class Site:
     other_token: str
 
     def client(self, token: str | None = None) -> Cloudflare:
-        return Cloudflare(
-            api_token=token or self.token, base_url=self.live.base_url, _strict_response_validation=True, max_retries=0
-        )
+        return sdk_client(self.live.base_url, token or self.token)
 
     def url(self, path: str, account: str | None = None) -> str:
         return f"{self.live.base_url}/accounts/{account or self.account}/email-security/settings/{path}"

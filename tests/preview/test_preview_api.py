@@ -24,7 +24,7 @@ from mailsec.api.app import create_app
 from mailsec.config import load_settings
 from mailsec.pipeline import process_message
 from mailsec.services import open_services
-from support import LiveServer, PostgresServer, make_eml, make_live_server
+from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
 
 MESSAGES = {
     "cid": cid_eml(),
@@ -48,9 +48,7 @@ class Site:
     ids: dict[str, str] = field(default_factory=dict)
 
     def client(self, token: str | None = None) -> Cloudflare:
-        return Cloudflare(
-            api_token=token or self.token, base_url=self.live.base_url, _strict_response_validation=True, max_retries=0
-        )
+        return sdk_client(self.live.base_url, token or self.token)
 
     def url(self, path: str) -> str:
         return f"{self.live.base_url}/accounts/{self.account}/email-security/investigate{path}"
