@@ -26,6 +26,10 @@ app.add_typer(token_app, name="token")
 app.add_typer(user_app, name="user")
 domain_app = typer.Typer(help="Manage protected domains (mail routing).", no_args_is_help=True)
 app.add_typer(domain_app, name="domain")
+quarantine_app = typer.Typer(
+    help="The gateway's quarantine policy: which dispositions are held, and subject tags.", no_args_is_help=True
+)
+app.add_typer(quarantine_app, name="quarantine-policy")
 
 err = Console(stderr=True)
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Data directory (default $MAILSEC_DATA_DIR or ./var).")]
@@ -76,7 +80,10 @@ def serve(
     if gateway.smtp is not None:
         err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
     err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
-    uvicorn.run(create_app(services), host=host, port=port, log_level=log_level.lower(), access_log=False)
+    try:
+        uvicorn.run(create_app(services), host=host, port=port, log_level=log_level.lower(), access_log=False)
+    finally:
+        gateway.stop()  # queue worker processes finish their current message
 
 
 @account_app.command("create")
@@ -183,6 +190,83 @@ def domain_list(account: AccountOpt, data: DataOpt = None, config: ConfigOpt = N
     require_account(services, account)
     for d in services.domains.list(account.lower()):
         print(f"{d.id}\t{d.domain}\t{d.mode}\t{d.next_hop}")
+
+
+@quarantine_app.command("show")
+def quarantine_show(
+    account: AccountOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show which dispositions the gateway holds for an account, and its subject tags."""
+    from mailsec.store.policies import get_quarantine_policy
+
+    services = services_for(data, config)
+    require_account(services, account)
+    policy = get_quarantine_policy(services.engine, account.lower(), services.settings.quarantine_dispositions)
+    _print_quarantine_policy(policy, as_json)
+
+
+@quarantine_app.command("set")
+def quarantine_set(
+    account: AccountOpt,
+    dispositions: Annotated[
+        list[str] | None, typer.Argument(help="Dispositions to hold, e.g. MALICIOUS MALICIOUS-BEC SPOOF SPAM.")
+    ] = None,
+    hold_nothing: Annotated[bool, typer.Option("--hold-nothing", help="Hold no disposition: deliver all.")] = False,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="DISPOSITION=TAG put before the Subject of delivered mail (repeatable)."),
+    ] = None,
+    no_tags: Annotated[bool, typer.Option("--no-tags", help="Remove every subject tag.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Replace the held dispositions (and, with --tag/--no-tags, the subject tags; otherwise they are kept)."""
+    from mailsec.store.policies import get_quarantine_policy, set_quarantine_policy
+
+    if not dispositions and not hold_nothing:
+        fail("name the dispositions to hold (e.g. MALICIOUS MALICIOUS-BEC SPOOF), or pass --hold-nothing")
+    if dispositions and hold_nothing:
+        fail("--hold-nothing takes no dispositions")
+    services = services_for(data, config)
+    require_account(services, account)
+    current = get_quarantine_policy(services.engine, account.lower(), services.settings.quarantine_dispositions)
+    tags = {} if no_tags else dict(current.subject_tag)
+    for spec in tag or ():
+        name, sep, value = spec.partition("=")
+        if not sep:
+            fail(f"--tag {spec!r} is not DISPOSITION=TAG")
+        tags[name.strip().upper()] = value
+    try:
+        policy = set_quarantine_policy(services.engine, account.lower(), dispositions or [], tags)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    _print_quarantine_policy(policy, False)
+
+
+@quarantine_app.command("reset")
+def quarantine_reset(account: AccountOpt, data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Back to the default policy ($MAILSEC_QUARANTINE_DISPOSITIONS, no subject tags)."""
+    from mailsec.store.policies import get_quarantine_policy, reset_quarantine_policy
+
+    services = services_for(data, config)
+    require_account(services, account)
+    reset_quarantine_policy(services.engine, account.lower())
+    policy = get_quarantine_policy(services.engine, account.lower(), services.settings.quarantine_dispositions)
+    _print_quarantine_policy(policy, False)
+
+
+def _print_quarantine_policy(policy: Any, as_json: bool) -> None:
+    if as_json:
+        held = list(policy.dispositions)
+        print(json.dumps({"dispositions": held, "subject_tag": policy.subject_tag, "is_default": policy.is_default}))
+        return
+    print(f"held: {' '.join(policy.dispositions) or '(nothing)'}{' (default)' if policy.is_default else ''}")
+    for name, value in sorted(policy.subject_tag.items()):
+        print(f"tag {name}: {value}")
 
 
 @app.command()

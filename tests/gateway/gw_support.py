@@ -194,7 +194,10 @@ def self_signed(root: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-def start_gateway(root: Path, dovecot: Dovecot, dovecot_flaky: Dovecot | None, **env: str) -> Gateway:
+def start_gateway(
+    root: Path, dovecot: Dovecot, dovecot_flaky: Dovecot | None, database_url: str | None = None, **env: str
+) -> Gateway:
+    """`mailsec serve --smtp` on SQLite in `root`, or on `database_url` (a PostgreSQL database of the fixture)."""
     smtp_port = free_port()
     env = {
         "MAILSEC_QUEUE_RETRY_SECONDS": "0.4",
@@ -203,7 +206,7 @@ def start_gateway(root: Path, dovecot: Dovecot, dovecot_flaky: Dovecot | None, *
         "MAILSEC_SMTP_HOSTNAME": "mx.mailsec.test",
         **env,
     }
-    server = make_live_server(root, f"sqlite:///{root / 'mailsec.db'}", **env)
+    server = make_live_server(root, database_url or f"sqlite:///{root / 'mailsec.db'}", **env)
     services = open_services(load_settings(env={}, data_dir=root, database_url=server.database_url))
     account = services.accounts.create_account("Corp").id
     hold_account = services.accounts.create_account("Hold").id

@@ -14,7 +14,7 @@ from mailsec.services import Services
 from mailsec.store.queue import QueueRepo
 from mailsec.store.records import from_us
 
-RELEASABLE = ("quarantined", "deferred", "queued")
+RELEASABLE = ("quarantined", "deferred", "queued", dispatch.SENDING)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 
+from mailsec.model import Disposition
 from mailsec.scan.policy import AllowPolicy, BlockPolicy, ImpersonationEntry, Policy, TrustedDomain
 from mailsec.store.schema import domains, policies
 
@@ -284,3 +285,114 @@ def build_policy(rows: Iterable[PolicyRow], protected_domains: Iterable[str] = (
         url_ignore_patterns=tuple(ignore),
         extra={k: tuple(v) for k, v in extra.items() if v},
     )
+
+
+# -- the gateway's quarantine policy ---------------------------------------------------------------------------------
+
+QUARANTINE = "quarantine"
+# What a quarantine policy may name: the dispositions a verdict can have (model.Disposition).
+QUARANTINE_VOCABULARY = tuple(d.value for d in Disposition)
+MAX_SUBJECT_TAG = 64
+
+
+@dataclass(frozen=True)
+class QuarantinePolicy:
+    """Which dispositions the gateway holds, and the tag put before the Subject of delivered ones (per disposition).
+    Stored as the account's one `policies` row of kind `quarantine`: {"dispositions": [...], "subject_tag": {...}}."""
+
+    dispositions: tuple[str, ...]
+    subject_tag: dict[str, str] = field(default_factory=dict)
+    is_default: bool = True
+    updated_us: int | None = None
+
+    def holds(self, disposition: str) -> bool:
+        return disposition.upper() in self.dispositions
+
+    def tag_for(self, disposition: str) -> str | None:
+        return self.subject_tag.get(disposition.upper()) or None
+
+
+def check_dispositions(values: Iterable[str]) -> tuple[str, ...]:
+    """Upper-cased, de-duplicated, each one of QUARANTINE_VOCABULARY; ValueError naming the first that is not."""
+    out: list[str] = []
+    for value in values:
+        name = str(value).strip().upper()
+        if name not in QUARANTINE_VOCABULARY:
+            raise ValueError(f"{str(value)[:40]!r} is not a disposition; use one of {', '.join(QUARANTINE_VOCABULARY)}")
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def check_subject_tags(values: Mapping[str, str]) -> dict[str, str]:
+    """Disposition -> tag. A tag is one line of printable text (any script; it is RFC 2047-encoded when needed)."""
+    out: dict[str, str] = {}
+    for disposition, tag in values.items():
+        (name,) = check_dispositions([disposition])
+        text = " ".join(str(tag).split())
+        if not text:
+            continue  # an empty tag means no tag
+        if len(text) > MAX_SUBJECT_TAG or not text.isprintable():
+            raise ValueError(f"subject tag for {name} must be printable and at most {MAX_SUBJECT_TAG} characters")
+        out[name] = text
+    return out
+
+
+def _quarantine_policy(r: Any, default: Iterable[str]) -> QuarantinePolicy:
+    if r is None:
+        return QuarantinePolicy(tuple(d.upper() for d in default))
+    try:
+        data = json.loads(r.data_json or "{}")
+    except ValueError:
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    held = data.get("dispositions")
+    tags = data.get("subject_tag")
+    return QuarantinePolicy(
+        tuple(str(d).upper() for d in held) if isinstance(held, list) else tuple(d.upper() for d in default),
+        {str(k).upper(): str(v) for k, v in tags.items() if v} if isinstance(tags, dict) else {},
+        is_default=False,
+        updated_us=int(r.updated_us),
+    )
+
+
+def get_quarantine_policy(engine: Engine, account_id: str, default: Iterable[str]) -> QuarantinePolicy:
+    """The account's quarantine policy, or `default` (MAILSEC_QUARANTINE_DISPOSITIONS) with no tags."""
+    with engine.connect() as conn:
+        r = conn.execute(
+            select(policies.c.data_json, policies.c.updated_us)
+            .where(policies.c.account_id == account_id, policies.c.kind == QUARANTINE)
+            .order_by(policies.c.id.desc())
+            .limit(1)
+        ).first()
+    return _quarantine_policy(r, default)
+
+
+def set_quarantine_policy(
+    engine: Engine, account_id: str, dispositions: Iterable[str], subject_tag: Mapping[str, str] | None = None
+) -> QuarantinePolicy:
+    """Replace the account's policy (validated first: ValueError and nothing written on a bad value)."""
+    held = check_dispositions(dispositions)
+    tags = check_subject_tags(subject_tag or {})
+    now = _now_us()
+    with engine.begin() as conn:
+        conn.execute(delete(policies).where(policies.c.account_id == account_id, policies.c.kind == QUARANTINE))
+        conn.execute(
+            insert(policies).values(
+                account_id=account_id,
+                kind=QUARANTINE,
+                data_json=json.dumps({"dispositions": list(held), "subject_tag": tags}),
+                created_us=now,
+                updated_us=now,
+            )
+        )
+    return QuarantinePolicy(held, tags, is_default=False, updated_us=now)
+
+
+def reset_quarantine_policy(engine: Engine, account_id: str) -> bool:
+    """Back to the default: the account's row is removed. True when there was one."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            delete(policies).where(policies.c.account_id == account_id, policies.c.kind == QUARANTINE)
+        )
+    return result.rowcount > 0

@@ -1,0 +1,100 @@
+"""Does the message ask the reader to act somewhere its sender does not control? Phishing needs a way to harm: a link
+to another site, a risky attachment, replies diverted elsewhere, a brand it claims to be, or a free mailbox that no
+organisation answers for (advance-fee and callback scams have nothing else). A message with none of these can only
+talk, so its wording alone must be overwhelming before the content classifier calls it phishing. The check exists
+because the labelled ham is from 2002: modern business mail reads "like phishing" to a model trained on it, and this
+structural question does not depend on the era of the words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from mailsec.model import ParsedMessage
+from mailsec.scan.impersonation import FREEMAIL
+from mailsec.scan.links import parse_url
+from mailsec.scan.lookalike import brand_domains, registered_domain
+
+MAX_LINKS = 200
+RISKY_EXTENSIONS = frozenset(
+    {
+        *("htm", "html", "shtml", "xhtml", "svg", "zip", "rar", "7z", "gz", "tgz", "cab", "ace", "iso", "img", "vhd"),
+        *("exe", "scr", "com", "pif", "bat", "cmd", "ps1", "js", "jse", "vbs", "vbe", "wsf", "hta", "msi", "jar"),
+        *("lnk", "one", "docm", "dotm", "xlsm", "xltm", "xlam", "pptm", "potm", "ppam"),
+    }
+)
+RISKY_TYPES = ("text/html", "application/zip", "application/x-msdownload", "application/x-rar", "image/svg+xml")
+# brand names that are everyday words: naming them in a subject is no claim to be the company
+GENERIC_BRAND_WORDS = frozenset({"live", "office", "outlook", "booking", "visa", "zoom", "chase", "blockchain"})
+
+
+@dataclass(frozen=True)
+class Lure:
+    """What the message asks the reader to do elsewhere; empty `kinds` means it asks for nothing outside."""
+
+    kinds: tuple[str, ...]
+    evidence: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.kinds)
+
+
+@cache
+def _brand_names() -> re.Pattern[str]:
+    names = {d.split(".")[0] for d in brand_domains()}
+    names = {n for n in names if len(n) >= 4 and n not in GENERIC_BRAND_WORDS}
+    return re.compile(r"\b(" + "|".join(sorted(names)) + r")\b", re.IGNORECASE)
+
+
+def _offsite_link(parsed: ParsedMessage, sender_rd: str) -> str | None:
+    for link in parsed.links[:MAX_LINKS]:
+        url = parse_url(link.href)
+        if url is not None and url.rd and url.rd != sender_rd:
+            return url.rd
+    return None
+
+
+def _risky_attachment(parsed: ParsedMessage) -> str | None:
+    for a in parsed.attachments:
+        ext = a.name.rpartition(".")[2].lower() if "." in (a.name or "") else ""
+        if ext in RISKY_EXTENSIONS or a.content_type.lower() in RISKY_TYPES:
+            return a.name or a.content_type
+    return None
+
+
+def _diverted_reply(parsed: ParsedMessage, sender_rd: str) -> str | None:
+    for rt in parsed.reply_to[:5]:
+        if rt.domain and registered_domain(rt.domain) != sender_rd:
+            return rt.email
+    return None
+
+
+def _brand_claim(parsed: ParsedMessage, sender_rd: str) -> str | None:
+    if sender_rd in brand_domains():
+        return None
+    claim = f"{parsed.from_.name if parsed.from_ else ''} {parsed.subject}"[:1000]
+    found = _brand_names().search(claim)
+    return found.group(1) if found else None
+
+
+def find_lure(parsed: ParsedMessage) -> Lure:
+    sender_rd = registered_domain(parsed.from_.domain) if parsed.from_ and parsed.from_.domain else ""
+    kinds: list[str] = []
+    evidence: list[str] = []
+    if site := _offsite_link(parsed, sender_rd):
+        kinds.append("link")
+        evidence.append(f"a link to {site}")
+    if name := _risky_attachment(parsed):
+        kinds.append("attachment")
+        evidence.append(f"the attachment {name[:80]}")
+    if address := _diverted_reply(parsed, sender_rd):
+        kinds.append("reply-to")
+        evidence.append(f"replies to {address[:120]}")
+    if brand := _brand_claim(parsed, sender_rd):
+        kinds.append("brand")
+        evidence.append(f"the name {brand} from {sender_rd or 'an unknown domain'}")
+    if sender_rd in FREEMAIL:
+        kinds.append("freemail")
+        evidence.append(f"a sender at the free mailbox provider {sender_rd}")
+    return Lure(tuple(kinds), ", ".join(evidence))

@@ -1,0 +1,43 @@
+"""The call-to-action check: what a message asks the reader to do outside its sender's own domain."""
+
+from __future__ import annotations
+
+from mailsec.mime import parse_message
+from mailsec.scan.lure import find_lure
+from support import make_eml
+
+
+def lure_of(**kw: object) -> tuple[str, ...]:
+    return find_lure(parse_message(make_eml(**kw))).kinds  # type: ignore[arg-type]
+
+
+def test_links_to_the_senders_own_site_ask_for_nothing_outside() -> None:
+    html = '<a href="https://www.shop.example/orders/1">Order</a><a href="https://help.shop.example/">Help</a>'
+    assert lure_of(sender="orders@mail.shop.example", html=html) == ()
+    assert lure_of(sender="orders@mail.shop.example", html=html + '<a href="https://evil.example/x">x</a>') == ("link",)
+
+
+def test_risky_attachment_diverted_reply_and_brand_claim() -> None:
+    page = ("invoice.html", "text/html", b"<form action='https://x.example'><input type=password></form>")
+    assert lure_of(attachments=[page]) == ("attachment",)
+    assert lure_of(attachments=[("notes.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n")]) == ()
+    assert lure_of(sender="ceo@corp.example", headers={"Reply-To": "ceo.private@gmail.com"}) == ("reply-to",)
+    assert lure_of(sender='"PayPal Service" <service@billing-notice.example>') == ("brand",)
+    assert lure_of(sender='"PayPal" <service@paypal.com>') == ()
+    assert lure_of(sender="chef@kitchen.example", subject="Office party: Zoom link and booking") == ()
+    assert lure_of(sender='"Mrs. Ann Lee" <ann.lee.1970@gmail.com>', body="I have a donation for you.") == ("freemail",)
+
+
+def test_evidence_names_what_was_found() -> None:
+    lure = find_lure(
+        parse_message(
+            make_eml(
+                sender='"DocuSign" <sign@files-share.example>',
+                html='<a href="https://login.attacker.example/">Review</a>',
+                headers={"Reply-To": "help@other.example"},
+            )
+        )
+    )
+    assert lure.kinds == ("link", "reply-to", "brand")
+    assert "attacker.example" in lure.evidence and "help@other.example" in lure.evidence
+    assert "DocuSign" in lure.evidence
