@@ -55,6 +55,34 @@ def require_account(services: Services, account_id: str) -> None:
         fail(f"no account {account_id}; create one with `mailsec account create NAME`")
 
 
+def account_services(data: Path | None, config: Path | None, account: str) -> Services:
+    services = services_for(data, config)
+    require_account(services, account)
+    return services
+
+
+def progress_bar(label: str, quiet: bool) -> Progress:
+    """The bar long commands draw on stderr (off with --quiet or when stderr is not a terminal)."""
+    return Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet or not err.is_terminal,
+    )
+
+
+def print_failures(failed: list[tuple[str, str]], limit: int = 50) -> None:
+    print(f"failed: {len(failed)}")
+    for ref, reason in failed[:limit]:
+        print(f"  {ref}: {reason}")
+    if len(failed) > limit:
+        print(f"  ... and {len(failed) - limit} more")
+
+
 @app.command()
 def serve(
     data: DataOpt = None,
@@ -127,8 +155,7 @@ def token_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create an API token for an account; prints the token last (it is shown only once)."""
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     token = services.accounts.create_token(account.lower(), can_write=not read_only, name=name)
     err.print(f"created {'read-only' if read_only else 'read-write'} token for account {account}; store it now")
     print(token)
@@ -143,8 +170,7 @@ def user_create(
     config: ConfigOpt = None,
 ) -> None:
     """Create a user (or add an account to one) and issue a global API key; prints the key last."""
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     key = services.accounts.create_user(email, account.lower(), can_write=not read_only)
     err.print(f"user {email} can reach account {account}; use X-Auth-Email and X-Auth-Key")
     print(key)
@@ -165,8 +191,7 @@ def domain_add(
     from mailsec.gateway.deliver import parse_next_hop
     from mailsec.store.accounts import AlreadyExists
 
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     mode = mode.upper()
     if mode not in ("DIRECT", "BCC", "JOURNAL"):
         fail("--mode must be DIRECT, BCC or JOURNAL")
@@ -186,8 +211,7 @@ def domain_add(
 @domain_app.command("list")
 def domain_list(account: AccountOpt, data: DataOpt = None, config: ConfigOpt = None) -> None:
     """List an account's protected domains."""
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     for d in services.domains.list(account.lower()):
         print(f"{d.id}\t{d.domain}\t{d.mode}\t{d.next_hop}")
 
@@ -202,8 +226,7 @@ def quarantine_show(
     """Show which dispositions the gateway holds for an account, and its subject tags."""
     from mailsec.store.policies import get_quarantine_policy
 
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     policy = get_quarantine_policy(services.engine, account.lower(), services.settings.quarantine_dispositions)
     _print_quarantine_policy(policy, as_json)
 
@@ -230,8 +253,7 @@ def quarantine_set(
         fail("name the dispositions to hold (e.g. MALICIOUS MALICIOUS-BEC SPOOF), or pass --hold-nothing")
     if dispositions and hold_nothing:
         fail("--hold-nothing takes no dispositions")
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     current = get_quarantine_policy(services.engine, account.lower(), services.settings.quarantine_dispositions)
     tags = {} if no_tags else dict(current.subject_tag)
     for spec in tag or ():
@@ -252,8 +274,7 @@ def quarantine_reset(account: AccountOpt, data: DataOpt = None, config: ConfigOp
     """Back to the default policy ($MAILSEC_QUARANTINE_DISPOSITIONS, no subject tags)."""
     from mailsec.store.policies import get_quarantine_policy, reset_quarantine_policy
 
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     reset_quarantine_policy(services.engine, account.lower())
     policy = get_quarantine_policy(services.engine, account.lower(), services.settings.quarantine_dispositions)
     _print_quarantine_policy(policy, False)
@@ -283,19 +304,9 @@ def ingest(
     """Scan and store messages from files; prints a summary."""
     from mailsec.ingest import count_items, ingest_paths
 
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     total = count_items(paths)
-    progress = Progress(
-        TextColumn("[bold]ingest"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet or not err.is_terminal,
-    )
+    progress = progress_bar("ingest", quiet)
     counts = {"stored": 0, "duplicate": 0, "failed": 0}
     with progress:
         task = progress.add_task("ingest", total=total, stats="")
@@ -311,11 +322,7 @@ def ingest(
         summary = ingest_paths(services, account.lower(), paths, mode=mode, on_item=on_item)
     print(f"stored: {summary.stored}")
     print(f"duplicates: {summary.duplicates}")
-    print(f"failed: {len(summary.failed)}")
-    for label, reason in summary.failed[:50]:
-        print(f"  {label}: {reason}")
-    if len(summary.failed) > 50:
-        print(f"  ... and {len(summary.failed) - 50} more")
+    print_failures(summary.failed)
     if summary.failed and not summary.stored and not summary.duplicates:
         raise typer.Exit(1)
 
@@ -341,8 +348,7 @@ def search(
 
     from mailsec.store.search import SearchError, SearchParams, run_search
 
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     params = SearchParams(
         start=datetime.now(UTC) - timedelta(days=days),
         query=query,
@@ -460,8 +466,7 @@ def preview(
     from mailsec.preview import PreviewError, PreviewService
     from mailsec.store.previews import PreviewCacheRepo
 
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     stored = services.messages.get(account.lower(), message)
     if stored is None:
         fail(f"no message {message} in account {account}")
@@ -497,8 +502,7 @@ def rescan(
     """Re-scan stored messages with today's rules and the account's policy; prints each change and a summary."""
     from mailsec import rescan as retro
 
-    services = services_for(data, config)
-    require_account(services, account)
+    services = account_services(data, config, account)
     try:
         filters = retro.RescanFilter(
             since=retro.parse_when(since) if since else None,
@@ -510,16 +514,7 @@ def rescan(
         fail(str(exc))
         return
     pks = retro.select(services, account.lower(), filters)
-    progress = Progress(
-        TextColumn("[bold]rescan"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet or not err.is_terminal,
-    )
+    progress = progress_bar("rescan", quiet)
     changed = 0
     with progress:
         task = progress.add_task("rescan", total=len(pks), stats="")
@@ -535,9 +530,7 @@ def rescan(
         print(f"{change.id}: {change.old} -> {change.new}")
     print(f"rescanned: {summary.scanned}")
     print(f"changed: {len(summary.changed)}")
-    print(f"failed: {len(summary.failed)}")
-    for ref, reason in summary.failed[:50]:
-        print(f"  {ref}: {reason}")
+    print_failures(summary.failed)
 
 
 def main() -> None:
