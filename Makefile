@@ -8,9 +8,11 @@ DATA ?= var
 API ?= 127.0.0.1:8025
 SMTP ?= 127.0.0.1:2525
 SYSTEM_PACKAGES := chromium fonts-noto-cjk dovecot-imapd dovecot-lmtpd libmagic1 postgresql
+# the peers the benchmarks measure mailsec against; not needed by the tests
+BENCH_PACKAGES := postfix spamassassin spamc spamd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint typecheck system-deps deps bench clean fmt model
+.PHONY: run test lint typecheck system-deps bench-deps deps bench clean fmt model
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,16 +26,26 @@ $(SDK4)/.installed: $(STAMP)
 
 deps: $(STAMP)
 
-# Debian packages the tests and the preview need; installed only when running as root and missing.
-system-deps:
-	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# Debian packages the tests and the preview need (bench-deps: the benchmarks' peers); installed only when running as
+# root and missing. Postfix is preset to "No configuration" and no system service is left running: the benches start
+# private instances from their own config.
+define install_debs
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
+	    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	    for s in dovecot postgresql; do systemctl disable --now $$s >/dev/null 2>&1 || service $$s stop >/dev/null 2>&1 || true; done; \
-	  else echo "not root: skipping Debian packages$$missing (tests that need them will skip)"; fi; \
+	    for s in dovecot postgresql postfix spamd spamassassin; do systemctl disable --now $$s >/dev/null 2>&1 || service $$s stop >/dev/null 2>&1 || true; done; \
+	  else echo "not root: skipping Debian packages$$missing (what needs them will skip)"; fi; \
 	fi
+endef
+
+system-deps:
+	$(call install_debs,$(SYSTEM_PACKAGES))
+
+bench-deps:
+	$(call install_debs,$(BENCH_PACKAGES))
 
 run: $(STAMP) system-deps
 	$(BIN)/mailsec serve --data $(DATA) --api $(API) --smtp $(SMTP)
@@ -54,7 +66,7 @@ fmt: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps bench-deps
 	$(BIN)/python bench/search.py
 
 # The shipped content model, rebuilt reproducibly from the dev corpora (sorted inputs, deterministic training).

@@ -49,6 +49,7 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     queue_workers: int = 1
+    queue_worker_processes: int = 1  # 1: queue workers are child processes (keep the GIL for SMTP); 0: threads
     queue_poll_seconds: float = 0.5
     queue_retry_seconds: tuple[float, ...] = (60.0, 300.0, 900.0, 1800.0, 3600.0)
     queue_max_age_seconds: float = 5 * 86400.0

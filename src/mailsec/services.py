@@ -13,6 +13,7 @@ from mailsec.store.db import open_database
 from mailsec.store.domains import DomainRepo
 from mailsec.store.messages import MessageRepo
 from mailsec.store.policies import PolicyRepo
+from mailsec.store.queue import dispose_queue_engine
 from mailsec.store.search_jobs import SearchService
 
 
@@ -29,6 +30,7 @@ class Services:
 
     def close(self) -> None:
         self.searches.close()
+        dispose_queue_engine(self.engine)
         self.engine.dispose()
 
 

@@ -42,8 +42,9 @@ MODERN_HAM: tuple[Ham, ...] = (
         "meeting-notes",
         '"Tom Becker" <tom.becker@corp.example>',
         "Notes from today's planning meeting",
-        "Hi all,\n\nQuick summary of what we agreed:\n- Marta owns the migration plan, draft by the 12th\n- We keep the "
-        "current release train, next cut on Monday\n- Open question on the vendor contract, Tom to follow up with "
+        "Hi all,\n\nQuick summary of what we agreed:\n- Marta owns the migration plan, draft by the 12th\n"
+        "- We keep the current release train, next cut on Monday\n- Open question on the vendor contract, Tom to "
+        "follow up with "
         "legal\n\nShout if I missed anything.\nTom\n",
     ),
     Ham(
@@ -170,7 +171,7 @@ MODERN_HAM: tuple[Ham, ...] = (
             "This week: how one team cut CI time in half with remote caching, a practical guide to distroless images,"
             " and three talks worth watching from the systems conference.",
             '<a href="https://example-news.com/issues/212">Read online</a>',
-            'You are receiving this because you subscribed at example-news.com. '
+            "You are receiving this because you subscribed at example-news.com. "
             '<a href="https://email.example-news.com/unsub?u=8841">Unsubscribe</a>',
         ),
         headers=LIST_HEADERS,

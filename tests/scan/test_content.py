@@ -8,10 +8,19 @@ from pathlib import Path
 import pytest
 
 from mailsec.mime import parse_message
-from mailsec.model import Disposition, Envelope
+from mailsec.model import Disposition, Envelope, Finding
 from mailsec.scan import scan_message
-from mailsec.scan.content import ContentModel, bulk_header_findings, classify, shipped_model, train_content_model
+from mailsec.scan.content import (
+    NO_LURE_PHISHING_THRESHOLD,
+    PHISHING_THRESHOLDS,
+    ContentModel,
+    bulk_header_findings,
+    classify,
+    shipped_model,
+    train_content_model,
+)
 from mailsec.scan.features import extract_text, model_document
+from mailsec.scan.lure import Lure
 from support import make_eml
 
 PHISH = make_eml(
@@ -112,6 +121,61 @@ def test_a_hostile_model_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         ContentModel.load(path)
     _ = io
+
+
+class _Fixed:
+    """A stand-in model with fixed probabilities, to test how probabilities become findings."""
+
+    def __init__(self, **probs: float) -> None:
+        self.probs = probs
+
+    def probabilities(self, document: str) -> dict[str, float]:
+        return self.probs
+
+
+def _classified(**probs: float) -> dict[str, Finding]:
+    mt = extract_text(parse_message(HAM))
+    return {f.name: f for f in classify(mt, _Fixed(**probs))}  # type: ignore[arg-type]
+
+
+def test_probabilities_become_findings_with_thresholds() -> None:
+    strong = _classified(ham=0.05, spam=0.05, phishing=0.9)
+    assert set(strong) == {"CONTENT_PHISHING"}
+    assert strong["CONTENT_PHISHING"].value == "0.900" and strong["CONTENT_PHISHING"].score >= 5.0
+    assert "90%" in strong["CONTENT_PHISHING"].reason
+    weak = _classified(ham=0.6, spam=0.05, phishing=0.35)
+    assert set(weak) == {"CONTENT_PHISHING"} and weak["CONTENT_PHISHING"].score < 3.0
+    assert _classified(ham=0.9, spam=0.05, phishing=0.05) == {}
+    spam = _classified(ham=0.1, spam=0.8, phishing=0.1)
+    assert set(spam) == {"CONTENT_SPAM"} and spam["CONTENT_SPAM"].detection is Disposition.SPAM
+
+
+def test_unwanted_mass_split_between_classes_is_bulk() -> None:
+    """Spam 28% + phishing 28%: neither class fires, but the message is unlike ham: BULK, not SPAM."""
+    split = _classified(ham=0.44, spam=0.28, phishing=0.28)
+    assert "CONTENT_UNWANTED" in split
+    unwanted = split["CONTENT_UNWANTED"]
+    assert unwanted.detection is Disposition.BULK and unwanted.category == "Bulk" and "56%" in unwanted.reason
+    from mailsec.scan.verdict import disposition_for
+
+    assert disposition_for(list(split.values())) is Disposition.BULK
+    assert "CONTENT_UNWANTED" not in _classified(ham=0.55, spam=0.25, phishing=0.2)
+    assert "CONTENT_UNWANTED" not in _classified(ham=0.1, spam=0.8, phishing=0.1)  # spam decides on its own
+
+
+def test_phishing_text_that_asks_for_nothing_outside_needs_to_be_sure() -> None:
+    """Without a lure (scan/lure.py) phishing-like wording decides only from NO_LURE_PHISHING_THRESHOLD, and its
+    probability no longer counts towards CONTENT_UNWANTED; with one, the usual threshold applies."""
+    mt = extract_text(parse_message(HAM))
+    unsure = _Fixed(ham=0.3, spam=0.05, phishing=0.65)
+    talk = {f.name: f for f in classify(mt, unsure, Lure(()))}  # type: ignore[arg-type]
+    assert set(talk) == {"CONTENT_PHISHING"} and talk["CONTENT_PHISHING"].score < 5.0
+    assert "asks for nothing outside the sender's own domain" in talk["CONTENT_PHISHING"].reason
+    pointed = {f.name: f for f in classify(mt, unsure, Lure(("link",), "a link to evil.example"))}  # type: ignore[arg-type]
+    assert pointed["CONTENT_PHISHING"].score >= 5.0 and "a link to evil.example" in pointed["CONTENT_PHISHING"].reason
+    sure = _Fixed(ham=0.02, spam=0.03, phishing=0.95)
+    assert classify(mt, sure, Lure(()))[0].score >= 5.0  # type: ignore[arg-type]
+    assert PHISHING_THRESHOLDS[0] < NO_LURE_PHISHING_THRESHOLD
 
 
 def test_bulk_headers() -> None:

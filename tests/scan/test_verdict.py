@@ -163,3 +163,31 @@ def test_a_failing_analyzer_becomes_a_finding(monkeypatch) -> None:  # type: ign
     errors = [x for x in verdict.findings if x.name == "ANALYZER_ERROR"]
     assert len(errors) == 1 and "links" in (errors[0].detail or "")
     assert verdict.disposition is D.NONE
+
+
+def _phish_text(p: float) -> Finding:
+    return Finding(name="CONTENT_PHISHING", detection=D.MALICIOUS, score=5.0 + 2.0 * (p - 0.5) / 0.5,
+                   reason="The text reads like phishing.", value=f"{p:.3f}", category="Phishing")  # fmt: skip
+
+
+def test_sure_phishing_text_plus_an_independent_deception_is_malicious() -> None:
+    mismatch = Finding(name="LINK_TEXT_MISMATCH", detection=D.SUSPICIOUS, score=2.0,
+                       reason="A link shows bank.example but goes to evil.example.", category="Link")  # fmt: skip
+    alone = combine([_phish_text(0.9)])
+    assert alone.disposition is D.SUSPICIOUS  # content alone is never MALICIOUS
+    both = combine([_phish_text(0.9), mismatch])
+    assert both.disposition is D.MALICIOUS
+    added = [x for x in both.findings if x.name == "PHISHING_CORROBORATED"]
+    assert len(added) == 1 and added[0].detail == "LINK_TEXT_MISMATCH"
+    assert "90%" in added[0].reason and "evil.example" in added[0].reason
+    assert "Phishing" in both.threat_categories
+    # an unsure classifier, a shortener (ordinary in newsletters) or a second combine do not add it
+    assert combine([_phish_text(0.6), mismatch]).disposition is D.SUSPICIOUS
+    shortener = f("LINK_SHORTENER", D.SUSPICIOUS, 1.0, "Link")
+    assert combine([_phish_text(0.95), shortener]).disposition is D.SUSPICIOUS
+    again = combine(list(both.findings))
+    assert [x.name for x in again.findings].count("PHISHING_CORROBORATED") == 1
+    # an authenticated sender needs a surer classifier
+    dmarc_pass = f("DMARC_PASS", D.NONE, -1.0)
+    assert combine([_phish_text(0.72), mismatch, dmarc_pass]).disposition is D.SUSPICIOUS
+    assert combine([_phish_text(0.95), mismatch, dmarc_pass]).disposition is D.MALICIOUS

@@ -1,18 +1,20 @@
-"""The gateway's running parts in one process: the queue worker always (it also retries releases), the SMTP
-listener when an address is configured."""
+"""The gateway's running parts: the queue workers always (they also retry releases), the SMTP listener when an
+address is configured. With a listener, workers run in child processes by default (`queue_worker_processes`), so
+scanning never holds the GIL that the SMTP loop needs to answer 250 quickly; with 0 (or no listener) they are threads
+of this process."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from mailsec.gateway.smtp import SMTPServer
-from mailsec.gateway.worker import QueueWorker
+from mailsec.gateway.worker import QueueWorker, WorkerProcesses
 from mailsec.services import Services
 
 
 @dataclass
 class Gateway:
-    worker: QueueWorker
+    worker: QueueWorker | WorkerProcesses
     smtp: SMTPServer | None
 
     def stop(self) -> None:
@@ -22,9 +24,11 @@ class Gateway:
 
 
 def start_gateway(services: Services, smtp_listen: str | None = None) -> Gateway:
-    worker = QueueWorker(services)
-    worker.start()
     listen = smtp_listen if smtp_listen is not None else services.settings.smtp_listen
+    # Without an SMTP listener the worker only retries releases: a thread, not a process importing the scanner.
+    processes = bool(listen) and services.settings.queue_worker_processes > 0
+    worker: QueueWorker | WorkerProcesses = WorkerProcesses(services) if processes else QueueWorker(services)
+    worker.start()
     smtp = SMTPServer(services, listen, on_queued=worker.wake) if listen else None
     if smtp is not None:
         smtp.start()

@@ -8,18 +8,22 @@ import asyncio
 import logging
 import ssl
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailsec.config import parse_hostport
+from mailsec.gateway.receive import GroupCommit, prepare, receive
 from mailsec.gateway.receive import Session as ReceiveSession
-from mailsec.gateway.receive import receive
 from mailsec.services import Services
-from mailsec.store.queue import now_us
+from mailsec.store.domains import Domain
+from mailsec.store.queue import QueueRepo, now_us
 
 log = logging.getLogger("mailsec.gateway.smtp")
+OWNER_TTL = 1.0  # seconds a recipient domain's owner is remembered (a removed domain stops accepting after this)
+INLINE_MAX = 512 * 1024  # messages up to this size are hashed on the event loop (about a millisecond at most)
 
 
 def _trace(session: Session) -> list[tuple[str, int]]:
@@ -27,6 +31,15 @@ def _trace(session: Session) -> list[tuple[str, int]]:
     if not hasattr(session, "mailsec_trace"):
         session.mailsec_trace = lines  # type: ignore[attr-defined]
     return lines
+
+
+def _owners(envelope: Envelope) -> dict[str, Domain]:
+    """The owning domain of each recipient RCPT accepted (aiosmtpd makes a fresh Envelope per transaction)."""
+    owners: dict[str, Domain] | None = getattr(envelope, "mailsec_owners", None)
+    if owners is None:
+        owners = {}
+        envelope.mailsec_owners = owners  # type: ignore[attr-defined]
+    return owners
 
 
 class GatewaySMTP(SMTP):
@@ -51,13 +64,36 @@ class GatewaySMTP(SMTP):
 
 
 class GatewayHandler:
-    def __init__(self, services: Services, executor: ThreadPoolExecutor, on_queued: Any = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        executor: ThreadPoolExecutor,
+        on_queued: Any = None,
+        committer: GroupCommit | None = None,
+    ) -> None:
         self.services = services
         self.executor = executor
         self.on_queued = on_queued
+        self.committer = committer
+        self._owner_cache: dict[str, tuple[Domain, float]] = {}
 
     async def _blocking(self, fn: Any, *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def _owner_of(self, address: str) -> Domain | None:
+        """The owning domain; a hit is remembered for OWNER_TTL seconds so a busy sender's RCPTs skip the thread
+        pool and the query. Misses are never cached: a domain just added is protected at once."""
+        key = address.rpartition("@")[2].strip().lower()
+        now = time.monotonic()
+        hit = self._owner_cache.get(key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        owner: Domain | None = await self._blocking(self.services.domains.owner_of, address)
+        if owner is not None:
+            if len(self._owner_cache) > 10_000:
+                self._owner_cache.clear()
+            self._owner_cache[key] = (owner, now + OWNER_TTL)
+        return owner
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
@@ -86,7 +122,7 @@ class GatewayHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         try:
-            owner = await self._blocking(self.services.domains.owner_of, address)
+            owner = await self._owner_of(address)
         except Exception:
             log.exception("domain lookup failed")
             return "451 4.3.0 temporary failure, try again later"
@@ -95,6 +131,7 @@ class GatewayHandler:
             return f"550 5.7.1 <{address}>: relay access denied"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
+        _owners(envelope)[address] = owner
         _trace(session).append((f"RCPT TO:<{address}> accepted for {owner.domain} ({owner.mode})", now_us()))
         return "250 2.1.5 OK"
 
@@ -109,10 +146,18 @@ class GatewayHandler:
             tls=session.ssl is not None,
             trace=list(_trace(session)),
         )
+        rcpts, owners = list(envelope.rcpt_tos), _owners(envelope)
         try:
-            accepted = await self._blocking(
-                receive, self.services, raw, envelope.mail_from or "", list(envelope.rcpt_tos), info
-            )
+            if self.committer is not None and len(raw) <= INLINE_MAX and all(r in owners for r in rcpts):
+                # Nothing to look up and little to hash: build the rows here and wait for the group commit
+                # without a trip through the thread pool (each thread hop is a wake-up on a busy machine).
+                items, accepted = prepare(self.services, raw, envelope.mail_from or "", rcpts, info, owners)
+                if items:
+                    await asyncio.wrap_future(self.committer.submit(items))
+            else:
+                accepted = await self._blocking(
+                    receive, self.services, raw, envelope.mail_from or "", rcpts, info, owners, self.committer
+                )
         except Exception:
             log.exception("receive failed; the client will retry")
             return "451 4.3.0 temporary failure storing the message, try again later"
@@ -138,7 +183,8 @@ class SMTPServer:
         self.services = services
         self.host, self.port = parse_hostport(listen, 25)
         self.executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="mailsec-smtp")
-        self.handler = GatewayHandler(services, self.executor, on_queued)
+        self.committer = GroupCommit(QueueRepo(services.engine))
+        self.handler = GatewayHandler(services, self.executor, on_queued, self.committer)
         self.loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._thread: threading.Thread | None = None
@@ -190,3 +236,4 @@ class SMTPServer:
         if self._thread is not None:
             self._thread.join(5)
         self.executor.shutdown(wait=False)
+        self.committer.stop()

@@ -4,17 +4,24 @@ its stages are; a crash leaves it claimed by a dead process, and the next start 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import email
 import email.message
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 from datetime import datetime
 from email import policy as email_policy
+from typing import Any
 
 from mailsec import pipeline
+from mailsec.config import Settings
 from mailsec.gateway import dispatch
 from mailsec.model import DeliveryMode, Envelope, TraceDirection
-from mailsec.services import Services
+from mailsec.services import Services, open_services
 from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
 from mailsec.store.queue import QueueItem, QueueRepo, now_us, worker_identity
@@ -48,13 +55,13 @@ def backoff_us(settings_retry: tuple[float, ...], attempts: int) -> int:
 class QueueWorker:
     """Worker threads sharing one process; `wake()` lets the receive stage skip the poll delay."""
 
-    def __init__(self, services: Services, threads: int | None = None) -> None:
+    def __init__(self, services: Services, threads: int | None = None, wake: Any = None, stop: Any = None) -> None:
         self.services = services
         self.queue = QueueRepo(services.engine)
         self.identity = worker_identity()
         self.threads = max(1, threads or services.settings.queue_workers)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._stop = stop if stop is not None else threading.Event()
+        self._wake = wake if wake is not None else threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -77,12 +84,12 @@ class QueueWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def _run(self, identity: str) -> None:
+    def _run(self, identity: str, batch: int = 8) -> None:
         settings = self.services.settings
         claim_timeout = int(settings.queue_claim_timeout_seconds * 1_000_000)
         while not self._stop.is_set():
             try:
-                items = self.queue.claim(identity, 8, claim_timeout)
+                items = self.queue.claim(identity, batch, claim_timeout)
             except Exception:
                 log.exception("queue claim failed")
                 items = []
@@ -116,7 +123,11 @@ class QueueWorker:
             return stored
         env = item.envelope
         try:
-            raw = services.blobs.get(item.raw_sha256)
+            if item.raw is not None:  # accepted bytes from the queue row: make them a blob (fsync'd) first
+                services.blobs.put(item.raw)
+                raw = item.raw
+            else:  # accepted by an older version, or the row's bytes were already moved
+                raw = services.blobs.get(item.raw_sha256)
         except BlobNotFound:
             log.error("queue item %s: raw message %s is missing", item.postfix_id, item.raw_sha256)
             self.queue.finish(item.id, "failed", data={**item.data, "error": "raw message missing"})
@@ -203,3 +214,96 @@ class QueueWorker:
         status = dispatch.message_status(services, message.pk)
         services.messages.set_state(message.pk, delivery_status=status, is_quarantined=False)
         self.queue.finish(item.id, "done", attempts=attempts)
+
+
+# -- worker processes -----------------------------------------------------------------------------------------
+
+
+def _die_with_parent(parent: int) -> None:
+    """A SIGKILL of `mailsec serve` takes its workers along (Linux PR_SET_PDEATHSIG), so a restart finds their claims
+    held by dead processes and resumes them, exactly as with worker threads."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _warm_up() -> None:
+    """Load the parser and the content model before the first message, not while it waits (offline: no lookups)."""
+    from mailsec.mime import parse_message
+    from mailsec.scan import scan_message
+
+    try:
+        scan_message(parse_message(b"From: a@example.org\r\nSubject: warm-up\r\n\r\nhello\r\n"), Envelope())
+    except Exception:
+        log.exception("warm-up scan failed")
+
+
+WORKER_NICE = 10
+
+
+def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
+    _die_with_parent(parent)
+    # Accepting mail is latency-bound (a client waits for 250), scanning is throughput-bound (the queue absorbs
+    # bursts): when the cores are busy, the SMTP process goes first.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (Ctrl-C reaches the group)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    services = open_services(settings)
+    _warm_up()
+    worker = QueueWorker(services, threads=1, wake=wake, stop=stop)
+
+    def watch_parent() -> None:  # no prctl (not Linux): notice the parent went away within a second
+        while not stop.is_set():
+            if os.getppid() != parent:
+                os._exit(1)
+            stop.wait(1.0)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    try:
+        worker._run(f"{worker.identity}:0", batch=2)
+    finally:
+        services.close()
+
+
+class WorkerProcesses:
+    """`queue_workers` queue workers, each in a process of its own: scanning is CPU-bound Python, and in threads it
+    would hold the GIL against the SMTP loop (slow 250s). Same claims, same stages, same restart story: the queue
+    is the truth and a worker's identity carries its pid."""
+
+    def __init__(self, services: Services, processes: int | None = None) -> None:
+        self.services = services
+        self.count = max(1, processes or services.settings.queue_workers)
+        ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and open connections
+        self._ctx = ctx
+        self._stop = ctx.Event()
+        self._wakes = [ctx.Event() for _ in range(self.count)]
+        self._procs: list[Any] = []
+
+    def start(self) -> None:
+        freed = QueueRepo(self.services.engine).release_dead_claims()
+        if freed:
+            log.info("resuming %d message(s) claimed by a process that stopped", freed)
+        for n, wake in enumerate(self._wakes):
+            proc = self._ctx.Process(
+                target=_child_main,
+                args=(self.services.settings, os.getpid(), wake, self._stop),
+                name=f"mailsec-queue-{n}",
+                daemon=True,
+            )
+            proc.start()
+            self._procs.append(proc)
+
+    def wake(self) -> None:
+        for wake in self._wakes:
+            wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.wake()
+        for proc in self._procs:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1)

@@ -51,8 +51,8 @@ def decode_header_value(value: object) -> str:
         return ""
     if not isinstance(value, str):
         value = str(value)
-    if "=?" not in value:
-        return _WS.sub(" ", value.replace("\r", "").replace("\n", "")).strip()
+    if "=?" not in value:  # split/join collapses and strips exactly the characters `\s` matches, faster
+        return " ".join(value.replace("\r", "").replace("\n", "").split())
     try:
         parts = decode_header(value)
     except Exception:
@@ -61,7 +61,7 @@ def decode_header_value(value: object) -> str:
     for chunk, charset in parts:
         text = decode_bytes(chunk, charset) if isinstance(chunk, bytes) else chunk
         out.append(text)
-    return _WS.sub(" ", "".join(out).replace("\r", "").replace("\n", "")).strip()
+    return " ".join("".join(out).replace("\r", "").replace("\n", "").split())
 
 
 def _rejoin_unquoted_names(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -7,7 +7,7 @@ import hashlib
 import ipaddress
 import re
 from datetime import UTC, datetime
-from email import message_from_bytes
+from email.feedparser import FeedParser
 from email.message import Message
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
@@ -25,6 +25,50 @@ _URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]+""")
 _BRACKET_IP_RE = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
 _PAREN_IP_RE = re.compile(r"\(([^()]*)\)")
 _BARE_IP_RE = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
+_BY_RE = re.compile(r"\bby\b", re.I)
+
+
+# Lexbor's tree building is quadratic in nesting depth (20,000 nested <div> take seconds to parse), so hostile HTML
+# is flattened first: tags nested deeper than MAX_HTML_DEPTH are dropped, their text kept, in one linear pass. Only
+# HTML with more than DEPTH_CHECK_TAGS tags can be that deep, so ordinary mail skips even the scan.
+MAX_HTML_DEPTH = 512
+DEPTH_CHECK_TAGS = 2000
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})\b[^<>]*?(/?)>")
+_NON_NESTING = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    | {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup", "rt", "rp"}
+)
+
+
+def limit_html_nesting(source: str, max_depth: int = MAX_HTML_DEPTH) -> str:
+    """`source` with the tags nested deeper than `max_depth` dropped (their text stays); unchanged unless some
+    element really is that deep."""
+    if source.count("<") <= DEPTH_CHECK_TAGS:
+        return source
+    out: list[str] = []
+    depth = excess = last = 0
+    for m in _TAG_RE.finditer(source):
+        if m.group(3) or m.group(2).lower() in _NON_NESTING:
+            continue
+        drop = False
+        if m.group(1):
+            if excess:
+                excess -= 1
+                drop = True
+            else:
+                depth = max(depth - 1, 0)
+        elif depth >= max_depth:
+            excess += 1
+            drop = True
+        else:
+            depth += 1
+        if drop:
+            out.append(source[last : m.start()])
+            last = m.end()
+    if not out:
+        return source
+    out.append(source[last:])
+    return "".join(out)
 
 
 def _valid_ip(text: str) -> str | None:
@@ -36,7 +80,7 @@ def _valid_ip(text: str) -> str | None:
 
 def received_from_ip(received: str) -> str | None:
     """The connecting IP a Received header names in its `from` clause."""
-    head = re.split(r"\bby\b", received, maxsplit=1, flags=re.I)[0]
+    head = _BY_RE.split(received, maxsplit=1)[0]
     for m in _BRACKET_IP_RE.finditer(head):
         ip = _valid_ip(m.group(1))
         if ip:
@@ -69,7 +113,7 @@ def _parse_date(value: str | None) -> datetime | None:
 def extract_html_links(html: str) -> list[Link]:
     links: list[Link] = []
     try:
-        tree = HTMLParser(html[:MAX_TEXT_CHARS])
+        tree = HTMLParser(limit_html_nesting(html[:MAX_TEXT_CHARS]))
         for node in tree.css("a[href], area[href]"):
             href = (node.attributes.get("href") or "").strip()
             if not href or href.startswith("#"):
@@ -85,7 +129,7 @@ def extract_html_links(html: str) -> list[Link]:
 
 def html_to_text(html: str) -> str:
     try:
-        tree = HTMLParser(html[:MAX_TEXT_CHARS])
+        tree = HTMLParser(limit_html_nesting(html[:MAX_TEXT_CHARS]))
         for node in tree.css("script, style"):
             node.decompose()
         body = tree.body or tree.root
@@ -179,20 +223,25 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Parse hostile bytes into the shared model. Problems become `defects`, never exceptions."""
     defects: list[str] = []
     try:
-        msg = message_from_bytes(raw, policy=compat32)
+        # What message_from_bytes does, fed in one piece instead of 8 KiB chunks (each chunk re-enters the parser)
+        feed = FeedParser(policy=compat32)
+        feed.feed(raw.decode("ascii", "surrogateescape"))
+        msg = feed.close()
     except Exception as exc:  # the stdlib parser is lenient, but a defect beats a crash
         defects.append(f"unparseable message: {type(exc).__name__}")
         msg = Message()
 
-    raw_items = list(msg.raw_items())
+    # raw_items, not get_all: compat32's get_all turns 8-bit header bytes into U+FFFD. Each value is unescaped
+    # once and indexed by lower-case name, so looking up a header does not walk all of them.
     headers: list[tuple[str, str]] = []
-    for name, value in raw_items:
-        headers.append((str(name), decode_header_value(unescape_surrogates(str(value)))))
+    by_name: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        text = unescape_surrogates(str(value))
+        headers.append((str(name), decode_header_value(text)))
+        by_name.setdefault(str(name).lower(), []).append(text)
 
     def all_raw(name: str) -> list[str]:
-        # raw_items, not get_all: compat32's get_all turns 8-bit header bytes into U+FFFD.
-        wanted = name.lower()
-        return [unescape_surrogates(str(v)) for k, v in raw_items if str(k).lower() == wanted]
+        return by_name.get(name.lower(), [])
 
     def first(name: str) -> str:
         values = all_raw(name)

@@ -192,9 +192,13 @@ class _KeyFetcher:
         return chosen.encode("utf-8", "surrogateescape")
 
 
+_TAG_RES = {t: re.compile(rf"(?:^|;)\s*{t}\s*=\s*([^;]*)") for t in ("d", "s")}
+_SPACES_RE = re.compile(r"\s+")
+
+
 def _tag(header_value: str, tag: str) -> str:
-    m = re.search(rf"(?:^|;)\s*{tag}\s*=\s*([^;]*)", header_value)
-    return re.sub(r"\s+", "", m.group(1)).lower() if m else ""
+    m = (_TAG_RES.get(tag) or re.compile(rf"(?:^|;)\s*{tag}\s*=\s*([^;]*)")).search(header_value)
+    return _SPACES_RE.sub("", m.group(1)).lower() if m else ""
 
 
 def check_dkim(parsed: ParsedMessage, resolver: DnsResolver) -> list[DkimResult]:

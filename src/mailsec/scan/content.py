@@ -21,6 +21,7 @@ import numpy as np
 
 from mailsec.model import Disposition, Finding, ParsedMessage
 from mailsec.scan.features import MessageText, model_document
+from mailsec.scan.lure import Lure, find_lure
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,20 @@ VECTORIZER = {
     "lowercase": False,
 }
 
-# Probability thresholds: at or above the first a finding fires strongly enough to decide alone; at or above the
-# second it fires weakly, to add up with other evidence. Tuned on out-of-fold predictions (docs/detection.md).
+# Probability thresholds (strong, weak): at or above the first a finding fires strongly enough to decide alone; at
+# or above the second it fires weakly, to add up with other evidence. Tuned on out-of-fold predictions
+# (docs/detection.md).
 PHISHING_THRESHOLDS = (0.5, 0.3)
-SPAM_THRESHOLDS = (0.5, 0.3)
+# Without a link elsewhere, a risky attachment, a diverted reply, a brand claim or a free mailbox (scan/lure.py) the
+# text must be this sure to decide alone: modern business mail reads like phishing to a model whose ham is from 2002.
+NO_LURE_PHISHING_THRESHOLD = 0.8
+SPAM_THRESHOLDS = (0.6, 0.3)
 BULK_THRESHOLDS = (0.6, 0.4)
+# The classifier splits the mass that is not ham between spam, bulk and phishing; a message it finds unlike ham but
+# cannot place in one class (ham 0.45, spam 0.28, phishing 0.27) is still unwanted mail: at or above this summed
+# probability it is at least BULK, which keeps it out of the inbox without calling a newsletter SPAM.
+UNWANTED_THRESHOLD = 0.5
+UNWANTED_SCORE = 3.0
 
 
 def _vectorizer(params: dict[str, Any]) -> Any:
@@ -181,49 +191,79 @@ def _scaled(p: float, lo: float, hi: float, low_score: float, high_score: float)
     return round(low_score + (high_score - low_score) * min(1.0, (p - lo) / max(1e-9, 1.0 - lo)), 2)
 
 
-def classify(mt: MessageText, model: ContentModel) -> list[Finding]:
-    """Findings from the classifier's probabilities. Content alone can make a message SUSPICIOUS, never MALICIOUS."""
+@dataclass(frozen=True)
+class _ClassRule:
+    """How one label's probability becomes a finding: its name, disposition, category and score range."""
+
+    name: str
+    label: str
+    thresholds: tuple[float, float]
+    detection: Disposition
+    category: str
+    reads_like: str
+    strong_scores: tuple[float, float]
+    weak_score: float
+
+
+# Strong findings start at the SUSPICIOUS/SPAM threshold of 5 (out-of-fold calibration, docs/detection.md); phishing
+# text without a lure decides only from NO_LURE_PHISHING_THRESHOLD.
+_RULES = (
+    _ClassRule("CONTENT_PHISHING", "phishing", PHISHING_THRESHOLDS, Disposition.MALICIOUS, "Phishing",
+               "phishing", (5.0, 7.0), 2.5),
+    _ClassRule("CONTENT_SPAM", "spam", SPAM_THRESHOLDS, Disposition.SPAM, "ContentSpam",
+               "unsolicited mail", (5.0, 7.0), 2.5),
+    _ClassRule("CONTENT_BULK", "bulk", BULK_THRESHOLDS, Disposition.BULK, "Bulk",
+               "a newsletter or marketing mail", (3.0, 3.0), 1.5),
+)  # fmt: skip
+
+
+def _class_finding(rule: _ClassRule, p: float, detail: str, lure: Lure | None = None) -> Finding | None:
+    """The finding for one label: scaled from the strong score range above the strong threshold, the weak score
+    between the two thresholds, nothing below. Phishing text in a message that asks for nothing outside its sender's
+    own domain (`lure.py`) needs NO_LURE_PHISHING_THRESHOLD to decide alone."""
+    strong, weak = rule.thresholds
+    if p < weak:
+        return None
+    why = ""
+    if rule.label == "phishing" and lure is not None:
+        if not lure:
+            strong = max(strong, NO_LURE_PHISHING_THRESHOLD)
+            why = "; it asks for nothing outside the sender's own domain"
+        else:
+            why = f"; it points to {lure.evidence}"
+    score = _scaled(p, strong, 1.0, *rule.strong_scores) if p >= strong else rule.weak_score
+    return Finding(
+        name=rule.name,
+        detection=rule.detection,
+        score=score,
+        reason=f"The text reads like {rule.reads_like} (classifier probability {p:.0%}){why}.",
+        field="body",
+        value=f"{p:.3f}",
+        detail=detail,
+        category=rule.category,
+    )
+
+
+def classify(mt: MessageText, model: ContentModel, lure: Lure | None = None) -> list[Finding]:
+    """Findings from the classifier's probabilities: one per label that reaches its weak threshold, plus
+    CONTENT_UNWANTED when the non-ham labels together are likely but none decides. Content alone can make a message
+    SUSPICIOUS, never MALICIOUS (the verdict's PHISHING_CORROBORATED needs another analyzer)."""
     probs = model.probabilities(model_document(mt))
-    p_phish, p_spam, p_bulk = probs.get("phishing", 0.0), probs.get("spam", 0.0), probs.get("bulk", 0.0)
     detail = ", ".join(f"{k}={v:.2f}" for k, v in sorted(probs.items()))
-    findings = []
-    strong, weak = PHISHING_THRESHOLDS
-    if p_phish >= weak:
-        score = _scaled(p_phish, strong, 1, 5.0, 7.0) if p_phish >= strong else 2.5
+    findings = [
+        f for rule in _RULES if (f := _class_finding(rule, probs.get(rule.label, 0.0), detail, lure)) is not None
+    ]
+    talk_only = lure is not None and not lure
+    unwanted = sum(p for label, p in probs.items() if label != "ham" and not (talk_only and label == "phishing"))
+    decided = any(f.score >= UNWANTED_SCORE for f in findings)
+    if unwanted >= UNWANTED_THRESHOLD and not decided and "ham" in probs:
+        parts = " + ".join(f"{label} {probs[label]:.0%}" for label in LABELS if label != "ham" and label in probs)
         findings.append(
             Finding(
-                name="CONTENT_PHISHING",
-                detection=Disposition.MALICIOUS,
-                score=score,
-                reason=f"The text reads like phishing (classifier probability {p_phish:.0%}).",
-                field="body",
-                detail=detail,
-                category="Phishing",
-            )
-        )
-    strong, weak = SPAM_THRESHOLDS
-    if p_spam >= weak:
-        score = _scaled(p_spam, strong, 1, 5.0, 7.0) if p_spam >= strong else 2.5
-        findings.append(
-            Finding(
-                name="CONTENT_SPAM",
-                detection=Disposition.SPAM,
-                score=score,
-                reason=f"The text reads like unsolicited mail (classifier probability {p_spam:.0%}).",
-                field="body",
-                detail=detail,
-                category="ContentSpam",
-            )
-        )
-    strong, weak = BULK_THRESHOLDS
-    if p_bulk >= weak:
-        score = 3.0 if p_bulk >= strong else 1.5
-        findings.append(
-            Finding(
-                name="CONTENT_BULK",
+                name="CONTENT_UNWANTED",
                 detection=Disposition.BULK,
-                score=score,
-                reason=f"The text reads like a newsletter or marketing mail (classifier probability {p_bulk:.0%}).",
+                score=UNWANTED_SCORE,
+                reason=f"The text reads unlike wanted mail, though not clearly as one kind: {parts} = {unwanted:.0%}.",
                 field="body",
                 detail=detail,
                 category="Bulk",
@@ -295,5 +335,5 @@ def bulk_header_findings(parsed: ParsedMessage) -> list[Finding]:
 def analyze_content(parsed: ParsedMessage, mt: MessageText, model: ContentModel | None) -> list[Finding]:
     findings = bulk_header_findings(parsed)
     if model is not None:
-        findings.extend(classify(mt, model))
+        findings.extend(classify(mt, model, find_lure(parsed)))
     return findings

@@ -14,27 +14,32 @@ from mailsec.scan.features import MessageText, normalise, words
 
 MAX_TOKENS = 3000
 _BITS = np.uint64(1) << np.arange(64, dtype=np.uint64)
+_SEED = 0x9E3779B9
 
 
 def simhash(tokens: list[str]) -> int:
-    """64-bit simhash of word bigrams (unigrams for very short texts)."""
+    """64-bit simhash of word bigrams (unigrams for very short texts).
+
+    Each gram's 64-bit hash is crc32 (high word) and crc32 seeded with 0x9E3779B9 (low word) of its UTF-8 bytes;
+    the loops run in C (`map`) and the bit votes are counted on the unpacked bytes."""
     if not tokens:
         return 0
-    tokens = tokens[:MAX_TOKENS]
-    grams = [f"{a} {b}" for a, b in itertools.pairwise(tokens)] if len(tokens) > 3 else tokens
-    hashes = np.fromiter(
-        ((zlib.crc32(g.encode()) << 32) | zlib.crc32(g.encode(), 0x9E3779B9) for g in grams),
-        dtype=np.uint64,
-        count=len(grams),
-    )
-    bits = (hashes[:, None] & _BITS) != 0
-    votes = bits.sum(axis=0) * 2 - len(grams)
+    encoded = list(map(str.encode, tokens[:MAX_TOKENS]))
+    grams = list(map(b" ".join, itertools.pairwise(encoded))) if len(encoded) > 3 else encoded
+    high = np.fromiter(map(zlib.crc32, grams), dtype=np.uint64, count=len(grams))
+    low = np.fromiter(map(zlib.crc32, grams, itertools.repeat(_SEED)), dtype=np.uint64, count=len(grams))
+    hashes = ((high << np.uint64(32)) | low).astype("<u8")
+    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")  # column j = bit j
+    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(grams)
     return int(np.sum(_BITS[votes > 0], dtype=np.uint64))
 
 
 def edf_hash(mt: MessageText) -> str:
-    """Hex simhash of subject and body, after the same normalisation the classifier sees."""
-    tokens = words(normalise(f"{mt.subject} {mt.body}"))
+    """Hex simhash of subject and body, after the same normalisation the classifier sees.
+
+    Normalised apart (the classifier has just normalised the same strings: `normalise` memoises them); the words
+    are those of `normalise(f"{subject} {body}")`, since no mask crosses the space between them."""
+    tokens = words(normalise(mt.subject)) + words(normalise(mt.body))
     return f"{simhash(tokens):016x}"
 
 

@@ -12,6 +12,8 @@ from urllib.parse import unquote
 
 from selectolax.lexbor import LexborHTMLParser
 
+from mailsec.scan.features import limit_html_nesting
+
 MAX_HTML = 2_000_000
 MAX_BLOBS = 20
 MAX_BLOB = 500_000
@@ -87,7 +89,7 @@ def _scan(html: str) -> tuple[bool, list[str]]:
                 break
     if not password and "password" in html.lower():
         try:
-            tree = LexborHTMLParser(html)
+            tree = LexborHTMLParser(limit_html_nesting(html))  # hostile depth would make parsing quadratic
             password = bool(tree.css_first("input[type=password i]"))
         except Exception:
             pass

@@ -7,7 +7,7 @@ import ipaddress
 import logging
 import re
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import dns.exception
@@ -31,6 +31,7 @@ _IP_IN_BRACKETS = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
 _BARE_IP = re.compile(r"(?<![\w.:])((?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])")
 
 
+@lru_cache(maxsize=4096)  # the same relays' addresses come back in message after message; ipaddress is slow
 def parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address in `value` (brackets allowed; IPv4-mapped IPv6 as IPv4), None when it is not one."""
     if not value:
@@ -44,6 +45,7 @@ def parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address
     return addr
 
 
+@lru_cache(maxsize=4096)  # `is_global` walks the reserved-network tables on every call
 def is_public(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return addr.is_global and not addr.is_multicast
 

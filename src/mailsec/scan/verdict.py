@@ -4,7 +4,9 @@ Like rspamd symbols, each finding carries a score and the disposition it argues 
 the sum of the scores of every finding arguing for it or for something worse (evidence of malice is also evidence
 of suspicion), plus the neutral findings (negative scores such as aligned DMARC lower every level). The verdict is
 the worst disposition, in the design's severity order, whose sum reaches its threshold; a single finding that
-reaches a threshold on its own (an auto-executing macro) decides regardless of negative evidence.
+reaches a threshold on its own (an auto-executing macro) decides regardless of negative evidence. Phishing text the
+classifier is sure of plus a deception found by another analyzer adds PHISHING_CORROBORATED (content alone is never
+MALICIOUS; two independent analyzers agreeing can be).
 Then policy: a block policy makes the message MALICIOUS; an acceptable-sender allow policy exempts it from SPOOF,
 SPAM and BULK; only a trusted-sender policy clears MALICIOUS."""
 
@@ -38,6 +40,21 @@ _DEFAULT_CATEGORY = {
 }
 ALLOW_EXEMPT = frozenset({D.SPOOF, D.SPAM, D.BULK})
 
+# Content alone never makes a message MALICIOUS: a modern newsletter can read like phishing. Two independent analyzers
+# agreeing can: text the classifier calls phishing with at least this probability, plus a deception another analyzer
+# found in the links, the sender or the attachments. The added score lifts CONTENT_PHISHING (5.65 to 7 from
+# probability 0.7) over the MALICIOUS threshold; an authenticated sender (DMARC pass, -1) needs a surer classifier.
+CORROBORATED_PHISHING = 0.7
+CORROBORATION_SCORE = 3.0
+DECEPTIONS = frozenset({
+    "LINK_BRAND_MISMATCH", "LINK_PROTECTED_DOMAIN_MISMATCH", "LINK_TEXT_MISMATCH", "LINK_LOOKALIKE_PROTECTED_DOMAIN",
+    "LINK_LOOKALIKE_BRAND", "LINK_BRAND_EMBEDDED", "LINK_BRAND_IN_SUBDOMAIN", "LINK_USERINFO_TRICK", "LINK_IP_HOST",
+    "LINK_PUNYCODE_HOST", "BODY_CREDENTIAL_FORM", "HTML_CREDENTIAL_FORM", "HTML_FORM_EXTERNAL_POST",
+    "HTML_ATTACHMENT_REDIRECT", "ATTACHMENT_TYPE_MISMATCH", "PDF_ACTIVE_CONTENT", "SENDER_LOOKALIKE_BRAND",
+    "SENDER_LOOKALIKE_PROTECTED_DOMAIN", "DISPLAY_NAME_ADDRESS_MISMATCH", "REPLY_TO_DIVERTED", "SPOOFED_SENDER",
+    "DMARC_FAIL",
+})  # fmt: skip
+
 
 def level(finding: Finding) -> Disposition | None:
     """The ladder step a finding argues for; None for neutral findings (NONE, EXTERNAL, UNKNOWN)."""
@@ -55,6 +72,32 @@ def level_scores(findings: Iterable[Finding]) -> dict[Disposition, float]:
             f.score for f in findings if (lv := level(f)) is not None and lv.severity >= step.severity
         )
     return out
+
+
+def corroboration(findings: Sequence[Finding]) -> Finding | None:
+    """PHISHING_CORROBORATED when the classifier's phishing finding (its probability in `value`) is sure enough and
+    another analyzer found a deception; its reason names both. None otherwise."""
+    content = next((f for f in findings if f.name == "CONTENT_PHISHING" and f.score > 0), None)
+    if content is None or any(f.name == "PHISHING_CORROBORATED" for f in findings):
+        return None
+    try:
+        p = float(content.value or "")
+    except ValueError:
+        return None
+    if not p >= CORROBORATED_PHISHING:
+        return None
+    evidence = sorted((f for f in findings if f.name in DECEPTIONS and f.score > 0), key=lambda f: -f.score)
+    if not evidence:
+        return None
+    return Finding(
+        name="PHISHING_CORROBORATED",
+        detection=D.MALICIOUS,
+        score=CORROBORATION_SCORE,
+        reason=f"Phishing text (classifier probability {p:.0%}) and independent evidence agree: {evidence[0].reason}",
+        field="body",
+        detail=", ".join(dict.fromkeys(f.name for f in evidence)),
+        category="Phishing",
+    )
 
 
 def disposition_for(findings: Sequence[Finding], exempt: frozenset[Disposition] = frozenset()) -> Disposition:
@@ -95,6 +138,9 @@ def combine(
 ) -> Verdict:
     policy = policy or PolicyOutcome()
     findings = list(findings) + [f for f in policy.findings if isinstance(f, Finding) and f not in findings]
+    corroborated = corroboration(findings)
+    if corroborated is not None:
+        findings.append(corroborated)
     scored = [f for f in findings if not (policy.blocked and f.name == "BLOCKLISTED")]
     properties: dict[str, object] = dict(policy.properties)
     exempt = ALLOW_EXEMPT if policy.allowed else frozenset()

@@ -155,7 +155,8 @@ class MessageRepo:
 
     def _insert(self, conn: Connection, rec: MessageRecord) -> int:
         v = rec.verdict
-        pk = int(conn.execute(insert(messages).values(**message_values(rec))).inserted_primary_key[0])  # type: ignore[index]
+        # parameters, not .values(): the compiled INSERT is then cached instead of rebuilt for every message
+        pk = int(conn.execute(insert(messages), message_values(rec)).inserted_primary_key[0])  # type: ignore[index]
         terms = term_values(pk, rec)
         if terms:
             conn.execute(insert(message_terms), terms)

@@ -1,24 +1,46 @@
 """The durable mail queue: one row per accepted message and account. A row is written (and fsync'd) before SMTP
 answers 250, claimed by one worker at a time, and finished only when the message is stored and dispatched, so a
-crash anywhere in between leaves a row that the next worker resumes."""
+crash anywhere in between leaves a row that the next worker resumes.
+
+With SQLite the queue lives in a database file of its own (`<name>-queue.db` beside the main one, WAL): SQLite has
+one writer per file, and the receive commit must not wait behind the message store's long write transactions (its
+busy handler sleeps in steps of up to 100 ms). PostgreSQL has row locks; there the queue stays in the main database."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, insert, or_, select, text, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    MetaData,
+    Table,
+    and_,
+    insert,
+    inspect,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import OperationalError
 
-from mailsec.store.db import is_sqlite
+from mailsec.store.db import create_db_engine, is_sqlite
 from mailsec.store.schema import policies, queue
 
 # States: `queued` (to scan, store and dispatch), `deferred` (delivery to retry), `done`, `failed` (gave up).
 OPEN_STATES = ("queued", "deferred")
+STORED_STATES = ("done", "deferred")
 
 
 @dataclass
@@ -33,6 +55,7 @@ class QueueItem:
     next_attempt_us: int
     created_us: int
     data: dict[str, Any] = field(default_factory=dict)
+    raw: bytes | None = field(default=None, repr=False)  # the accepted bytes, until the blob is written
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,7 @@ class NewItem:
     account_id: str
     raw_sha256: str
     envelope: dict[str, Any]
+    raw: bytes | None = None  # committed with the row: durable in the same fsync
 
 
 def now_us() -> int:
@@ -59,6 +83,7 @@ def _item(r: Any) -> QueueItem:
         next_attempt_us=int(r.next_attempt_us),
         created_us=int(r.created_us),
         data=json.loads(r.data_json or "{}"),
+        raw=getattr(r, "raw", None),
     )
 
 
@@ -76,9 +101,76 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+_queue_engines: dict[str, Engine] = {}
+_queue_engines_lock = threading.Lock()
+
+
+def _standalone_queue_table() -> Table:
+    """The queue table for a file of its own: the same columns, without the foreign key to accounts."""
+    md = MetaData()
+    cols = [
+        Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable, unique=c.unique) for c in queue.columns
+    ]
+    table = Table("queue", md, *cols)
+    Index("ix_queue_state_next", table.c.state, table.c.next_attempt_us)
+    return table
+
+
+def queue_engine(engine: Engine) -> Engine:
+    """The engine that holds the queue for this database: a separate SQLite file, or the engine itself."""
+    path = engine.url.database or ""
+    if not is_sqlite(engine) or not path or path == ":memory:":
+        return engine
+    with _queue_engines_lock:
+        found = _queue_engines.get(path)
+        if found is not None:
+            return found
+        stem = path[:-3] if path.endswith(".db") else path
+        qengine = create_db_engine(f"sqlite:///{stem}-queue.db")
+        table = _standalone_queue_table()
+        try:
+            table.metadata.create_all(qengine)
+        except OperationalError:  # another process created it between the check and the CREATE
+            table.metadata.create_all(qengine)
+        have = {c["name"] for c in inspect(qengine).get_columns("queue")}
+        for column in table.columns:
+            if column.name not in have and column.nullable:  # a queue file from before a newer column
+                with qengine.begin() as conn, contextlib.suppress(OperationalError):
+                    ddl = column.type.compile(dialect=qengine.dialect)
+                    conn.exec_driver_sql(f"ALTER TABLE queue ADD COLUMN {column.name} {ddl}")
+        _adopt_rows(engine, qengine, table)
+        _queue_engines[path] = qengine
+        return qengine
+
+
+def dispose_queue_engine(engine: Engine) -> None:
+    """Close the queue file's connections along with the main engine (Services.close)."""
+    path = engine.url.database or ""
+    with _queue_engines_lock:
+        found = _queue_engines.pop(path, None) if is_sqlite(engine) else None
+    if found is not None and found is not engine:
+        found.dispose()
+
+
+def _adopt_rows(main: Engine, qengine: Engine, table: Table) -> None:
+    """Rows an older version left in the main database's queue table move to the queue file (idempotent: a row is
+    copied unless its postfix_id is there already, and deleted from the main table only after that commit)."""
+    if not inspect(main).has_table("queue"):
+        return
+    with main.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(queue))]
+    if not rows:
+        return
+    with qengine.begin() as qconn:
+        qconn.execute(insert(table).prefix_with("OR IGNORE"), [{k: v for k, v in r.items() if k != "id"} for r in rows])
+    with main.begin() as conn:
+        conn.execute(queue.delete().where(queue.c.id.in_([r["id"] for r in rows])))
+
+
 class QueueRepo:
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        self.main_engine = engine  # policies live here
+        self.engine = queue_engine(engine)
 
     def enqueue(self, items: Iterable[NewItem]) -> None:
         """Insert rows in one transaction that is on disk when this returns (SQLite: synchronous=FULL for it)."""
@@ -95,6 +187,7 @@ class QueueRepo:
                 "created_us": now,
                 "updated_us": now,
                 "data_json": "{}",
+                "raw": it.raw,
             }
             for it in items
         ]
@@ -165,6 +258,8 @@ class QueueRepo:
         data: dict[str, Any] | None = None,
     ) -> None:
         values: dict[str, Any] = {"state": state, "claimed_by": None, "claimed_us": None, "updated_us": now_us()}
+        if state in STORED_STATES:
+            values["raw"] = None  # the message is stored (its blob fsync'd): the row no longer needs the bytes
         if attempts is not None:
             values["attempts"] = attempts
         if next_attempt_us is not None:
@@ -226,7 +321,7 @@ class QueueRepo:
 
     def quarantine_dispositions(self, account_id: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """The account's quarantine policy (policies row of kind `quarantine`: {"dispositions": [...]}) or default."""
-        with self.engine.connect() as conn:
+        with self.main_engine.connect() as conn:
             r = conn.execute(
                 select(policies.c.data_json)
                 .where(policies.c.account_id == account_id, policies.c.kind == "quarantine")
@@ -240,7 +335,7 @@ class QueueRepo:
 
     def set_quarantine_dispositions(self, account_id: str, dispositions: Iterable[str]) -> None:
         now = now_us()
-        with self.engine.begin() as conn:
+        with self.main_engine.begin() as conn:
             self._replace_policy(conn, account_id, {"dispositions": [d.upper() for d in dispositions]}, now)
 
     @staticmethod

@@ -273,6 +273,7 @@ queue = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Column("data_json", Text, nullable=False, default="{}"),
+    Column("raw", LargeBinary),  # the accepted bytes until the worker has written the blob (migration 0008)
 )
 Index("ix_queue_state_next", queue.c.state, queue.c.next_attempt_us)
 
