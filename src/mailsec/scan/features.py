@@ -23,7 +23,8 @@ MAX_SUBJECT_CHARS = 2000
 _URL_RE = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")  # anchored: linear on long runs
 _DIGITS_RE = re.compile(r"\d+(?:[ap]m\b)?", re.I)
-_ANON_RE = re.compile(r"\b(?:alice|example|yyyy|zzzz|taint)\b")
+_ANON_WORDS = ("alice", "example", "yyyy", "zzzz", "taint")
+_ANON_RE = re.compile(r"\b(?:" + "|".join(_ANON_WORDS) + r")\b")
 _CALENDAR_RE = re.compile(
     r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar|apr(?:il)?|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?"
     r"|nov(?:ember)?|dec(?:ember)?|mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:rs|rsday)?|fri(?:day)?"
@@ -143,11 +144,16 @@ def extract_text(parsed: ParsedMessage) -> MessageText:
 def normalise(text: str) -> str:
     """Lower case; URLs, addresses, numbers, month and weekday names and time zones masked; anonymisation tokens
     dropped. The corpora's ham is from 2002 and its phishing from 2022-2026: a date in any form must not count."""
-    text = _URL_RE.sub(" zzurl ", text.lower())
-    text = _EMAIL_RE.sub(" zzemail ", text)
+    text = text.lower()
+    if "http" in text or "www." in text:  # each substitution only when its pattern can match: same output, less work
+        text = _URL_RE.sub(" zzurl ", text)
+    if "@" in text:
+        text = _EMAIL_RE.sub(" zzemail ", text)
     text = _DIGITS_RE.sub("0", text)
     text = _CALENDAR_RE.sub(" zzdate ", text)
-    return _ANON_RE.sub(" ", text)
+    if any(word in text for word in _ANON_WORDS):
+        text = _ANON_RE.sub(" ", text)
+    return text
 
 
 def model_document(mt: MessageText) -> str:
