@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.header import Header, decode_header
+from typing import Any
 
 from mailsec.gateway.deliver import NextHop, Reply, deliver, parse_next_hop
 from mailsec.model import TraceDirection
@@ -143,8 +144,9 @@ def quarantine_policy(services: Services, account_id: str) -> QuarantinePolicy:
     return get_quarantine_policy(services.engine, account_id, services.settings.quarantine_dispositions)
 
 
-def account_quarantines(services: Services, message: StoredMessage) -> bool:
-    return quarantine_policy(services, message.account_id).holds(str(message.row["final_disposition"]))
+def account_quarantines(services: Services, message: StoredMessage, policy: QuarantinePolicy | None = None) -> bool:
+    policy = policy or quarantine_policy(services, message.account_id)
+    return policy.holds(str(message.row["final_disposition"]))
 
 
 def outgoing_bytes(
@@ -202,6 +204,8 @@ def deliver_message(
     mail_from: str,
     label: str,
     released_by: str | None = None,
+    policy: QuarantinePolicy | None = None,
+    states: list[dict[str, Any]] | None = None,
 ) -> Outcome:
     """Deliver to every recipient's next hop now; record trace lines and recipient states from the real replies.
 
@@ -209,9 +213,8 @@ def deliver_message(
     that. A recipient found still `sending` was being handed off when the process died: the next hop may have
     the message already, so this copy goes alone, marked X-MailSec-Possible-Duplicate, and the trace says so."""
     wanted = list(dict.fromkeys(recipients))
-    interrupted = {
-        r["address"] for r in services.messages.recipient_states(message.pk) if r["status"] == SENDING
-    } & set(wanted)
+    states = states if states is not None else services.messages.recipient_states(message.pk)
+    interrupted = {r["address"] for r in states if r["status"] == SENDING} & set(wanted)
     by_hop: dict[tuple[NextHop, bool], list[str]] = defaultdict(list)
     outcome = Outcome()
     for rcpt in wanted:
@@ -223,7 +226,7 @@ def deliver_message(
         else:
             by_hop[(hop, rcpt in interrupted)].append(rcpt)
     settings = services.settings
-    policy = quarantine_policy(services, message.account_id)
+    policy = policy or quarantine_policy(services, message.account_id)
     plain: bytes | None = None
     for (hop, again), rcpts in by_hop.items():
         if again:
@@ -251,14 +254,20 @@ def deliver_message(
     return outcome
 
 
+def recipient_state(reply: Reply) -> str:
+    return "delivered" if reply.ok else "bounced" if reply.permanent else "deferred"
+
+
 def _record(services: Services, pk: int, rcpt: str, reply: Reply) -> None:
-    state = "delivered" if reply.ok else "bounced" if reply.permanent else "deferred"
+    state = recipient_state(reply)
     services.messages.set_recipient_state(pk, rcpt, state, str(reply)[:1000], "Inbox" if reply.ok else None)
 
 
-def message_status(services: Services, pk: int) -> str:
-    """The message's delivery_status from its recipients: deferred while any is pending, else delivered or bounced."""
-    states = [r["status"] for r in services.messages.recipient_states(pk)]
+def message_status(services: Services, pk: int, states: list[str] | None = None) -> str:
+    """The message's delivery_status from its recipients: deferred while any is pending, else delivered or bounced.
+    `states` are the recipients' states when the caller already knows them (no read)."""
+    if states is None:
+        states = [r["status"] for r in services.messages.recipient_states(pk)]
     if any(s in ("deferred", "queued", SENDING) for s in states):
         return "deferred"
     if any(s == "delivered" for s in states):

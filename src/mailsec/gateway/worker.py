@@ -179,20 +179,22 @@ class QueueWorker:
             self.queue.finish(item.id, "done")
             return
         released = bool(item.data.get("release"))
-        if not released and dispatch.account_quarantines(services, message):
+        policy = dispatch.quarantine_policy(services, message.account_id)  # read once: holding and subject tags
+        if not released and dispatch.account_quarantines(services, message, policy):
             dispatch.quarantine(services, message)
             self.queue.finish(item.id, "done")
             return
-        pending = [
-            r["address"]
-            for r in services.messages.recipient_states(message.pk)
-            if r["status"] not in dispatch.FINAL_RECIPIENT_STATES
-        ]
+        states = services.messages.recipient_states(message.pk)
+        pending = [r["address"] for r in states if r["status"] not in dispatch.FINAL_RECIPIENT_STATES]
         attempts = item.attempts + 1
+        known = {r["address"]: str(r["status"]) for r in states}
         if pending:
             mail_from = str(item.envelope.get("mail_from", message.row.get("envelope_from") or ""))
             label = f"{'release ' if released else ''}delivery attempt {attempts}"
-            outcome = dispatch.deliver_message(services, message, pending, mail_from, label)
+            outcome = dispatch.deliver_message(
+                services, message, pending, mail_from, label, policy=policy, states=states
+            )
+            known.update({rcpt: dispatch.recipient_state(reply) for rcpt, reply in outcome.replies.items()})
             if outcome.undelivered:
                 age_us = now_us() - item.created_us
                 if age_us > services.settings.queue_max_age_seconds * 1_000_000:
@@ -200,6 +202,7 @@ class QueueWorker:
                         services.messages.set_recipient_state(
                             message.pk, rcpt, "bounced", "gave up: queue lifetime over"
                         )
+                        known[rcpt] = "bounced"
                     services.messages.add_trace(message.pk, TraceDirection.OUTBOUND, "gave up: queue lifetime over")
                 else:
                     delay = backoff_us(services.settings.queue_retry_seconds, attempts)
@@ -211,7 +214,7 @@ class QueueWorker:
                     )
                     self.queue.finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay)
                     return
-        status = dispatch.message_status(services, message.pk)
+        status = dispatch.message_status(services, message.pk, list(known.values()))
         services.messages.set_state(message.pk, delivery_status=status, is_quarantined=False)
         self.queue.finish(item.id, "done", attempts=attempts)
 
