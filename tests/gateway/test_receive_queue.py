@@ -39,8 +39,11 @@ def test_raw_bytes_ride_in_the_row_until_the_blob_is_written(services: Services)
     for claimed in repo.claim("test:1", 8, 10**9):
         worker.run_item(claimed)
     done = repo.get(accepted[0].postfix_id)
-    assert done is not None and done.state == "done" and done.raw is None
+    assert done is not None and done.state == "done" and done.raw == raw  # until the blob is synced
     assert services.blobs.get(item.raw_sha256) == raw
+    worker.sync_blobs()
+    synced = repo.get(accepted[0].postfix_id)
+    assert synced is not None and synced.raw is None
     assert services.messages.get(account, accepted[0].postfix_id) is not None
 
 

@@ -258,8 +258,6 @@ class QueueRepo:
         data: dict[str, Any] | None = None,
     ) -> None:
         values: dict[str, Any] = {"state": state, "claimed_by": None, "claimed_us": None, "updated_us": now_us()}
-        if state in STORED_STATES:
-            values["raw"] = None  # the message is stored (its blob fsync'd): the row no longer needs the bytes
         if attempts is not None:
             values["attempts"] = attempts
         if next_attempt_us is not None:
@@ -268,6 +266,14 @@ class QueueRepo:
             values["data_json"] = json.dumps(data)
         with self.engine.begin() as conn:
             conn.execute(update(queue).where(queue.c.id == row_id).values(**values))
+
+    def drop_synced_raw(self, synced_before_us: int) -> int:
+        """Forget the bytes of rows whose message was stored before the last filesystem sync: its blob is on disk
+        now, so the row no longer needs them. Until then a power cut cannot take the only durable copy."""
+        stored_before = and_(queue.c.state.in_(STORED_STATES), queue.c.updated_us < synced_before_us)
+        with self.engine.begin() as conn:
+            result = conn.execute(update(queue).where(queue.c.raw.is_not(None), stored_before).values(raw=None))
+        return int(result.rowcount or 0)
 
     def schedule_retry(
         self,
