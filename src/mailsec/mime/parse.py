@@ -14,6 +14,7 @@ from email.utils import parsedate_to_datetime
 
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
+from mailsec.htmldepth import limit_html_nesting
 from mailsec.mime.headers import decode_bytes, decode_header_value, parse_addresses, unescape_surrogates
 from mailsec.model import Attachment, Link, ParsedMessage
 
@@ -26,49 +27,6 @@ _BRACKET_IP_RE = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
 _PAREN_IP_RE = re.compile(r"\(([^()]*)\)")
 _BARE_IP_RE = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 _BY_RE = re.compile(r"\bby\b", re.I)
-
-
-# Lexbor's tree building is quadratic in nesting depth (20,000 nested <div> take seconds to parse), so hostile HTML
-# is flattened first: tags nested deeper than MAX_HTML_DEPTH are dropped, their text kept, in one linear pass. Only
-# HTML with more than DEPTH_CHECK_TAGS tags can be that deep, so ordinary mail skips even the scan.
-MAX_HTML_DEPTH = 512
-DEPTH_CHECK_TAGS = 2000
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})\b[^<>]*?(/?)>")
-_NON_NESTING = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-    | {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup", "rt", "rp"}
-)
-
-
-def limit_html_nesting(source: str, max_depth: int = MAX_HTML_DEPTH) -> str:
-    """`source` with the tags nested deeper than `max_depth` dropped (their text stays); unchanged unless some
-    element really is that deep."""
-    if source.count("<") <= DEPTH_CHECK_TAGS:
-        return source
-    out: list[str] = []
-    depth = excess = last = 0
-    for m in _TAG_RE.finditer(source):
-        if m.group(3) or m.group(2).lower() in _NON_NESTING:
-            continue
-        drop = False
-        if m.group(1):
-            if excess:
-                excess -= 1
-                drop = True
-            else:
-                depth = max(depth - 1, 0)
-        elif depth >= max_depth:
-            excess += 1
-            drop = True
-        else:
-            depth += 1
-        if drop:
-            out.append(source[last : m.start()])
-            last = m.end()
-    if not out:
-        return source
-    out.append(source[last:])
-    return "".join(out)
 
 
 def _valid_ip(text: str) -> str | None:

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from mailsec.htmldepth import limit_html_nesting
 from mailsec.model import ParsedMessage
 
 MAX_RESOURCES = 500
@@ -46,12 +47,6 @@ _CSS_IMPORT = re.compile(r"""@import\s+(?:url\(\s*)?(?:"([^"]*)"|'([^']*)'|([^)'
 _FONT_FACE = re.compile(r"@font-face\s*\{[^}]*\}", re.I)
 _CID = re.compile(r"""cid:([^\s"'()<>\\]+)""", re.I)
 _META_URL = re.compile(r"url\s*=\s*['\"]?([^'\";\s]+)", re.I)
-_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})\b[^<>]*?(/?)>")
-# Elements with no end tag, or whose end tag is usually left out: they do not nest in practice.
-_NON_NESTING = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-    | {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup", "rt", "rp"}
-)
 _C1 = re.compile("[\x80-\x9f]")
 _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"), (b"\xff\xd8\xff", "image/jpeg"))
 
@@ -198,38 +193,8 @@ def _sanitize_and_record(source: str) -> tuple[str, list[RemoteResource]]:
 
 
 def limit_nesting(source: str, max_depth: int = MAX_DEPTH) -> str:
-    """Drop the tags that nest deeper than `max_depth` (their text stays), in one linear pass. Untouched unless some
-    element really is that deep."""
-    depth = peak = 0
-    for m in _TAG.finditer(source):
-        if m.group(3) or m.group(2).lower() in _NON_NESTING:
-            continue
-        depth = max(depth - 1, 0) if m.group(1) else depth + 1
-        peak = max(peak, depth)
-    if peak <= max_depth:
-        return source
-    out: list[str] = []
-    depth = excess = last = 0
-    for m in _TAG.finditer(source):
-        if m.group(3) or m.group(2).lower() in _NON_NESTING:
-            continue
-        drop = False
-        if m.group(1):
-            if excess:
-                excess -= 1
-                drop = True
-            else:
-                depth = max(depth - 1, 0)
-        elif depth >= max_depth:
-            excess += 1
-            drop = True
-        else:
-            depth += 1
-        if drop:
-            out.append(source[last : m.start()])
-            last = m.end()
-    out.append(source[last:])
-    return "".join(out)
+    """Every document is checked, whatever its size: the browser is the slowest parser of all."""
+    return limit_html_nesting(source, max_depth, check_above=0)
 
 
 def text_document(text: str) -> str:

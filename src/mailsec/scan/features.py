@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from selectolax.lexbor import LexborHTMLParser
 
+from mailsec.htmldepth import limit_html_nesting
 from mailsec.model import ParsedMessage
 
 MAX_HTML_CHARS = 400_000
@@ -32,49 +33,6 @@ _CALENDAR_RE = re.compile(
 )
 _SPACE_RE = re.compile(r"\s+")
 _WORD_RE = re.compile(r"(?u)\b\w\w+\b")
-
-
-# The same guard as mime/parse.py's (scan may not import mime): Lexbor's tree building is quadratic in nesting depth
-# (20,000 nested <div> take seconds), so tags nested deeper than MAX_HTML_DEPTH are dropped first, their text kept,
-# in one linear pass. Only HTML with more than DEPTH_CHECK_TAGS tags can be that deep: ordinary mail skips the scan.
-MAX_HTML_DEPTH = 512
-DEPTH_CHECK_TAGS = 2000
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})\b[^<>]*?(/?)>")
-_NON_NESTING = frozenset(
-    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-    | {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup", "rt", "rp"}
-)
-
-
-def limit_html_nesting(source: str, max_depth: int = MAX_HTML_DEPTH) -> str:
-    """`source` with the tags nested deeper than `max_depth` dropped (their text stays); unchanged unless some
-    element really is that deep."""
-    if source.count("<") <= DEPTH_CHECK_TAGS:
-        return source
-    out: list[str] = []
-    depth = excess = last = 0
-    for m in _TAG_RE.finditer(source):
-        if m.group(3) or m.group(2).lower() in _NON_NESTING:
-            continue
-        drop = False
-        if m.group(1):
-            if excess:
-                excess -= 1
-                drop = True
-            else:
-                depth = max(depth - 1, 0)
-        elif depth >= max_depth:
-            excess += 1
-            drop = True
-        else:
-            depth += 1
-        if drop:
-            out.append(source[last : m.start()])
-            last = m.end()
-    if not out:
-        return source
-    out.append(source[last:])
-    return "".join(out)
 
 
 _ATTACHMENT_KINDS = {

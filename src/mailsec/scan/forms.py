@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from selectolax.lexbor import LexborHTMLParser
 
-from mailsec.scan.features import limit_html_nesting
+from mailsec.htmldepth import limit_html_nesting
 
 MAX_HTML = 2_000_000
 MAX_BLOBS = 20
