@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,10 +109,17 @@ def serve(
     if gateway.smtp is not None:
         err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
     err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
+    # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM (systemd's stop) would then kill the
+    # process before the gateway stops, so it ends the process the way Ctrl-C does.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(create_app(services), host=host, port=port, log_level=log_level.lower(), access_log=False)
     finally:
         gateway.stop()  # queue worker processes finish their current message
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @account_app.command("create")
