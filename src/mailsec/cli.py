@@ -152,6 +152,24 @@ def account_list(data: DataOpt = None, config: ConfigOpt = None) -> None:
         print(f"{account.id}\t{account.name}")
 
 
+@account_app.command("delete")
+def account_delete(
+    account_id: str,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Really delete (messages, settings, domains, queued mail).")
+    ] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete an account with its messages, settings, domains, tokens and queued mail."""
+    if not yes:
+        fail("this deletes the account and all its data; repeat with --yes")
+    services = services_for(data, config)
+    if not services.accounts.delete_account(account_id.lower()):
+        fail(f"no account {account_id}")
+    err.print(f"deleted account {account_id.lower()}")
+
+
 @token_app.command("create")
 def token_create(
     account: AccountOpt,

@@ -48,7 +48,7 @@ class Settings:
     smtp_hostname: str = "mailsec.local"
     tls_cert: str = ""
     tls_key: str = ""
-    queue_workers: int = 1
+    queue_workers: int = 0  # 0: with --smtp, the CPU count + 1 worker processes (at most 8); else 1 thread
     queue_worker_processes: int = 1  # 1: queue workers are child processes (keep the GIL for SMTP); 0: threads
     queue_poll_seconds: float = 0.5
     queue_retry_seconds: tuple[float, ...] = (60.0, 300.0, 900.0, 1800.0, 3600.0)

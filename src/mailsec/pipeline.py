@@ -4,8 +4,10 @@ now and by every other way in (SMTP, mailbox import) later; each call is idempot
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from mailsec import ids
 from mailsec.mime import parse_message
@@ -13,6 +15,7 @@ from mailsec.model import DeliveryMode, Envelope, ParsedMessage, TraceDirection,
 from mailsec.scan import scan_message
 from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
+from mailsec.store.messages import StoredMessage
 from mailsec.store.records import MessageRecord
 
 
@@ -24,6 +27,9 @@ class Processed:
     verdict: Verdict
     duplicate: bool = False
     parsed: ParsedMessage | None = field(default=None, repr=False)
+    stored: StoredMessage | None = field(default=None, repr=False)  # the row as saved (no read back needed)
+    # recipient rows as this call inserted them; None when the postfix_id was stored already (a rerun)
+    recipients: list[dict[str, Any]] | None = field(default=None, repr=False)
 
 
 def _now() -> datetime:
@@ -48,7 +54,10 @@ def process_message(
     received_at: datetime | None = None,
     delivery_status: str | None = None,
     extra_trace: list[tuple[str, str, datetime]] | None = None,
+    before_save: Callable[[MessageRecord], None] | None = None,
 ) -> Processed:
+    """`before_save(record)` may complete the record (e.g. the queue worker's recipient states) so that it is
+    written in the same transaction as the message."""
     envelope = envelope or Envelope()
     digest = hashlib.sha256(raw).hexdigest()
     if dedupe:
@@ -88,5 +97,9 @@ def process_message(
         trace=trace,
     )
     record.trace.append((inbound, f"stored as {record.investigate_id}", _now()))
-    pk = services.messages.save(record)
-    return Processed(pk, postfix_id, record.investigate_id, verdict, parsed=parsed)
+    if before_save is not None:
+        before_save(record)
+    stored, recipients = services.messages.save_stored(record)
+    return Processed(
+        stored.pk, postfix_id, record.investigate_id, verdict, parsed=parsed, stored=stored, recipients=recipients
+    )

@@ -204,6 +204,8 @@ def start_gateway(
         "MAILSEC_QUEUE_POLL_SECONDS": "0.1",
         "MAILSEC_DELIVERY_TIMEOUT_SECONDS": "5",
         "MAILSEC_SMTP_HOSTNAME": "mx.mailsec.test",
+        # one worker process, as before the default became cores + 1: each loads the scanner at every (re)start
+        "MAILSEC_QUEUE_WORKERS": "1",
         **env,
     }
     server = make_live_server(root, database_url or f"sqlite:///{root / 'mailsec.db'}", **env)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from email.header import Header, decode_header
 from typing import Any
 
-from mailsec.gateway.deliver import NextHop, Reply, deliver, parse_next_hop
+from mailsec.gateway.deliver import Connections, NextHop, Reply, deliver, parse_next_hop
 from mailsec.model import TraceDirection
 from mailsec.services import Services
-from mailsec.store.messages import StoredMessage
+from mailsec.store.messages import DeliveryWrites, StoredMessage
 from mailsec.store.policies import QuarantinePolicy, get_quarantine_policy
 
 FINAL_RECIPIENT_STATES = ("delivered", "bounced", "rejected")
@@ -155,11 +155,14 @@ def outgoing_bytes(
     released_by: str | None = None,
     possible_duplicate: str | None = None,
     policy: QuarantinePolicy | None = None,
+    raw: bytes | None = None,
 ) -> bytes:
     """What the next hop gets: verdict headers, a Message-ID when the original has none (derived from the
-    postfix_id, so every copy has the same one), then the original, its Subject tagged when the policy says so."""
+    postfix_id, so every copy has the same one), then the original, its Subject tagged when the policy says so.
+    `raw` is the stored original when the caller has it in memory (no blob read)."""
     host = services.settings.smtp_hostname
-    raw = services.blobs.get(message.row["raw_sha256"])
+    if raw is None:
+        raw = services.blobs.get(message.row["raw_sha256"])
     policy = policy or quarantine_policy(services, message.account_id)
     tag = policy.tag_for(str(message.row["final_disposition"]))
     if tag:
@@ -170,22 +173,38 @@ def outgoing_bytes(
     return head + raw
 
 
-def quarantine(services: Services, message: StoredMessage) -> None:
-    """Hold the message; idempotent (a second call after a crash changes nothing)."""
+def quarantine(services: Services, message: StoredMessage, states: list[dict[str, Any]] | None = None) -> None:
+    """Hold the message; idempotent (a second call after a crash changes nothing). One transaction."""
     if message.row.get("is_quarantined") and message.row.get("delivery_status") == "quarantined":
         return
-    for r in services.messages.recipient_states(message.pk):
-        services.messages.set_recipient_state(message.pk, r["address"], "quarantined", "held by quarantine policy")
-    services.messages.set_state(message.pk, delivery_status="quarantined", is_quarantined=True)
-    services.messages.add_trace(
-        message.pk,
-        TraceDirection.INBOUND,
-        f"quarantined: disposition {message.row['final_disposition']} is held by the account's quarantine policy",
-    )
+    writes = DeliveryWrites(delivery_status="quarantined", is_quarantined=True)
+    for r in states if states is not None else services.messages.recipient_states(message.pk):
+        writes.add_state(r["address"], "quarantined", "held by quarantine policy")
+    writes.add_trace(TraceDirection.INBOUND, quarantine_note(str(message.row["final_disposition"])))
+    services.messages.write_delivery(message.pk, writes)
 
 
-def hop_for(services: Services, address: str) -> NextHop | str:
-    """The next hop of the domain that owns `address`, or the reason there is none."""
+def quarantine_note(disposition: str) -> str:
+    return f"quarantined: disposition {disposition} is held by the account's quarantine policy"
+
+
+def sending_note(hop: NextHop) -> str:
+    return f"hand-off to {hop} started"
+
+
+def hop_for(services: Services, address: str, cache: dict[str, NextHop | str] | None = None) -> NextHop | str:
+    """The next hop of the domain that owns `address`, or the reason there is none. `cache` (by domain) spares the
+    lookup for the other messages of a worker's batch."""
+    domain = address.rpartition("@")[2].strip().lower().rstrip(".")
+    if cache is not None:
+        found = cache.get(domain)
+        if found is None:
+            found = cache[domain] = _hop_for(services, address)
+        return found
+    return _hop_for(services, address)
+
+
+def _hop_for(services: Services, address: str) -> NextHop | str:
     owner = services.domains.owner_of(address)
     if owner is None:
         return "5.1.2 no protected domain for this recipient"
@@ -206,23 +225,37 @@ def deliver_message(
     released_by: str | None = None,
     policy: QuarantinePolicy | None = None,
     states: list[dict[str, Any]] | None = None,
+    *,
+    raw: bytes | None = None,
+    connections: Connections | None = None,
+    hops: dict[str, NextHop | str] | None = None,
+    conclude: Callable[[Outcome], DeliveryWrites] | None = None,
+    sending_written: bool = False,
 ) -> Outcome:
     """Deliver to every recipient's next hop now; record trace lines and recipient states from the real replies.
 
     Before a next hop is contacted its recipients are marked `sending` (committed), and only its reply replaces
     that. A recipient found still `sending` was being handed off when the process died: the next hop may have
-    the message already, so this copy goes alone, marked X-MailSec-Possible-Duplicate, and the trace says so."""
+    the message already, so this copy goes alone, marked X-MailSec-Possible-Duplicate, and the trace says so.
+
+    Each hop costs two commits: `sending`, then its replies with their trace lines. `conclude(outcome)` returns
+    what the caller writes once every reply is known (the message's state); it joins the last commit. `raw`,
+    `connections` and `hops` are the worker's: the original in memory, open sessions and next hops of its batch.
+    `sending_written`: the `sending` states in `states` were committed by the caller for this attempt (with the
+    message itself), so they mark no interrupted hand-off and need no commit of their own."""
     wanted = list(dict.fromkeys(recipients))
     states = states if states is not None else services.messages.recipient_states(message.pk)
-    interrupted = {r["address"] for r in states if r["status"] == SENDING} & set(wanted)
+    sending = {r["address"] for r in states if r["status"] == SENDING} & set(wanted)
+    interrupted = set() if sending_written else sending
     by_hop: dict[tuple[NextHop, bool], list[str]] = defaultdict(list)
     outcome = Outcome()
+    pending = DeliveryWrites()  # written with the next commit
     for rcpt in wanted:
-        hop = hop_for(services, rcpt)
+        hop = hop_for(services, rcpt, hops)
         if isinstance(hop, str):
             outcome.replies[rcpt] = Reply(554, hop)
-            _record(services, message.pk, rcpt, outcome.replies[rcpt])
-            services.messages.add_trace(message.pk, OUTBOUND, f"{label}: <{rcpt}> not delivered: 554 {hop}")
+            _record(pending, rcpt, outcome.replies[rcpt])
+            pending.add_trace(OUTBOUND, f"{label}: <{rcpt}> not delivered: 554 {hop}")
         else:
             by_hop[(hop, rcpt in interrupted)].append(rcpt)
     settings = services.settings
@@ -231,26 +264,42 @@ def deliver_message(
     for (hop, again), rcpts in by_hop.items():
         if again:
             note = f"an earlier hand-off to {hop} was interrupted before its reply was recorded"
-            data = outgoing_bytes(services, message, released_by, note, policy)
-            services.messages.add_trace(
-                message.pk,
+            data = outgoing_bytes(services, message, released_by, note, policy, raw)
+            pending.add_trace(
                 OUTBOUND,
                 f"{label}: {note}; sending again to {', '.join(f'<{r}>' for r in rcpts)} (may be a duplicate, "
                 f"same X-MailSec-Delivery-Id {delivery_id(message, settings.smtp_hostname)})",
             )
         else:
-            plain = plain if plain is not None else outgoing_bytes(services, message, released_by, None, policy)
+            plain = plain if plain is not None else outgoing_bytes(services, message, released_by, None, policy, raw)
             data = plain
         for rcpt in rcpts:
-            services.messages.set_recipient_state(message.pk, rcpt, SENDING, f"hand-off to {hop} started")
+            if not (sending_written and rcpt in sending):
+                pending.add_state(rcpt, SENDING, sending_note(hop))
+        services.messages.write_delivery(message.pk, pending)  # committed before the next hop is contacted
+        pending = DeliveryWrites()
         replies = deliver(
-            hop, mail_from, rcpts, data, helo=settings.smtp_hostname, timeout=settings.delivery_timeout_seconds
+            hop,
+            mail_from,
+            rcpts,
+            data,
+            helo=settings.smtp_hostname,
+            timeout=settings.delivery_timeout_seconds,
+            connections=connections,
         )
         for rcpt in rcpts:  # the state first: the window in which a kill leaves `sending` behind stays short
             reply = replies.get(rcpt, Reply(451, "4.3.0 no reply"))
             outcome.replies[rcpt] = reply
-            _record(services, message.pk, rcpt, reply)
-            services.messages.add_trace(message.pk, OUTBOUND, f"{label} to {hop}: <{rcpt}> {reply}")
+            _record(pending, rcpt, reply)
+        for rcpt in rcpts:
+            pending.add_trace(OUTBOUND, f"{label} to {hop}: <{rcpt}> {outcome.replies[rcpt]}")
+    if conclude is not None:
+        last = conclude(outcome)
+        pending.states += last.states
+        pending.trace += last.trace
+        pending.delivery_status = last.delivery_status
+        pending.is_quarantined = last.is_quarantined
+    services.messages.write_delivery(message.pk, pending)
     return outcome
 
 
@@ -258,9 +307,8 @@ def recipient_state(reply: Reply) -> str:
     return "delivered" if reply.ok else "bounced" if reply.permanent else "deferred"
 
 
-def _record(services: Services, pk: int, rcpt: str, reply: Reply) -> None:
-    state = recipient_state(reply)
-    services.messages.set_recipient_state(pk, rcpt, state, str(reply)[:1000], "Inbox" if reply.ok else None)
+def _record(writes: DeliveryWrites, rcpt: str, reply: Reply) -> None:
+    writes.add_state(rcpt, recipient_state(reply), str(reply)[:1000], "Inbox" if reply.ok else None)
 
 
 def message_status(services: Services, pk: int, states: list[str] | None = None) -> str:

@@ -13,20 +13,21 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
-from datetime import datetime
+from datetime import UTC, datetime
 from email import policy as email_policy
 from typing import Any
 
 from mailsec import pipeline
 from mailsec.config import Settings
 from mailsec.gateway import dispatch
+from mailsec.gateway.deliver import Connections, NextHop
 from mailsec.model import DeliveryMode, Envelope, TraceDirection
 from mailsec.services import Services, open_services
 from mailsec.store.blobs import BlobNotFound
-from mailsec.store.messages import StoredMessage
-from mailsec.store.queue import QueueItem, QueueRepo, now_us, worker_identity
-from mailsec.store.records import from_us
+from mailsec.store.messages import DeliveryWrites, StoredMessage
+from mailsec.store.policies import QuarantinePolicy
+from mailsec.store.queue import Finish, QueueItem, QueueRepo, now_us, worker_identity
+from mailsec.store.records import MessageRecord, from_us
 
 log = logging.getLogger("mailsec.gateway.worker")
 INBOUND = TraceDirection.INBOUND.value
@@ -66,6 +67,8 @@ class QueueWorker:
         self._wake = wake if wake is not None else threading.Event()
         self._threads: list[threading.Thread] = []
         self._unsynced = False  # blobs written without fsync since the last sync_blobs
+        self._syncer: threading.Thread | None = None
+        self._syncer_lock = threading.Lock()
 
     def start(self) -> None:
         freed = self.queue.release_dead_claims()
@@ -100,25 +103,35 @@ class QueueWorker:
     def _run(self, identity: str, batch: int = 8) -> None:
         settings = self.services.settings
         claim_timeout = int(settings.queue_claim_timeout_seconds * 1_000_000)
-        last_sync = time.monotonic()
+        self._start_syncer()
         while not self._stop.is_set():
-            if self._unsynced and time.monotonic() - last_sync >= BLOB_SYNC_SECONDS:
-                self._sync_quietly()
-                last_sync = time.monotonic()
             try:
                 items = self.queue.claim(identity, batch, claim_timeout)
             except Exception:
                 log.exception("queue claim failed")
                 items = []
-            for item in items:
-                if self._stop.is_set():
-                    break
-                self.run_item(item)
-            if not items:
+            if items:
+                self.run_batch(items)
+            else:
                 self._wake.wait(settings.queue_poll_seconds)
                 self._wake.clear()
         if self._unsynced:
             self._sync_quietly()
+
+    def _start_syncer(self) -> None:
+        """The once-a-second blob sync runs beside the workers, not in their loop: a filesystem sync can take tens
+        of milliseconds on a busy disk, and the worker goes on scanning meanwhile. Correct either way: only rows
+        finished before the sync began drop their bytes, and their blobs were written before that."""
+        with self._syncer_lock:
+            if self._syncer is not None:
+                return
+            self._syncer = threading.Thread(target=self._sync_loop, name="mailsec-blob-sync", daemon=True)
+            self._syncer.start()
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(BLOB_SYNC_SECONDS):
+            if self._unsynced:
+                self._sync_quietly()
 
     def _sync_quietly(self) -> None:
         self._unsynced = False
@@ -127,26 +140,61 @@ class QueueWorker:
         except Exception:
             log.exception("blob sync failed")
 
-    def run_item(self, item: QueueItem) -> None:
+    def run_batch(self, items: list[QueueItem]) -> None:
+        """The claimed rows one after the other, sharing what a batch can share: open sessions to next hops, the
+        next hops of recipient domains, and one commit that finishes every row at the end. A row is finished
+        only after its message's own writes are committed, so a kill in between reruns idempotent stages."""
+        batch = _Batch()
         try:
-            self._process(item)
+            for item in items:
+                if self._stop.is_set():
+                    break
+                self._run_one(item, batch)
+        finally:
+            batch.connections.close()
+            self._flush(batch)
+
+    def run_item(self, item: QueueItem) -> None:
+        self.run_batch([item])
+
+    def _run_one(self, item: QueueItem, batch: _Batch) -> None:
+        try:
+            self._process(item, batch)
         except Exception as exc:
             log.exception("queue item %s failed; will retry", item.postfix_id)
             attempts = item.attempts + 1
             if attempts >= 10:
-                self.queue.finish(item.id, "failed", attempts=attempts, data={**item.data, "error": repr(exc)[:500]})
+                batch.finish(Finish(item.id, "failed", attempts=attempts, data={**item.data, "error": repr(exc)[:500]}))
             else:
                 delay = backoff_us(self.services.settings.queue_retry_seconds, attempts)
-                self.queue.finish(item.id, item.state, attempts=attempts, next_attempt_us=now_us() + delay)
+                batch.finish(Finish(item.id, item.state, attempts=attempts, next_attempt_us=now_us() + delay))
+
+    def _flush(self, batch: _Batch) -> None:
+        if not batch.finishes:
+            return
+        try:
+            self.queue.finish_many(batch.finishes)
+        except Exception:  # rows stay claimed by this live process until the claim times out; the stages rerun
+            log.exception("finishing %d queue row(s) failed", len(batch.finishes))
+        batch.finishes = []
 
     # -- stages ---------------------------------------------------------------------------------------------
 
     def store(self, item: QueueItem) -> StoredMessage | None:
         """Parse, scan and save unless this postfix_id is already saved (a rerun after a crash stores nothing new)."""
+        found = self._store(item, _Batch())
+        return found[0] if found is not None else None
+
+    def _store(
+        self, item: QueueItem, batch: _Batch
+    ) -> tuple[StoredMessage, list[dict[str, Any]] | None, bytes | None] | None:
+        """The stored message, its recipient rows when this call wrote them (None: read them), and the original
+        bytes when they are in memory."""
         services = self.services
-        stored = services.messages.get(item.account_id, item.postfix_id)
-        if stored is not None:
-            return stored
+        pk = services.messages.stored_pk(item.postfix_id)
+        stored = services.messages.get_by_pk(pk) if pk is not None else None
+        if stored is not None and stored.account_id == item.account_id:
+            return stored, None, None  # a rerun: dispatch reads the stored bytes (a journal row's raw is the report)
         env = item.envelope
         try:
             if item.raw is not None:  # accepted bytes from the queue row; synced in groups (sync_blobs)
@@ -157,7 +205,7 @@ class QueueWorker:
                 raw = services.blobs.get(item.raw_sha256)
         except BlobNotFound:
             log.error("queue item %s: raw message %s is missing", item.postfix_id, item.raw_sha256)
-            self.queue.finish(item.id, "failed", data={**item.data, "error": "raw message missing"})
+            batch.finish(Finish(item.id, "failed", data={**item.data, "error": "raw message missing"}))
             return None
         try:
             mode = DeliveryMode(str(env.get("mode", "DIRECT")).upper())
@@ -189,61 +237,128 @@ class QueueWorker:
             received_at=from_us(int(env.get("received_us") or now_us())),
             delivery_status="queued" if mode is DeliveryMode.DIRECT else None,
             extra_trace=trace,
+            before_save=(lambda rec: self._first_step(item, rec, batch)) if mode is DeliveryMode.DIRECT else None,
         )
-        return services.messages.get_by_pk(processed.pk)
-
-    def _process(self, item: QueueItem) -> None:
-        services = self.services
-        message = self.store(item)
+        message = processed.stored or services.messages.get_by_pk(processed.pk)
         if message is None:
+            return None
+        # the bytes stored are `content` (a journal report's original): what the next hop gets
+        return message, processed.recipients, content
+
+    def _policy(self, account_id: str, batch: _Batch) -> QuarantinePolicy:
+        policy = batch.policies.get(account_id)  # read once a batch: holding and subject tags
+        if policy is None:
+            policy = batch.policies[account_id] = dispatch.quarantine_policy(self.services, account_id)
+        return policy
+
+    def _first_step(self, item: QueueItem, rec: MessageRecord, batch: _Batch) -> None:
+        """Decided before the message is saved, and written in its transaction (one commit instead of two): held
+        by the account's policy (quarantined, with its trace line), or its recipients' hand-off begins (`sending`,
+        what dispatch would otherwise commit on its own just before contacting the next hop)."""
+        if item.data.get("release"):
             return
+        if self._policy(rec.account_id, batch).holds(str(rec.verdict.disposition)):
+            rec.delivery_status, rec.is_quarantined = "quarantined", True
+            rec.recipient_states = {a: ("quarantined", "held by quarantine policy") for a in rec.envelope_to}
+            rec.trace.append((INBOUND, dispatch.quarantine_note(str(rec.verdict.disposition)), datetime.now(UTC)))
+            return
+        for address in rec.envelope_to:
+            hop = dispatch.hop_for(self.services, address, batch.hops)
+            if not isinstance(hop, str):
+                rec.recipient_states[address] = (dispatch.SENDING, dispatch.sending_note(hop))
+
+    def _process(self, item: QueueItem, batch: _Batch | None = None) -> None:
+        batch = batch if batch is not None else _Batch()
+        services = self.services
+        found = self._store(item, batch)
+        if found is None:
+            return
+        message, states, raw = found
         mode = str(message.row["delivery_mode"])
         if mode != DeliveryMode.DIRECT.value:
             if item.state == "queued":
                 services.messages.add_trace(
                     message.pk, INBOUND, f"{mode} copy: stored for investigation, not delivered"
                 )
-            self.queue.finish(item.id, "done")
+            batch.finish(Finish(item.id, "done"))
             return
         released = bool(item.data.get("release"))
-        policy = dispatch.quarantine_policy(services, message.account_id)  # read once: holding and subject tags
+        policy = self._policy(message.account_id, batch)
+        # `sending` states this run wrote with the message (_first_step) are no sign of an interrupted hand-off
+        sending_written = states is not None
+        if states is None:
+            states = services.messages.recipient_states(message.pk)
         if not released and dispatch.account_quarantines(services, message, policy):
-            dispatch.quarantine(services, message)
-            self.queue.finish(item.id, "done")
+            dispatch.quarantine(services, message, states)
+            batch.finish(Finish(item.id, "done"))
             return
-        states = services.messages.recipient_states(message.pk)
         pending = [r["address"] for r in states if r["status"] not in dispatch.FINAL_RECIPIENT_STATES]
         attempts = item.attempts + 1
         known = {r["address"]: str(r["status"]) for r in states}
-        if pending:
-            mail_from = str(item.envelope.get("mail_from", message.row.get("envelope_from") or ""))
-            label = f"{'release ' if released else ''}delivery attempt {attempts}"
-            outcome = dispatch.deliver_message(
-                services, message, pending, mail_from, label, policy=policy, states=states
-            )
+        if not pending:
+            status = dispatch.message_status(services, message.pk, list(known.values()))
+            services.messages.set_state(message.pk, delivery_status=status, is_quarantined=False)
+            batch.finish(Finish(item.id, "done", attempts=attempts))
+            return
+        finish: list[Finish] = []
+
+        def conclude(outcome: dispatch.Outcome) -> DeliveryWrites:
+            """After the last reply: the message's state (and the row's next step), committed with the replies."""
             known.update({rcpt: dispatch.recipient_state(reply) for rcpt, reply in outcome.replies.items()})
+            writes = DeliveryWrites()
             if outcome.undelivered:
                 age_us = now_us() - item.created_us
                 if age_us > services.settings.queue_max_age_seconds * 1_000_000:
                     for rcpt in outcome.undelivered:
-                        services.messages.set_recipient_state(
-                            message.pk, rcpt, "bounced", "gave up: queue lifetime over"
-                        )
+                        writes.add_state(rcpt, "bounced", "gave up: queue lifetime over")
                         known[rcpt] = "bounced"
-                    services.messages.add_trace(message.pk, TraceDirection.OUTBOUND, "gave up: queue lifetime over")
+                    writes.add_trace(TraceDirection.OUTBOUND, "gave up: queue lifetime over")
                 else:
                     delay = backoff_us(services.settings.queue_retry_seconds, attempts)
-                    services.messages.set_state(message.pk, delivery_status="deferred")
-                    services.messages.add_trace(
-                        message.pk,
+                    writes.delivery_status = "deferred"
+                    writes.add_trace(
                         TraceDirection.OUTBOUND,
                         f"deferred: {len(outcome.undelivered)} recipient(s), next attempt in {delay / 1e6:g}s",
                     )
-                    self.queue.finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay)
-                    return
-        status = dispatch.message_status(services, message.pk, list(known.values()))
-        services.messages.set_state(message.pk, delivery_status=status, is_quarantined=False)
-        self.queue.finish(item.id, "done", attempts=attempts)
+                    finish.append(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay))
+                    return writes
+            writes.delivery_status = dispatch.message_status(services, message.pk, list(known.values()))
+            writes.is_quarantined = False
+            finish.append(Finish(item.id, "done", attempts=attempts))
+            return writes
+
+        mail_from = str(item.envelope.get("mail_from", message.row.get("envelope_from") or ""))
+        label = f"{'release ' if released else ''}delivery attempt {attempts}"
+        dispatch.deliver_message(
+            services,
+            message,
+            pending,
+            mail_from,
+            label,
+            policy=policy,
+            states=states,
+            raw=raw,
+            connections=batch.connections,
+            hops=batch.hops,
+            conclude=conclude,
+            sending_written=sending_written,
+        )
+        for f in finish:
+            batch.finish(f)
+
+
+class _Batch:
+    """What the rows of one claim share while they are worked on (see QueueWorker.run_batch)."""
+
+    def __init__(self) -> None:
+        self.connections = Connections()
+        self.hops: dict[str, NextHop | str] = {}
+        # The policy of the moment the batch is worked on (a change applies from the next batch: milliseconds)
+        self.policies: dict[str, QuarantinePolicy] = {}
+        self.finishes: list[Finish] = []
+
+    def finish(self, f: Finish) -> None:
+        self.finishes.append(f)
 
 
 # -- worker processes -----------------------------------------------------------------------------------------
@@ -270,6 +385,9 @@ def _warm_up() -> None:
 
 
 WORKER_NICE = 10
+# Rows a worker process claims at once: they share one claim, one finishing commit, the next hop's session and
+# the policy read; small, so that a burst is still spread over every worker.
+PROCESS_BATCH = 4
 
 
 def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
@@ -292,9 +410,17 @@ def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
 
     threading.Thread(target=watch_parent, daemon=True).start()
     try:
-        worker._run(f"{worker.identity}:0", batch=2)
+        worker._run(f"{worker.identity}:0", batch=PROCESS_BATCH)
     finally:
         services.close()
+
+
+def default_worker_processes(cpus: int | None = None) -> int:
+    """`queue_workers = 0` (the default) with worker processes: one more than the cores, at most 8. Workers run at
+    nice 10 and wait on the database and the next hop part of the time, so one more than the cores keeps them busy
+    (2 cores: 3 measured best, see docs/gateway.md); each holds the scanner (~150 MB), hence the cap."""
+    count = cpus if cpus is not None else (os.cpu_count() or 1)
+    return min(8, max(2, count + 1))
 
 
 class WorkerProcesses:
@@ -304,7 +430,7 @@ class WorkerProcesses:
 
     def __init__(self, services: Services, processes: int | None = None) -> None:
         self.services = services
-        self.count = max(1, processes or services.settings.queue_workers)
+        self.count = max(1, processes or services.settings.queue_workers or default_worker_processes())
         ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and open connections
         self._ctx = ctx
         self._stop = ctx.Event()

@@ -9,7 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from mailsec import ids
@@ -78,6 +78,22 @@ class AccountRepo:
         with self.engine.connect() as conn:
             rows = conn.execute(select(accounts.c.id, accounts.c.name).order_by(accounts.c.created_us)).all()
         return [Account(r.id, r.name) for r in rows]
+
+    def delete_account(self, account_id: str) -> bool:
+        """Delete the account and everything that is its: the rows that reference it in the main database go with
+        it (ON DELETE CASCADE), and its queue rows, which with SQLite live in a file of their own without a
+        foreign key, are deleted here (before and after, so that mail received meanwhile is not left behind).
+        Blobs are content-addressed and may be shared with other accounts: they stay. False when there is none."""
+        from mailsec.store.queue import QueueRepo  # the queue module knows where the queue lives
+
+        if self.get_account(account_id) is None:
+            return False
+        queue = QueueRepo(self.engine)
+        queue.delete_account(account_id)
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(accounts).where(accounts.c.id == account_id))
+        queue.delete_account(account_id)
+        return bool(result.rowcount)
 
     def _require(self, account_id: str) -> None:
         if self.get_account(account_id) is None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+_HEX = frozenset("0123456789abcdef")
 
 
 class BlobNotFound(KeyError):
@@ -19,17 +21,27 @@ class BlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path_for(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        if len(digest) != 64 or not _HEX.issuperset(digest):
             raise BlobNotFound(digest)
         return self.root / digest[:2] / digest[2:4] / digest
 
     def put(self, data: bytes, fsync: bool = True) -> str:
         digest = hashlib.sha256(data).hexdigest()
         path = self.path_for(digest)
-        if path.exists() and path.stat().st_size == len(data):
-            return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            if path.stat().st_size == len(data):
+                return digest
+        except FileNotFoundError:
+            pass
+        # A unique temp name (like mkstemp, 0600, O_EXCL); the directories are made only when missing (the
+        # common case, a known prefix, costs no mkdir: this runs once a message on the queue worker's path).
+        tmp = str(path.parent / f".tmp-{secrets.token_hex(8)}")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, flags, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)

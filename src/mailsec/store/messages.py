@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mailsec import ids
 from mailsec.model import Operation, TraceDirection, Verdict
@@ -82,6 +83,61 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+@dataclass
+class DeliveryWrites:
+    """Writes that belong together after a dispatch step (recipient states, then trace lines, then the message's
+    own state): committed in one transaction, so a message costs one commit per step instead of one per row."""
+
+    states: list[tuple[str, str, str | None, str | None]] = field(
+        default_factory=list
+    )  # address, status, detail, folder
+    trace: list[tuple[str, str]] = field(default_factory=list)  # direction, message
+    delivery_status: str | None = None
+    is_quarantined: bool | None = None
+
+    def add_state(self, address: str, status: str, detail: str | None = None, folder: str | None = None) -> None:
+        self.states.append((address, status, detail, folder))
+
+    def add_trace(self, direction: TraceDirection | str, message: str) -> None:
+        self.trace.append((str(direction), message))
+
+
+# Statements built once: executing the same statement object reuses its cache key and compiled form (building
+# `update(...).where(...)` anew for every row cost more CPU than SQLite's own work).
+_RCPT_WHERE = (recipients.c.message_pk == bindparam("b_pk"), recipients.c.address == bindparam("b_address"))
+_SET_RCPT = (
+    update(recipients)
+    .where(*_RCPT_WHERE)
+    .values(status=bindparam("b_status"), detail=bindparam("b_detail"), updated_us=bindparam("b_now"))
+)
+_SET_RCPT_FOLDER = _SET_RCPT.values(folder=bindparam("b_folder"))
+_INSERT_RCPT = insert(recipients)
+_INSERT_TRACE = insert(trace_lines)
+_INSERT_MESSAGE = insert(messages)
+_INSERT_TERMS = insert(message_terms)
+_INSERT_ATTACHMENTS = insert(attachments)
+_INSERT_LINKS = insert(links)
+_INSERT_FINDINGS = insert(findings)
+_PK_BY_POSTFIX_ID = select(messages.c.pk).where(messages.c.postfix_id == bindparam("b_postfix_id"))
+_BY_PK = select(messages).where(messages.c.pk == bindparam("b_pk"))
+_RCPTS_OF = select(recipients).where(recipients.c.message_pk == bindparam("b_pk")).order_by(recipients.c.id)
+_MESSAGE_COLUMNS = tuple(c.name for c in messages.columns)
+_SET_STATE: dict[tuple[str, ...], Any] = {
+    names: update(messages).where(messages.c.pk == bindparam("b_pk")).values({n: bindparam(f"b_{n}") for n in names})
+    for names in (("delivery_status",), ("is_quarantined",), ("delivery_status", "is_quarantined"))
+}
+
+
+def _set_state(conn: Connection, pk: int, delivery_status: str | None, is_quarantined: bool | None) -> None:
+    values: dict[str, Any] = {}
+    if delivery_status is not None:
+        values["delivery_status"] = delivery_status
+    if is_quarantined is not None:
+        values["is_quarantined"] = is_quarantined
+    if values:
+        conn.execute(_SET_STATE[tuple(values)], {"b_pk": pk, **{f"b_{k}": v for k, v in values.items()}})
+
+
 def row_to_message(row: Any) -> StoredMessage:
     mapping = dict(row._mapping)
     return StoredMessage(
@@ -146,28 +202,46 @@ class MessageRepo:
 
     def save(self, rec: MessageRecord) -> int:
         """Store the message; when its postfix_id is already stored, return the existing row's pk."""
-        with self.engine.begin() as conn:
-            existing = conn.execute(select(messages.c.pk).where(messages.c.postfix_id == rec.postfix_id)).first()
-            if existing is not None:
-                return int(existing.pk)
-            pk = self._insert(conn, rec)
-        return pk
+        return self.save_stored(rec)[0].pk
 
-    def _insert(self, conn: Connection, rec: MessageRecord) -> int:
+    def save_stored(self, rec: MessageRecord) -> tuple[StoredMessage, list[dict[str, Any]] | None]:
+        """`save`, returning the stored message and, when this call inserted it, its recipient rows as written (the
+        queue worker dispatches from them without reading back what it just wrote). None when it was there already."""
+        values = message_values(rec)
+        try:
+            # No lookup first: the unique postfix_id decides (a rerun is rare; every message would pay the lookup)
+            with self.engine.begin() as conn:
+                pk, rcpts = self._insert(conn, rec, values)
+        except IntegrityError:
+            existing = self.stored_pk(rec.postfix_id)
+            found = self.get_by_pk(existing) if existing is not None else None
+            if found is None:  # another constraint failed
+                raise
+            return found, None
+        row = {name: values.get(name) for name in _MESSAGE_COLUMNS}
+        row["pk"] = pk
+        data, verdict = json.loads(values["data_json"]), json.loads(values["verdict_json"])
+        return StoredMessage(pk=pk, row=row, data=data, verdict=verdict), rcpts
+
+    def _insert(
+        self, conn: Connection, rec: MessageRecord, values: dict[str, Any] | None = None
+    ) -> tuple[int, list[dict[str, Any]]]:
         v = rec.verdict
         # parameters, not .values(): the compiled INSERT is then cached instead of rebuilt for every message
-        pk = int(conn.execute(insert(messages), message_values(rec)).inserted_primary_key[0])  # type: ignore[index]
+        values = values if values is not None else message_values(rec)
+        pk = int(conn.execute(_INSERT_MESSAGE, values).inserted_primary_key[0])  # type: ignore[index]
         terms = term_values(pk, rec)
         if terms:
-            conn.execute(insert(message_terms), terms)
+            conn.execute(_INSERT_TERMS, terms)
         p = rec.parsed
         now = _now_us()
-        rcpts = [
-            {"message_pk": pk, "address": a, "status": rec.delivery_status or "queued", "updated_us": now}
-            for a in dict.fromkeys(rec.envelope_to)
-        ]
+        first = (rec.delivery_status or "queued", None)
+        rcpts = []
+        for a in dict.fromkeys(rec.envelope_to):
+            status, detail = rec.recipient_states.get(a, first)
+            rcpts.append({"message_pk": pk, "address": a, "status": status, "detail": detail, "updated_us": now})
         if rcpts:
-            conn.execute(insert(recipients), rcpts)
+            conn.execute(_INSERT_RCPT, rcpts)
         atts = [
             {
                 "message_pk": pk,
@@ -183,18 +257,18 @@ class MessageRepo:
             for a in p.attachments
         ]
         if atts:
-            conn.execute(insert(attachments), atts)
+            conn.execute(_INSERT_ATTACHMENTS, atts)
         lnks = [
             {"message_pk": pk, "href": lk.href[:4000], "text": lk.text[:1000], "domain": link_domain(lk.href)}
             for lk in p.links
         ]
         if lnks:
-            conn.execute(insert(links), lnks)
+            conn.execute(_INSERT_LINKS, lnks)
         self._insert_findings(conn, pk, v)
         trace = [{"message_pk": pk, "direction": d, "logged_us": to_us(ts), "message": m} for d, m, ts in rec.trace]
         if trace:
-            conn.execute(insert(trace_lines), trace)
-        return pk
+            conn.execute(_INSERT_TRACE, trace)
+        return pk, [{**r, "folder": None} for r in rcpts]
 
     @staticmethod
     def _insert_findings(conn: Connection, pk: int, v: Verdict) -> None:
@@ -219,7 +293,7 @@ class MessageRepo:
             for f in v.findings
         ]
         if rows:
-            conn.execute(insert(findings), rows)
+            conn.execute(_INSERT_FINDINGS, rows)
 
     def update_verdict(self, pk: int, verdict: Verdict, search_text: str | None = None) -> None:
         """Record a new verdict for a stored message (re-scan), keeping everything else."""
@@ -244,44 +318,61 @@ class MessageRepo:
                 )
 
     def set_state(self, pk: int, *, delivery_status: str | None = None, is_quarantined: bool | None = None) -> None:
-        values: dict[str, Any] = {}
-        if delivery_status is not None:
-            values["delivery_status"] = delivery_status
-        if is_quarantined is not None:
-            values["is_quarantined"] = is_quarantined
-        if values:
+        if delivery_status is not None or is_quarantined is not None:
             with self.engine.begin() as conn:
-                conn.execute(update(messages).where(messages.c.pk == pk).values(**values))
+                _set_state(conn, pk, delivery_status, is_quarantined)
 
     def set_recipient_state(
         self, pk: int, address: str, status: str, detail: str | None = None, folder: str | None = None
     ) -> None:
         with self.engine.begin() as conn:
-            values: dict[str, Any] = {"status": status, "detail": detail, "updated_us": _now_us()}
-            if folder is not None:
-                values["folder"] = folder
-            result = conn.execute(
-                update(recipients)
-                .where(recipients.c.message_pk == pk, recipients.c.address == address)
-                .values(**values)
-            )
-            if result.rowcount == 0:
-                conn.execute(insert(recipients).values(message_pk=pk, address=address, **values))
+            self._set_recipient_state(conn, pk, address, status, detail, folder, _now_us())
+
+    @staticmethod
+    def _set_recipient_state(
+        conn: Connection, pk: int, address: str, status: str, detail: str | None, folder: str | None, now: int
+    ) -> None:
+        params = {"b_pk": pk, "b_address": address, "b_status": status, "b_detail": detail, "b_now": now}
+        if folder is not None:
+            params["b_folder"] = folder
+        result = conn.execute(_SET_RCPT if folder is None else _SET_RCPT_FOLDER, params)
+        if result.rowcount == 0:
+            values: dict[str, Any] = {"message_pk": pk, "address": address, "status": status, "detail": detail}
+            values.update(updated_us=now, folder=folder)
+            conn.execute(_INSERT_RCPT, values)
+
+    def write_delivery(self, pk: int, writes: DeliveryWrites) -> None:
+        """Recipient states, then trace lines, then the message's state, in one transaction (see DeliveryWrites)."""
+        if not (
+            writes.states or writes.trace or writes.delivery_status is not None or writes.is_quarantined is not None
+        ):
+            return
+        now = _now_us()
+        with self.engine.begin() as conn:
+            for address, status, detail, folder in writes.states:
+                self._set_recipient_state(conn, pk, address, status, detail, folder, now)
+            if writes.trace:
+                conn.execute(
+                    _INSERT_TRACE,
+                    [{"message_pk": pk, "direction": d, "logged_us": now, "message": m} for d, m in writes.trace],
+                )
+            _set_state(conn, pk, writes.delivery_status, writes.is_quarantined)
 
     def recipient_states(self, pk: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
-            rows = conn.execute(select(recipients).where(recipients.c.message_pk == pk).order_by(recipients.c.id)).all()
+            rows = conn.execute(_RCPTS_OF, {"b_pk": pk}).all()
         return [dict(r._mapping) for r in rows]
 
     def add_trace(self, pk: int, direction: TraceDirection | str, message: str, at: datetime | None = None) -> None:
         with self.engine.begin() as conn:
             conn.execute(
-                insert(trace_lines).values(
-                    message_pk=pk,
-                    direction=str(direction),
-                    logged_us=to_us(at) if at else _now_us(),
-                    message=message,
-                )
+                _INSERT_TRACE,
+                {
+                    "message_pk": pk,
+                    "direction": str(direction),
+                    "logged_us": to_us(at) if at else _now_us(),
+                    "message": message,
+                },
             )
 
     def add_action(
@@ -318,9 +409,15 @@ class MessageRepo:
             row = conn.execute(select(messages).where(messages.c.account_id == account_id, cond)).first()
         return row_to_message(row) if row else None
 
+    def stored_pk(self, postfix_id: str) -> int | None:
+        """The pk of the message stored under this postfix_id, if any (one indexed lookup)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(_PK_BY_POSTFIX_ID, {"b_postfix_id": postfix_id}).first()
+        return int(row.pk) if row else None
+
     def get_by_pk(self, pk: int) -> StoredMessage | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(messages).where(messages.c.pk == pk)).first()
+            row = conn.execute(_BY_PK, {"b_pk": pk}).first()
         return row_to_message(row) if row else None
 
     def get_many(self, pks: Iterable[int]) -> list[StoredMessage]:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     and_,
+    bindparam,
     insert,
     inspect,
     or_,
@@ -65,6 +66,51 @@ class NewItem:
     raw_sha256: str
     envelope: dict[str, Any]
     raw: bytes | None = None  # committed with the row: durable in the same fsync
+
+
+@dataclass(frozen=True)
+class Finish:
+    """What `finish` writes for one row: its new state; claim released."""
+
+    row_id: int
+    state: str
+    attempts: int | None = None
+    next_attempt_us: int | None = None
+    data: dict[str, Any] | None = None
+
+    def values(self, now: int) -> dict[str, Any]:
+        values: dict[str, Any] = {"state": self.state, "claimed_by": None, "claimed_us": None, "updated_us": now}
+        if self.attempts is not None:
+            values["attempts"] = self.attempts
+        if self.next_attempt_us is not None:
+            values["next_attempt_us"] = self.next_attempt_us
+        if self.data is not None:
+            values["data_json"] = json.dumps(self.data)
+        return values
+
+
+_FINISH: dict[tuple[str, ...], Any] = {}
+# Claim statements, built once (parameters: b_now, b_stale, b_limit, b_worker; b_ids on PostgreSQL).
+_DUE = and_(
+    queue.c.state.in_(OPEN_STATES),
+    queue.c.next_attempt_us <= bindparam("b_now"),
+    or_(queue.c.claimed_by.is_(None), queue.c.claimed_us < bindparam("b_stale")),
+)
+_CANDIDATES = select(queue.c.id).where(_DUE).order_by(queue.c.next_attempt_us, queue.c.id).limit(bindparam("b_limit"))
+_ANY_DUE = select(queue.c.id).where(_DUE).limit(1)
+_CANDIDATES_LOCKED = _CANDIDATES.with_for_update(skip_locked=True)
+_CLAIM_SQLITE = (
+    update(queue)
+    .where(queue.c.id.in_(_CANDIDATES.scalar_subquery()), _DUE)
+    .values(claimed_by=bindparam("b_worker"), claimed_us=bindparam("b_now"))
+    .returning(*queue.columns)
+)
+_CLAIM_IDS = (
+    update(queue)
+    .where(queue.c.id.in_(bindparam("b_ids", expanding=True)), _DUE)
+    .values(claimed_by=bindparam("b_worker"), claimed_us=bindparam("b_now"))
+    .returning(*queue.columns)
+)  # finish statements by the columns they set, built once
 
 
 def now_us() -> int:
@@ -228,25 +274,24 @@ class QueueRepo:
         return freed
 
     def claim(self, worker: str, limit: int, claim_timeout_us: int) -> list[QueueItem]:
-        """Up to `limit` due rows, each claimed by exactly one worker (a conditional UPDATE decides races)."""
+        """Up to `limit` due rows, each claimed by exactly one worker, with one write statement (one commit for the
+        whole batch): SQLite takes its write lock for the UPDATE itself, so two workers never claim
+        the same row; PostgreSQL locks the candidates with FOR UPDATE SKIP LOCKED first."""
         now = now_us()
-        stale = now - claim_timeout_us
-        free = or_(queue.c.claimed_by.is_(None), queue.c.claimed_us < stale)
-        due = and_(queue.c.state.in_(OPEN_STATES), queue.c.next_attempt_us <= now, free)
-        claimed: list[QueueItem] = []
+        params = {"b_now": now, "b_stale": now - claim_timeout_us, "b_limit": limit, "b_worker": worker}
         with self.engine.begin() as conn:
-            query = select(queue.c.id).where(due).order_by(queue.c.next_attempt_us, queue.c.id).limit(limit)
-            if not is_sqlite(self.engine):
-                query = query.with_for_update(skip_locked=True)
-            ids = [int(r.id) for r in conn.execute(query).all()]
-            for row_id in ids:
-                result = conn.execute(
-                    update(queue).where(queue.c.id == row_id, due).values(claimed_by=worker, claimed_us=now)
-                )
-                if result.rowcount == 1:
-                    r = conn.execute(select(queue).where(queue.c.id == row_id)).first()
-                    claimed.append(_item(r))
-        return claimed
+            if is_sqlite(self.engine):
+                # A read first: an idle worker woken for a row another one took must not take the write lock
+                # (the receive commit needs it for its 250s); the UPDATE then decides races.
+                if conn.execute(_ANY_DUE, params).first() is None:
+                    return []
+                rows = conn.execute(_CLAIM_SQLITE, params).all()
+            else:
+                ids = [int(r.id) for r in conn.execute(_CANDIDATES_LOCKED, params).all()]
+                rows = conn.execute(_CLAIM_IDS, {**params, "b_ids": ids}).all() if ids else []
+        items = [_item(r) for r in rows]
+        items.sort(key=lambda it: (it.next_attempt_us, it.id))
+        return items
 
     def finish(
         self,
@@ -257,15 +302,28 @@ class QueueRepo:
         next_attempt_us: int | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        values: dict[str, Any] = {"state": state, "claimed_by": None, "claimed_us": None, "updated_us": now_us()}
-        if attempts is not None:
-            values["attempts"] = attempts
-        if next_attempt_us is not None:
-            values["next_attempt_us"] = next_attempt_us
-        if data is not None:
-            values["data_json"] = json.dumps(data)
+        self.finish_many([Finish(row_id, state, attempts, next_attempt_us, data)])
+
+    def finish_many(self, finishes: Iterable[Finish]) -> None:
+        """Several `finish`es in one transaction (a worker finishes its claimed batch with one commit)."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        now = now_us()
+        for f in finishes:
+            values = f.values(now)
+            groups.setdefault(tuple(values), []).append({"b_id": f.row_id, **{f"b_{k}": v for k, v in values.items()}})
+        if not groups:
+            return
         with self.engine.begin() as conn:
-            conn.execute(update(queue).where(queue.c.id == row_id).values(**values))
+            for names, params in groups.items():
+                stmt = _FINISH.get(names)
+                if stmt is None:
+                    stmt = (
+                        update(queue)
+                        .where(queue.c.id == bindparam("b_id"))
+                        .values({n: bindparam(f"b_{n}") for n in names})
+                    )
+                    _FINISH[names] = stmt
+                conn.execute(stmt, params)
 
     def drop_synced_raw(self, synced_before_us: int) -> int:
         """Forget the bytes of rows whose message was stored before the last filesystem sync: its blob is on disk
@@ -319,6 +377,12 @@ class QueueRepo:
                         data_json=json.dumps(merged),
                     )
                 )
+
+    def delete_account(self, account_id: str) -> int:
+        """Remove every queue row of an account (account deletion): the SQLite queue file has no foreign key."""
+        with self.engine.begin() as conn:
+            result = conn.execute(queue.delete().where(queue.c.account_id == account_id))
+        return int(result.rowcount or 0)
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

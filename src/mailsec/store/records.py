@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,13 +98,16 @@ class MessageRecord:
     is_quarantined: bool = False
     is_phish_submission: bool = False
     trace: list[tuple[str, str, datetime]] = field(default_factory=list)
+    # address → (status, detail) for recipients that do not start as `delivery_status` (or queued), e.g. the queue
+    # worker's `sending` or `quarantined`, written in the same transaction as the message
+    recipient_states: dict[str, tuple[str, str | None]] = field(default_factory=dict)
 
-    @property
+    @cached_property
     def alert_id(self) -> str:
         return ids.alert_id(self.postfix_id, self.scanned_at)
 
-    @property
-    def investigate_id(self) -> str:
+    @cached_property
+    def investigate_id(self) -> str:  # cached: it hashes the raw message, and a save asks four times
         return ids.investigate_id(self.postfix_id, self.scanned_at, self.parsed.raw)
 
     @property
