@@ -8,22 +8,45 @@ import re
 
 MAX_HTML_DEPTH = 512
 DEPTH_CHECK_TAGS = 2000  # with fewer tags nesting stays cheap to parse: ordinary mail skips even the scan
-_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})\b[^<>]*?(/?)>")
+# group 3 is the rest of the tag: it ends in "/" for a self-closing tag (a greedy run: the lazy `[^<>]*?(/?)>` that
+# says the same backtracks at every character)
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]{0,15})\b([^<>]*)>")
 _NON_NESTING = frozenset(
     {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
     | {"p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup", "thead", "tbody", "tfoot", "colgroup", "rt", "rp"}
 )
 
 
+def _too_deep(source: str, max_depth: int) -> bool:
+    """Whether the pass below would drop a tag: the same walk over the same tags, on the tuples `findall` builds in
+    one call, until the first tag that would open beyond `max_depth`."""
+    depth = 0
+    non_nesting = _NON_NESTING
+    for closing, name, rest in _TAG_RE.findall(source):
+        if rest.endswith("/") or name.lower() in non_nesting:
+            continue
+        if closing:
+            if depth:
+                depth -= 1
+        elif depth >= max_depth:
+            return True
+        else:
+            depth += 1
+    return False
+
+
 def limit_html_nesting(source: str, max_depth: int = MAX_HTML_DEPTH, check_above: int = DEPTH_CHECK_TAGS) -> str:
     """`source` with the tags nested deeper than `max_depth` dropped (their text stays); the very same object when no
     element is that deep, or when it has no more than `check_above` tags (0: always check)."""
-    if source.count("<") <= max(max_depth, check_above):
+    tags = source.count("<")
+    if tags <= max(max_depth, check_above) or tags - source.count("</") <= max_depth:
+        return source  # too few tags, or too few opening ones, to nest that deep
+    if not _too_deep(source, max_depth):
         return source
     out: list[str] = []
     depth = excess = last = 0
     for m in _TAG_RE.finditer(source):
-        if m.group(3) or m.group(2).lower() in _NON_NESTING:
+        if m.group(3).endswith("/") or m.group(2).lower() in _NON_NESTING:
             continue
         drop = False
         if m.group(1):

@@ -146,6 +146,16 @@ class Attachment:
     disposition: str | None = None
 
 
+@dataclass(frozen=True)
+class HtmlView:
+    """What the scan reads of `source` (an HTML body): its visible text and tag names, taken by the parse that found
+    its links so that the body is parsed once. Valid only while `source` is still the message's `html_body`."""
+
+    source: str
+    text: str
+    tags: tuple[str, ...]
+
+
 @dataclass
 class ParsedMessage:
     """A message as every later stage reads it. `raw` is kept byte for byte."""
@@ -169,6 +179,7 @@ class ParsedMessage:
     x_originating_ip: str | None
     defects: list[str]
     inline_parts: dict[str, tuple[str, bytes]] = field(default_factory=dict, repr=False)
+    html_view: HtmlView | None = field(default=None, repr=False, compare=False)
 
     def header(self, name: str) -> str | None:
         lname = name.lower()

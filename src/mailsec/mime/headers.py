@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import re
 from email.header import decode_header
+from email.quoprimime import header_decode as _q_decode
 from email.utils import getaddresses
 
 from mailsec.model import Address
@@ -38,11 +40,48 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 
 def unescape_surrogates(value: str) -> str:
     """Headers parsed from bytes carry 8-bit junk as surrogate escapes; turn them back into text."""
+    if value.isascii():  # O(1) for a str: nothing to unescape
+        return value
     try:
         value.encode("utf-8")
         return value
     except UnicodeEncodeError:
         return decode_bytes(value.encode("utf-8", "surrogateescape"), "utf-8")
+
+
+# An encoded word within one line, its text printable ASCII without "?" (so it ends where `ecre`'s lazy match ends)
+_ENCODED_WORD_RE = re.compile(r"=\?([^?\n\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]*)\?([bBqQ])\?([!->@-~]*)\?=")
+
+
+def _decode_encoded_words(value: str) -> str | None:
+    """What `decode_header_value` makes of a header that is nothing but encoded words and white space (Exchange puts
+    some 60 lines of them in X-Microsoft-Antispam-Message-Info): `decode_header` drops the white space between
+    encoded words and joins the bytes of a run of one charset, so this is one decode per word and one per run.
+    None for any other header, and whenever a word does not decode."""
+    words = _ENCODED_WORD_RE.findall(value)
+    if not words or _ENCODED_WORD_RE.sub("", value).strip(" \t\r\n"):
+        return None
+    out: list[str] = []
+    run: list[bytes] = []
+    run_charset = ""
+    for charset, encoding, encoded in words:
+        charset = charset.lower()
+        if run and charset != run_charset:
+            out.append(decode_bytes(b"".join(run), run_charset))
+            run = []
+        run_charset = charset
+        if encoding in "qQ":
+            run.append(bytes(_q_decode(encoded), "raw-unicode-escape"))
+            continue
+        paderr = len(encoded) % 4
+        if paderr:
+            encoded += "==="[: 4 - paderr]
+        try:
+            run.append(binascii.a2b_base64(encoded))
+        except (binascii.Error, ValueError):
+            return None
+    out.append(decode_bytes(b"".join(run), run_charset))
+    return " ".join("".join(out).replace("\r", "").replace("\n", "").split())
 
 
 def decode_header_value(value: object) -> str:
@@ -53,6 +92,10 @@ def decode_header_value(value: object) -> str:
         value = str(value)
     if "=?" not in value:  # split/join collapses and strips exactly the characters `\s` matches, faster
         return " ".join(value.replace("\r", "").replace("\n", "").split())
+    if value.isascii():
+        fast = _decode_encoded_words(value)
+        if fast is not None:
+            return fast
     try:
         parts = decode_header(value)
     except Exception:
@@ -83,10 +126,48 @@ def _rejoin_unquoted_names(pairs: list[tuple[str, str]]) -> list[tuple[str, str]
     return out
 
 
+_ATOM = r'[^()<>@,:;."\[\] \t\r\n]++'  # what email._parseaddr's getatom reads: up to a special or white space
+_PHRASE_TOKEN = r'"[^"\\\r\n]*+"|[^()<>@,:;"\[\] \t\r\n]++'  # "plain" or a phrase atom
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*"
+_SIMPLE_ADDRESS_RE = re.compile(
+    rf"[ \t\r\n]*+(?:(?P<bare>{_ADDR_SPEC})|(?P<phrase>(?:(?:{_PHRASE_TOKEN})[ \t\r\n]*+)*+)"
+    rf"<[ \t\r\n]*+(?P<route>{_ADDR_SPEC})[ \t]*+>)[ \t\r\n]*+(?:,|\Z)"
+)
+_PHRASE_TOKEN_RE = re.compile(_PHRASE_TOKEN)
+
+
+def _simple_getaddresses(field: str) -> list[tuple[str, str]] | None:
+    """`getaddresses` for lists of the everyday forms `a@b`, `Name <a@b>` and `"Name" <a@b>`, with the very same
+    result; None when anything else appears (comments, groups, escapes, empty entries, stray text)."""
+    out: list[tuple[str, str]] = []
+    pos, end = 0, len(field)
+    while pos < end:
+        m = _SIMPLE_ADDRESS_RE.match(field, pos)
+        if m is None:
+            return None
+        pos = m.end()
+        if pos == end and field[pos - 1] == ",":
+            return None  # a trailing comma: leave that to the full parser
+        bare = m.group("bare")
+        if bare is not None:
+            out.append(("", bare))
+        else:
+            tokens = _PHRASE_TOKEN_RE.findall(m.group("phrase"))
+            name = " ".join(t[1:-1] if t[0] == '"' else t for t in tokens)
+            out.append((name, m.group("route")))
+    return out
+
+
+def _getaddresses(values: list[str]) -> list[tuple[str, str]]:
+    field = ", ".join(values)
+    simple = _simple_getaddresses(field)
+    return simple if simple is not None else getaddresses([field])
+
+
 def parse_addresses(values: list[str]) -> list[Address]:
     result = []
     try:
-        pairs = _rejoin_unquoted_names(getaddresses([v for v in values if v]))
+        pairs = _rejoin_unquoted_names(_getaddresses([v for v in values if v]))
     except Exception:
         pairs = []
     for name, email in pairs:

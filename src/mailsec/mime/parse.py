@@ -7,31 +7,45 @@ import hashlib
 import ipaddress
 import re
 from datetime import UTC, datetime
-from email.feedparser import FeedParser
 from email.message import Message
-from email.policy import compat32
 from email.utils import parsedate_to_datetime
+from itertools import islice
 
 from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
 from mailsec.htmldepth import limit_html_nesting
+from mailsec.htmltree import TEXT_MAX_CHARS, parse_html, text_and_tags
 from mailsec.mime.headers import decode_bytes, decode_header_value, parse_addresses, unescape_surrogates
-from mailsec.model import Attachment, Link, ParsedMessage
+from mailsec.mime.structure import parse_structure
+from mailsec.model import Attachment, HtmlView, Link, ParsedMessage
 
 MAX_TEXT_CHARS = 2_000_000
 MAX_LINKS = 500
 MAX_PARTS = 1000
 
-_URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]+""")
+# `(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]+` spelled case by case (U+017F, long s, is what (?i) also takes for
+# `s`) and starting with a character class, so the regex engine skips ahead instead of trying every position: 4x faster
+_URL_RE = re.compile(
+    r"""[hHwW](?<!\w[hHwW])(?:(?<=[hH])[tT][tT][pP][sS\u017f]?://|(?<=[wW])[wW][wW]\.)[^\s<>"'()\[\]{}]+"""
+)
 _BRACKET_IP_RE = re.compile(r"\[(?:IPv6:)?([0-9A-Fa-f:.]+)\]")
 _PAREN_IP_RE = re.compile(r"\(([^()]*)\)")
 _BARE_IP_RE = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3})\b")
 _BY_RE = re.compile(r"\bby\b", re.I)
 
 
+_DOTTED_QUAD_RE = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+
+
 def _valid_ip(text: str) -> str | None:
+    text = text.strip()
+    if _DOTTED_QUAD_RE.fullmatch(text):  # what ip_address decides for a dotted quad, without building the object
+        octets = text.split(".")
+        if all(int(o) <= 255 and (len(o) == 1 or o[0] != "0") for o in octets):
+            return text
+        return None
     try:
-        return str(ipaddress.ip_address(text.strip()))
+        return str(ipaddress.ip_address(text))
     except ValueError:
         return None
 
@@ -68,10 +82,12 @@ def _parse_date(value: str | None) -> datetime | None:
         return None
 
 
-def extract_html_links(html: str) -> list[Link]:
+def _html_links_and_view(html: str) -> tuple[list[Link], HtmlView | None]:
+    """The links of an HTML body and, from the same parse, what the scan reads of it (when the scan would read that
+    very text: bodies up to TEXT_MAX_CHARS; longer ones it parses itself)."""
     links: list[Link] = []
     try:
-        tree = HTMLParser(limit_html_nesting(html[:MAX_TEXT_CHARS]))
+        tree = parse_html(html[:MAX_TEXT_CHARS])
         for node in tree.css("a[href], area[href]"):
             href = (node.attributes.get("href") or "").strip()
             if not href or href.startswith("#"):
@@ -81,8 +97,14 @@ def extract_html_links(html: str) -> list[Link]:
             if len(links) >= MAX_LINKS:
                 break
     except Exception:
-        pass
-    return links
+        return links, None
+    if len(html) > TEXT_MAX_CHARS:
+        return links, None
+    return links, HtmlView(html, *text_and_tags(tree))
+
+
+def extract_html_links(html: str) -> list[Link]:
+    return _html_links_and_view(html)[0]
 
 
 def html_to_text(html: str) -> str:
@@ -97,7 +119,7 @@ def html_to_text(html: str) -> str:
 
 
 def extract_text_links(text: str) -> list[Link]:
-    links = []
+    links: list[Link] = []
     for m in _URL_RE.finditer(text[:MAX_TEXT_CHARS]):
         href = m.group(0).rstrip(".,;:!?")
         links.append(Link(href=href, text="", source="text"))
@@ -181,10 +203,8 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Parse hostile bytes into the shared model. Problems become `defects`, never exceptions."""
     defects: list[str] = []
     try:
-        # What message_from_bytes does, fed in one piece instead of 8 KiB chunks (each chunk re-enters the parser)
-        feed = FeedParser(policy=compat32)
-        feed.feed(raw.decode("ascii", "surrogateescape"))
-        msg = feed.close()
+        # The tree message_from_bytes(policy=compat32) builds, without the stdlib's line-by-line feed machinery
+        msg = parse_structure(raw.decode("ascii", "surrogateescape"))
     except Exception as exc:  # the stdlib parser is lenient, but a defect beats a crash
         defects.append(f"unparseable message: {type(exc).__name__}")
         msg = Message()
@@ -193,17 +213,30 @@ def parse_message(raw: bytes) -> ParsedMessage:
     # once and indexed by lower-case name, so looking up a header does not walk all of them.
     headers: list[tuple[str, str]] = []
     by_name: dict[str, list[str]] = {}
+    decoded_by_name: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
-        text = unescape_surrogates(str(value))
-        headers.append((str(name), decode_header_value(text)))
-        by_name.setdefault(str(name).lower(), []).append(text)
+        # unescape_surrogates and decode_header_value, their shortcuts inlined: some 40 headers a message
+        text = value if type(value) is str and value.isascii() else unescape_surrogates(str(value))
+        if "=?" in text:
+            decoded = decode_header_value(text)
+        else:
+            decoded = " ".join(text.replace("\r", "").replace("\n", "").split())
+        name = str(name)
+        headers.append((name, decoded))
+        lname = name.lower()
+        if lname in by_name:
+            by_name[lname].append(text)
+            decoded_by_name[lname].append(decoded)
+        else:
+            by_name[lname] = [text]
+            decoded_by_name[lname] = [decoded]
 
     def all_raw(name: str) -> list[str]:
         return by_name.get(name.lower(), [])
 
     def first(name: str) -> str:
-        values = all_raw(name)
-        return decode_header_value(values[0]) if values else ""
+        values = decoded_by_name.get(name.lower())
+        return values[0] if values else ""
 
     from_list = parse_addresses(all_raw("From"))
     if not from_list:
@@ -255,11 +288,11 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
     text_body = "\n".join(text_parts)
     html_body = "\n".join(html_parts)
-    links = extract_html_links(html_body) if html_body else []
+    links, html_view = _html_links_and_view(html_body) if html_body else ([], None)
     links += extract_text_links(text_body)
 
-    received = [decode_header_value(v) for v in all_raw("Received")]
-    hop_ips = [ip for ip in (received_from_ip(r) for r in received) if ip]
+    received = list(decoded_by_name.get("received", ()))
+    hop_ips = list(islice((ip for ip in map(received_from_ip, received) if ip), 2))  # only the first two are kept
     x_orig = first("X-Originating-IP").strip("[] ") or None
     return ParsedMessage(
         raw=raw,
@@ -281,4 +314,5 @@ def parse_message(raw: bytes) -> ParsedMessage:
         x_originating_ip=_valid_ip(x_orig) if x_orig else None,
         defects=defects,
         inline_parts=inline_parts,
+        html_view=html_view,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -23,6 +24,7 @@ import dns.reversename
 import spf
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, SenderInfo, Validation
+from mailsec.scan.headers import header_all
 from mailsec.scan.lookalike import registered_domain
 from mailsec.scan.resolvers import DnsResolver, DnsTempError, Resolvers
 from mailsec.scan.sender import (
@@ -192,6 +194,94 @@ class _KeyFetcher:
         return chosen.encode("utf-8", "surrogateescape")
 
 
+class _LazyBody:
+    """dkimpy splits the whole message into lines and joins the body again before it reads a signature, but hashes
+    the body only once a key was found, which most signatures in spam never get that far. Handed the headers alone
+    (`_message_headers`, parsed once for DKIM and ARC), this verifier parses the body from the full message on first
+    use: same headers, same body, same results."""
+
+    _raw = b""
+    _lazy: bytes | None = None
+
+    @property
+    def body(self) -> bytes:
+        if self._lazy is None:
+            self._lazy = dkim.rfc822_parse(self._raw)[1]
+        return self._lazy
+
+    @body.setter
+    def body(self, value: bytes) -> None:
+        pass  # set_message's (empty) body of the header block; the real one is read when used
+
+
+class _LazyDKIM(_LazyBody, dkim.DKIM):
+    pass
+
+
+class _LazyARC(_LazyBody, dkim.ARC):
+    def sorted_arc_headers(self) -> Any:
+        """dkimpy's, on the ARC headers alone: it canonicalises every header (each on its own, names to lower case)
+        and then keeps the ARC ones, the same list as canonicalising only those."""
+        every: list[list[bytes]] = self.__dict__["headers"]
+        self.headers = [h for h in every if h[0].lower() in dkim.ARC.ARC_HEADERS]
+        try:
+            return super().sorted_arc_headers()
+        finally:
+            self.headers = every
+
+
+def _header_block(raw: bytes) -> int:
+    """Where a header block ends that holds everything `dkim.rfc822_parse` reads as headers (up to the newline
+    before the first empty line; lines end at CRLF or LF), or 0 when no empty line follows the first."""
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if i > 0]
+    return min(ends) + 1 if ends else 0
+
+
+_LINES_RE = re.compile(b"\r?\n")
+_HEADER_NAME_RE = re.compile(rb"([\x21-\x7e]+?):")
+_heads = threading.local()
+
+
+def _rfc822_headers(head: bytes) -> list[list[bytes]]:
+    """`dkim.rfc822_parse(head)[0]`, same values and same errors, with its patterns compiled once (it looks one up
+    per header line)."""
+    headers: list[list[bytes]] = []
+    for line in _LINES_RE.split(head):
+        if not line:
+            break
+        if line[0] in (0x09, 0x20):
+            headers[-1][1] += line + b"\r\n"
+        else:
+            m = _HEADER_NAME_RE.match(line)
+            if m is not None:
+                headers.append([m.group(1), line[m.end(0) :] + b"\r\n"])
+            elif not line.startswith(b"From "):
+                raise dkim.MessageFormatError(f"Unexpected characters in RFC822 header: {line!r}")
+    return headers
+
+
+def _message_headers(raw: bytes) -> list[list[bytes]] | None:
+    """The headers dkimpy would read from `raw`, parsed once for DKIM and ARC (the last message per thread); None
+    when there is no header block to cut out."""
+    last = getattr(_heads, "last", None)
+    if last is not None and last[0] is raw:
+        return last[1]
+    end = _header_block(raw)
+    headers = _rfc822_headers(raw[:end]) if end else None
+    _heads.last = (raw, headers)
+    return headers
+
+
+def _verifier(cls: Any, lazy: Any, raw: bytes, **kwargs: Any) -> Any:
+    headers = _message_headers(raw)
+    if headers is None:
+        return cls(raw, **kwargs)
+    verifier = lazy(None, **kwargs)
+    verifier.headers = [[name, value] for name, value in headers]
+    verifier._raw = raw
+    return verifier
+
+
 _TAG_RES = {t: re.compile(rf"(?:^|;)\s*{t}\s*=\s*([^;]*)") for t in ("d", "s")}
 _SPACES_RE = re.compile(r"\s+")
 
@@ -203,11 +293,11 @@ def _tag(header_value: str, tag: str) -> str:
 
 def check_dkim(parsed: ParsedMessage, resolver: DnsResolver) -> list[DkimResult]:
     """One result per DKIM-Signature (the first `MAX_DKIM_SIGNATURES`), top to bottom."""
-    values = parsed.header_all("DKIM-Signature")
+    values = header_all(parsed, "DKIM-Signature")
     if not values:
         return []
     try:
-        verifier = dkim.DKIM(parsed.raw, minkey=MIN_KEY_BITS, timeout=1)
+        verifier = _verifier(dkim.DKIM, _LazyDKIM, parsed.raw, minkey=MIN_KEY_BITS, timeout=1)
     except Exception as exc:
         return [DkimResult("permerror", reason=f"message not verifiable: {type(exc).__name__}")]
     out: list[DkimResult] = []
@@ -249,11 +339,16 @@ def _matches(domain: str, patterns: Iterable[str]) -> str:
 
 def check_arc(parsed: ParsedMessage, resolver: DnsResolver, trusted: Sequence[str]) -> ArcResult:
     """ARC chain validation; a passing chain sealed by a trusted sealer may vouch for DMARC at its hop."""
-    if not parsed.header_all("ARC-Seal"):
+    if not header_all(parsed, "ARC-Seal"):
         return ArcResult("none")
     fetch = _KeyFetcher(resolver)
     try:
-        cv, results, reason = dkim.arc_verify(parsed.raw, dnsfunc=fetch, minkey=MIN_KEY_BITS)
+        # dkim.arc_verify, with the lazy body
+        arc = _verifier(dkim.ARC, _LazyARC, parsed.raw, logger=None, minkey=MIN_KEY_BITS, timeout=5)
+        try:
+            cv, results, reason = arc.verify(dnsfunc=fetch)
+        except dkim.DKIMException as x:
+            cv, results, reason = dkim.CV_Fail, [], f"{x}"
     except Exception as exc:
         return ArcResult("fail", reason=f"{type(exc).__name__}: {exc}"[:200])
     sealers = tuple(
@@ -358,7 +453,7 @@ def _comment(spf_r: SpfResult, dkim_r: Sequence[DkimResult], dmarc_r: DmarcResul
 
 def _from_domain(parsed: ParsedMessage) -> str:
     """The one From domain DMARC judges; "" when there is none or several."""
-    if len(parsed.header_all("From")) != 1 or parsed.from_ is None:
+    if len(header_all(parsed, "From")) != 1 or parsed.from_ is None:
         return ""
     return parsed.from_.domain.rstrip(".")
 

@@ -8,9 +8,11 @@ zip (`.npz`, loaded with `allow_pickle=False`): no pickle, so a model file canno
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -20,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from mailsec.model import Disposition, Finding, ParsedMessage
-from mailsec.scan.features import MessageText, model_document
+from mailsec.scan.features import MessageText, model_document, model_tokens
+from mailsec.scan.headers import header, header_names
 from mailsec.scan.lure import Lure, find_lure
 
 log = logging.getLogger(__name__)
@@ -102,6 +105,34 @@ class ContentModel:
 
     def probabilities(self, document: str) -> dict[str, float]:
         row = self.probabilities_many([document])[0]
+        return {label: float(p) for label, p in zip(self.labels, row, strict=True)}
+
+    def probabilities_of_tokens(self, tokens: Sequence[str]) -> dict[str, float]:
+        """`probabilities` of the document whose `token_pattern` words are `tokens`, without the vectorizer: the
+        distinct uni- and bigrams hashed straight to their columns (the same murmurhash3 and modulo as
+        `HashingVectorizer`), then the same arithmetic as `probabilities_many` on the same sorted columns, so the
+        probabilities are bit for bit the same (~3x less CPU: no analyzer chain, no sparse matrix)."""
+        if self.meta.get("vectorizer", VECTORIZER) != VECTORIZER:
+            return self.probabilities(" ".join(tokens))
+        from sklearn.utils.murmurhash import murmurhash3_32  # here: importing scikit-learn takes a second
+
+        grams = set(tokens)
+        grams.update(map(" ".join, itertools.pairwise(tokens)))
+        try:
+            hashes = np.fromiter(map(murmurhash3_32, grams), dtype=np.int64, count=len(grams))
+        except UnicodeEncodeError:  # a lone surrogate: let the vectorizer fail (or not) exactly as it would
+            return self.probabilities(" ".join(tokens))
+        cols = np.abs(hashes) % self.coef.shape[1]  # abs(-2**31) % n, as HashingVectorizer defines it
+        cols.sort()
+        cols = cols[np.concatenate(([True], cols[1:] != cols[:-1]))] if len(cols) else cols  # np.unique, 2x faster
+        logits = self.intercept.copy()
+        values = self.idf[cols]
+        norm = float(np.sqrt(np.dot(values, values)))
+        if norm > 0:
+            logits += self.coef[:, cols] @ (values / norm)
+        logits -= logits.max()
+        exp = np.exp(logits)
+        row = exp / exp.sum()
         return {label: float(p) for label, p in zip(self.labels, row, strict=True)}
 
     def save(self, path: Path) -> None:
@@ -248,7 +279,10 @@ def classify(mt: MessageText, model: ContentModel, lure: Lure | None = None) -> 
     """Findings from the classifier's probabilities: one per label that reaches its weak threshold, plus
     CONTENT_UNWANTED when the non-ham labels together are likely but none decides. Content alone can make a message
     SUSPICIOUS, never MALICIOUS (the verdict's PHISHING_CORROBORATED needs another analyzer)."""
-    probs = model.probabilities(model_document(mt))
+    if isinstance(model, ContentModel):
+        probs = model.probabilities_of_tokens(model_tokens(mt))
+    else:
+        probs = model.probabilities(model_document(mt))
     detail = ", ".join(f"{k}={v:.2f}" for k, v in sorted(probs.items()))
     findings = [
         f for rule in _RULES if (f := _class_finding(rule, probs.get(rule.label, 0.0), detail, lure)) is not None
@@ -293,11 +327,11 @@ BULK_HEADER_THRESHOLD = 3.0
 def bulk_header_findings(parsed: ParsedMessage) -> list[Finding]:
     """Graymail recognised by how it was sent: unsubscribe headers, `Precedence: bulk`, ESP signatures. A discussion
     list (mailman, List-Post) is not marketing, so its markers count against."""
-    names = {k.lower() for k, _ in parsed.headers}
+    names = header_names(parsed)
     points = 0.0
     evidence = []
     esp = next((vendor for header, vendor in _ESP_HEADERS.items() if header in names), None)
-    mailer = (parsed.header("X-Mailer") or "").lower()
+    mailer = (header(parsed, "X-Mailer") or "").lower()
     if esp is None:
         esp = next((m for m in _ESP_MAILERS if m in mailer), None)
     if esp:
@@ -309,7 +343,7 @@ def bulk_header_findings(parsed: ParsedMessage) -> list[Finding]:
     if "list-unsubscribe-post" in names:
         points += 1.0
         evidence.append("one-click unsubscribe")
-    precedence = (parsed.header("Precedence") or "").strip().lower()
+    precedence = (header(parsed, "Precedence") or "").strip().lower()
     if precedence in ("bulk", "junk"):
         points += 1.5
         evidence.append(f"Precedence: {precedence}")

@@ -7,17 +7,17 @@ from __future__ import annotations
 import hashlib
 import itertools
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
-from mailsec.scan.features import MessageText, normalise, words
+from mailsec.scan.features import MessageText, normalised_words
 
 MAX_TOKENS = 3000
-_BITS = np.uint64(1) << np.arange(64, dtype=np.uint64)
 _SEED = 0x9E3779B9
 
 
-def simhash(tokens: list[str]) -> int:
+def simhash(tokens: Sequence[str]) -> int:
     """64-bit simhash of word bigrams (unigrams for very short texts).
 
     Each gram's 64-bit hash is crc32 (high word) and crc32 seeded with 0x9E3779B9 (low word) of its UTF-8 bytes;
@@ -26,12 +26,13 @@ def simhash(tokens: list[str]) -> int:
         return 0
     encoded = list(map(str.encode, tokens[:MAX_TOKENS]))
     grams = list(map(b" ".join, itertools.pairwise(encoded))) if len(encoded) > 3 else encoded
-    high = np.fromiter(map(zlib.crc32, grams), dtype=np.uint64, count=len(grams))
-    low = np.fromiter(map(zlib.crc32, grams, itertools.repeat(_SEED)), dtype=np.uint64, count=len(grams))
-    hashes = ((high << np.uint64(32)) | low).astype("<u8")
-    bits = np.unpackbits(hashes.view(np.uint8).reshape(-1, 8), axis=1, bitorder="little")  # column j = bit j
-    votes = bits.sum(axis=0, dtype=np.int64) * 2 - len(grams)
-    return int(np.sum(_BITS[votes > 0], dtype=np.uint64))
+    n = len(grams)
+    hashes = np.empty(2 * n, dtype="<u4")  # gram i's 64-bit hash, little-endian: low word, then high word
+    hashes[0::2] = np.fromiter(map(zlib.crc32, grams, itertools.repeat(_SEED)), dtype=np.uint32, count=n)
+    hashes[1::2] = np.fromiter(map(zlib.crc32, grams), dtype=np.uint32, count=n)
+    bits = np.unpackbits(hashes.view(np.uint8).reshape(n, 8), axis=1, bitorder="little")  # column j = bit j
+    ones = bits.sum(axis=0, dtype=np.int64)
+    return int(np.packbits(ones * 2 > n, bitorder="little").view("<u8")[0])  # bit j set where most grams have it
 
 
 def edf_hash(mt: MessageText) -> str:
@@ -39,7 +40,7 @@ def edf_hash(mt: MessageText) -> str:
 
     Normalised apart (the classifier has just normalised the same strings: `normalise` memoises them); the words
     are those of `normalise(f"{subject} {body}")`, since no mask crosses the space between them."""
-    tokens = words(normalise(mt.subject)) + words(normalise(mt.body))
+    tokens = normalised_words(mt.subject) + normalised_words(mt.body)
     return f"{simhash(tokens):016x}"
 
 

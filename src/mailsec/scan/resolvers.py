@@ -5,13 +5,16 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import struct
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Protocol
 
+import dns.entropy
 import dns.exception
 import dns.flags
 import dns.message
@@ -57,6 +60,125 @@ class Resolvers:
 
 
 _Value = list[Any]
+
+
+@lru_cache(maxsize=64)
+def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(host)
+
+
+_MAX_POINTERS = 16  # dns.name.MAX_COMPRESSION_POINTER_CHAIN
+
+
+def _name_end(data: bytes, pos: int, end: int) -> int | None:
+    """Where the (possibly compressed) domain name at `pos` ends, checked as `dns.name.from_wire_parser` checks it
+    (labels under 64, pointers strictly backwards into what precedes, at most 16 hops, 255 octets); None for any
+    name it would reject, or that reaches past `end`."""
+    after = None
+    start = biggest = pos
+    hops = total = 0
+    while True:
+        if pos >= end:
+            return None
+        count = data[pos]
+        pos += 1
+        if count == 0:
+            break
+        if count < 64:
+            pos += count
+            total += count + 1
+            if pos > end:
+                return None
+        elif count >= 192:
+            if pos >= end:
+                return None
+            target = (count & 0x3F) * 256 + data[pos]
+            pos += 1
+            hops += 1
+            if target >= biggest or hops > _MAX_POINTERS:
+                return None
+            if after is None:
+                after = pos
+            end = start  # the target must lie wholly before the part of the name already read
+            biggest = start = pos = target
+        else:
+            return None
+    if total + 1 > 255:
+        return None
+    return pos if after is None else after
+
+
+@dataclass(frozen=True)
+class _Negative:
+    """A NXDOMAIN or NODATA reply read without dnspython: its rcode and the TTL and minimum of its SOA, if any."""
+
+    rcode: int
+    soa: tuple[int, int] | None
+
+
+def _quick_negative(data: bytes, qid: int, qname_wire: bytes, qtail: bytes) -> _Negative | None:
+    """The reply to our query (id, question) when it is a plain NXDOMAIN or NODATA — no answer, at most one SOA in
+    authority, no additional records, not truncated — as most replies about spam domains are; None for anything
+    else, which dnspython then parses as before. Everything dnspython would refuse is refused here too."""
+    if len(data) < 12:
+        return None
+    rid, flags, qd, an, ns, ar = struct.unpack_from("!HHHHHH", data)
+    rcode = flags & 0xF
+    if rid != qid or flags & 0xFA00 != 0x8000 or qd != 1 or an or ar or ns > 1 or rcode not in (0, 3):
+        return None  # not a response, not QUERY, truncated, or with records
+    pos = 12 + len(qname_wire)
+    if data[12:pos].lower() != qname_wire.lower() or data[pos : pos + 4] != qtail:
+        return None
+    pos += 4
+    soa = None
+    if ns:
+        at = _name_end(data, pos, len(data))
+        if at is None or at + 10 > len(data):
+            return None
+        rdtype, rdclass, ttl, rdlen = struct.unpack_from("!HHIH", data, at)
+        start, stop = at + 10, at + 10 + rdlen
+        if rdtype != 6 or rdclass != 1 or stop > len(data):
+            return None
+        mname = _name_end(data, start, stop)
+        rname = None if mname is None else _name_end(data, mname, stop)
+        if rname is None or rname + 20 != stop:
+            return None
+        soa = (0 if ttl > 0x7FFFFFFF else ttl, struct.unpack_from("!I", data, stop - 4)[0])
+        pos = stop
+    if pos != len(data):
+        return None  # trailing junk
+    return _Negative(rcode, soa)
+
+
+class _Query:
+    """One question on the wire. Without EDNS options or custom flags (the resolver's defaults) its wire form is built
+    here, byte for byte what dnspython renders, and the dnspython message only when a reply needs it."""
+
+    def __init__(self, r: dns.resolver.Resolver, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> None:
+        self._qname, self._rdtype, self._r = qname, rdtype, r
+        self._message: dns.message.Message | None = None
+        self.name_wire: bytes | None = None
+        self.tail = struct.pack("!HH", rdtype, dns.rdataclass.IN)
+        if r.edns < 0 and r.flags is None and qname.is_absolute():
+            self.id = dns.entropy.random_16()
+            self.name_wire = b"".join(bytes((len(label),)) + label for label in qname.labels)
+            self.wire = struct.pack("!HHHHHH", self.id, dns.flags.RD, 1, 0, 0, 0) + self.name_wire + self.tail
+        else:
+            self.wire = self.message.to_wire()
+            self.id = self.message.id
+
+    @property
+    def message(self) -> dns.message.Message:
+        if self._message is None:
+            r = self._r
+            request = dns.message.make_query(self._qname, self._rdtype, dns.rdataclass.IN)
+            request.use_edns(r.edns, r.ednsflags, r.payload, options=r.ednsoptions)
+            if r.flags is not None:
+                request.flags = r.flags
+            if self.name_wire is not None:
+                request.id = self.id
+            self._message = request
+        return self._message
 
 
 class DnspythonResolver:
@@ -198,14 +320,10 @@ class DnspythonResolver:
         ("answer", (response, rrset or None)), ("nxdomain" | "yxdomain", response), ("timeout", None) when some
         server never answered within the lifetime, or ("no servers", None) when every server failed."""
         r = self._resolver
-        request = dns.message.make_query(qname, rdtype, dns.rdataclass.IN)
-        request.use_edns(r.edns, r.ednsflags, r.payload, options=r.ednsoptions)
-        if r.flags is not None:
-            request.flags = r.flags
         servers = self.servers
         if not servers:
             raise dns.resolver.NoResolverConfiguration("no nameservers")
-        wire = request.to_wire()
+        query = _Query(r, qname, rdtype)
         deadline = time.monotonic() + float(r.lifetime)
         timed_out = False
         for host, port in servers:
@@ -214,12 +332,18 @@ class DnspythonResolver:
                 timed_out = True
                 break
             try:
-                response = self._udp(wire, request, host, port, remaining)
+                response = self._udp(query, host, port, remaining)
                 if response is None:
                     timed_out = True
                     continue
+                if isinstance(response, _Negative):  # NXDOMAIN or NODATA, read without dnspython
+                    if response.rcode == dns.rcode.NXDOMAIN:
+                        return "nxdomain", response
+                    return "answer", (response, None)
                 if response.flags & dns.flags.TC:
-                    response = dns.query.tcp(request, host, timeout=max(0.001, deadline - time.monotonic()), port=port)
+                    response = dns.query.tcp(
+                        query.message, host, timeout=max(0.001, deadline - time.monotonic()), port=port
+                    )
                 rcode = response.rcode()
                 if rcode == dns.rcode.NOERROR:  # the answer, validated and CNAMEs followed as dnspython's Answer
                     return "answer", (response, response.resolve_chaining().answer)
@@ -235,15 +359,16 @@ class DnspythonResolver:
         return ("timeout" if timed_out else "no servers"), None
 
     @staticmethod
-    def _udp(wire: bytes, request: dns.message.Message, host: str, port: int, timeout: float) -> Any:
-        """The response to `request` from host:port over UDP, or None after `timeout` seconds; datagrams from
+    def _udp(query: _Query, host: str, port: int, timeout: float) -> Any:
+        """The response to `query` from host:port over UDP, or None after `timeout` seconds; datagrams from
         elsewhere, that do not parse or do not answer this request are ignored, as dnspython does. Unconnected, as
-        dnspython's: a closed port is a timeout (and the probe that marks a server down), not an error."""
+        dnspython's: a closed port is a timeout (and the probe that marks a server down), not an error. A plain
+        NXDOMAIN/NODATA reply comes back as `_Negative` (a quarter of the CPU of `dns.message.from_wire`)."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        server = ipaddress.ip_address(host)
+        server = _ip(host)
         deadline = time.monotonic() + timeout
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
-            sock.sendto(wire, (host, port))
+            sock.sendto(query.wire, (host, port))
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -254,15 +379,23 @@ class DnspythonResolver:
                 except TimeoutError:
                     return None
                 try:
-                    if source[1] != port or ipaddress.ip_address(source[0]) != server:
+                    if source[1] != port or (source[0] != host and ipaddress.ip_address(source[0]) != server):
                         continue
+                    if query.name_wire is not None:
+                        quick = _quick_negative(data, query.id, query.name_wire, query.tail)
+                        if quick is not None:
+                            return quick
                     response = dns.message.from_wire(data)  # a truncated answer keeps its TC flag
                 except Exception:
                     continue
-                if request.is_response(response):
+                if query.message.is_response(response):
                     return response
 
     def _soa_ttl(self, response: Any) -> float:
+        if isinstance(response, _Negative):
+            if response.soa is None:
+                return min(60.0, self._negative_ttl)
+            return float(min(response.soa[0], response.soa[1], self._negative_ttl))
         try:
             for rrset in response.authority:
                 if rrset.rdtype == dns.rdatatype.SOA:

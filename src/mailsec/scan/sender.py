@@ -15,6 +15,7 @@ import dns.reversename
 import maxminddb
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, SenderInfo
+from mailsec.scan.headers import header_all
 from mailsec.scan.lookalike import registered_domain
 from mailsec.scan.resolvers import DnsResolver, DnsTempError, Resolvers
 
@@ -65,10 +66,11 @@ def connecting_host(parsed: ParsedMessage, envelope: Envelope) -> tuple[str | No
         if not m:
             continue
         helo, rest = m.group(1), m.group(2)
-        for cand in _IP_IN_BRACKETS.findall(rest) + _BARE_IP.findall(rest):
-            hop = parse_ip(cand)
-            if hop is not None and is_public(hop):
-                return str(hop), helo.strip("[]()")
+        for finder in (_IP_IN_BRACKETS, _BARE_IP):  # bracketed addresses first; bare ones only when none is public
+            for cand in finder.findall(rest):
+                hop = parse_ip(cand)
+                if hop is not None and is_public(hop):
+                    return str(hop), helo.strip("[]()")
     for fallback in (parsed.smtp_helo_server_ip, parsed.smtp_previous_hop_ip):
         hop = parse_ip(fallback)
         if hop is not None and is_public(hop):
@@ -88,7 +90,7 @@ def envelope_sender(parsed: ParsedMessage, envelope: Envelope) -> str:
     """MAIL FROM, or for imported mail the topmost Return-Path (which the final MTA wrote from MAIL FROM)."""
     if envelope.mail_from:
         return envelope.mail_from.strip().strip("<>").strip()
-    paths = parsed.header_all("Return-Path")
+    paths = header_all(parsed, "Return-Path")
     return paths[0].strip().strip("<>").strip() if paths else ""
 
 
