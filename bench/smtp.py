@@ -117,25 +117,38 @@ def send_all(port: int, rcpt: str, messages: list[tuple[str, bytes]], conns: int
 _NAME = re.compile(r"^(\d+)\.M(\d+)P")
 
 
-def deliveries(maildir: Path) -> dict[str, float]:
-    """bench id → epoch when Dovecot stored it (maildir names carry seconds and microseconds of the delivery)."""
+def deliveries(maildir: Path, seen: dict[str, tuple[str, float] | None] | None = None) -> dict[str, float]:
+    """bench id → epoch when Dovecot stored it (maildir names carry seconds and microseconds of the delivery).
+    `seen` remembers the files already read, so polling reads each file once instead of the whole mailbox every
+    time (which stole CPU from the servers under test as the mailbox grew)."""
+    seen = {} if seen is None else seen
     out: dict[str, float] = {}
     for sub in ("new", "cur"):
         d = maildir / sub
         if not d.is_dir():
             continue
         for f in d.iterdir():
-            m = _NAME.match(f.name)
-            if not m:
-                continue
-            try:
-                head = f.read_bytes()[:16384]
-            except OSError:
-                continue
-            found = re.search(rb"X-Bench-Id: (\S+)", head)
-            if found:
-                out[found.group(1).decode()] = int(m.group(1)) + int(m.group(2)) / 1e6
+            key = f.name.split(":", 1)[0]
+            if key not in seen:
+                seen[key] = _bench_id(f)
+            hit = seen[key]
+            if hit is not None:
+                out[hit[0]] = hit[1]
     return out
+
+
+def _bench_id(f: Path) -> tuple[str, float] | None:
+    m = _NAME.match(f.name)
+    if not m:
+        return None
+    try:
+        head = f.read_bytes()[:16384]
+    except OSError:
+        return None
+    found = re.search(rb"X-Bench-Id: (\S+)", head)
+    if not found:
+        return None
+    return found.group(1).decode(), int(m.group(1)) + int(m.group(2)) / 1e6
 
 
 RECEIVE_SIDE = {"smtpd", "cleanup", "mailsec"}  # the processes that answer 250 (mailsec: the serve process itself)
@@ -176,13 +189,14 @@ def wait_delivered(maildir: Path, ids: set[str], done: Any = None, timeout: floa
     """Until every id is in the mailbox, or `done()` says nothing more will come, or no progress for a while."""
     deadline = time.monotonic() + timeout
     last, last_change = -1, time.monotonic()
+    seen: dict[str, tuple[str, float] | None] = {}
     while True:
-        got = deliveries(maildir)
+        got = deliveries(maildir, seen)
         n = len(ids & got.keys())
         if n == len(ids) or time.monotonic() > deadline:
             return got
         if done is not None and done():
-            return deliveries(maildir)
+            return deliveries(maildir, seen)
         if n != last:
             last, last_change = n, time.monotonic()
         elif time.monotonic() - last_change > 30:

@@ -60,3 +60,15 @@ def test_policy_cache_sees_writes_from_another_repo(services: Services) -> None:
     assert reader.policy(a).block == ()
     services.domains.add(a, "corp.example")
     assert reader.policy(a).protected_domains == ("corp.example",)
+
+
+def test_worker_revalidates_the_policy_at_most_every_revalidate_seconds(services: Services) -> None:
+    a = services.accounts.create_account("A").id
+    worker = PolicyRepo(services.engine, revalidate_seconds=3600.0)  # as a queue worker process, stretched
+    writer = PolicyRepo(services.engine)
+    assert worker.policy(a).block == ()
+    writer.create(a, kinds.BLOCK, {"pattern": "x.example", "pattern_type": "DOMAIN", "is_regex": False})
+    assert worker.policy(a).block == ()  # within the window: the policy it checked, no query
+    assert [b.pattern for b in writer.policy(a).block] == ["x.example"]  # revalidate_seconds=0 sees it at once
+    worker.revalidate_seconds = 0.0
+    assert [b.pattern for b in worker.policy(a).block] == ["x.example"]

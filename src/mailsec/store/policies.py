@@ -86,9 +86,12 @@ def _as_id(value: int | str) -> int | None:
 
 
 class PolicyRepo:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, revalidate_seconds: float = 0.0) -> None:
         self.engine = engine
-        self._cache: dict[str, tuple[tuple[int, ...], Policy]] = {}
+        # 0: every `policy()` call checks the database (the API and ingest see their own writes at once); a queue
+        # worker process sets a second, sparing the check per message (~1 ms) for a change that lands within it.
+        self.revalidate_seconds = revalidate_seconds
+        self._cache: dict[str, tuple[tuple[int, ...], Policy, float]] = {}
         self._lock = threading.Lock()
 
     # -- rows ----------------------------------------------------------------------------------------------------
@@ -202,15 +205,21 @@ class PolicyRepo:
         return tuple(int(x or 0) for x in row)
 
     def policy(self, account_id: str) -> Policy:
-        """The account's current policy for the scanner (cached; revalidated with one small query)."""
-        key = self._fingerprint(account_id)
+        """The account's current policy for the scanner (cached; revalidated with one small query, at most every
+        `revalidate_seconds`)."""
         with self._lock:
             cached = self._cache.get(account_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[2] < self.revalidate_seconds:
+            return cached[1]
+        key = self._fingerprint(account_id)
         if cached is not None and cached[0] == key:
+            with self._lock:
+                self._cache[account_id] = (key, cached[1], now)
             return cached[1]
         built = self._build(account_id)
         with self._lock:
-            self._cache[account_id] = (key, built)
+            self._cache[account_id] = (key, built, now)
         return built
 
     def _build(self, account_id: str) -> Policy:
