@@ -48,8 +48,10 @@ class SearchService:
         if params.end is None:
             params.end = now
         future = self._pool.submit(run_search, self.engine, account_id, params, now)
+        if self.budget_seconds <= 0:  # no budget: every search is a job, even one that finished at once
+            return PendingSearch(self._record_job(account_id, params, future))
         try:
-            return future.result(timeout=max(self.budget_seconds, 0.0))
+            return future.result(timeout=self.budget_seconds)
         except FutureTimeout:
             return PendingSearch(self._record_job(account_id, params, future))
 
