@@ -180,17 +180,32 @@ class ParsedMessage:
     defects: list[str]
     inline_parts: dict[str, tuple[str, bytes]] = field(default_factory=dict, repr=False)
     html_view: HtmlView | None = field(default=None, repr=False, compare=False)
+    _header_index: tuple[list[tuple[str, str]], dict[str, list[str]]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def _headers_by_name(self) -> dict[str, list[str]]:
+        """Values by lower-cased name, built on the first lookup (a scan asks a dozen names of a message that may
+        carry a hundred headers) and again if `headers` is replaced."""
+        cached = self._header_index
+        if cached is not None and cached[0] is self.headers:
+            return cached[1]
+        index: dict[str, list[str]] = {}
+        for k, v in self.headers:
+            index.setdefault(k.lower(), []).append(v)
+        self._header_index = (self.headers, index)
+        return index
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        for k, v in self.headers:
-            if k.lower() == lname:
-                return v
-        return None
+        values = self._headers_by_name().get(name.lower())
+        return values[0] if values else None
 
     def header_all(self, name: str) -> list[str]:
-        lname = name.lower()
-        return [v for k, v in self.headers if k.lower() == lname]
+        return list(self._headers_by_name().get(name.lower(), ()))
+
+    def header_names(self) -> set[str]:
+        """The lower-cased names of all headers."""
+        return set(self._headers_by_name())
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from mailsec.scan.attachments import AttachmentOutcome, analyze_attachments
 from mailsec.scan.auth import AuthOutcome, check_authentication
 from mailsec.scan.content import ContentModel, analyze_content, shipped_model
 from mailsec.scan.features import MessageText, extract_text
-from mailsec.scan.headers import indexed
 from mailsec.scan.impersonation import analyze_impersonation
 from mailsec.scan.links import analyze_links
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
@@ -59,17 +58,6 @@ def scan_message(
     policy = policy or EMPTY_POLICY
     resolvers = resolvers or Resolvers()
     content_model: ContentModel | None = shipped_model() if model is None else (model or None)
-    with indexed(parsed):
-        return _scan(parsed, envelope, policy, resolvers, content_model)
-
-
-def _scan(
-    parsed: ParsedMessage,
-    envelope: Envelope,
-    policy: Policy,
-    resolvers: Resolvers,
-    content_model: ContentModel | None,
-) -> Verdict:
     errors: list[Finding] = []
     empty_text = MessageText("", "", "", (), ())
     mt = _guarded("text", errors, empty_text, lambda: extract_text(parsed))

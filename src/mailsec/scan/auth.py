@@ -24,7 +24,6 @@ import dns.reversename
 import spf
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, SenderInfo, Validation
-from mailsec.scan.headers import header_all
 from mailsec.scan.lookalike import registered_domain
 from mailsec.scan.resolvers import DnsResolver, DnsTempError, Resolvers
 from mailsec.scan.sender import (
@@ -293,7 +292,7 @@ def _tag(header_value: str, tag: str) -> str:
 
 def check_dkim(parsed: ParsedMessage, resolver: DnsResolver) -> list[DkimResult]:
     """One result per DKIM-Signature (the first `MAX_DKIM_SIGNATURES`), top to bottom."""
-    values = header_all(parsed, "DKIM-Signature")
+    values = parsed.header_all("DKIM-Signature")
     if not values:
         return []
     try:
@@ -339,7 +338,7 @@ def _matches(domain: str, patterns: Iterable[str]) -> str:
 
 def check_arc(parsed: ParsedMessage, resolver: DnsResolver, trusted: Sequence[str]) -> ArcResult:
     """ARC chain validation; a passing chain sealed by a trusted sealer may vouch for DMARC at its hop."""
-    if not header_all(parsed, "ARC-Seal"):
+    if not parsed.header_all("ARC-Seal"):
         return ArcResult("none")
     fetch = _KeyFetcher(resolver)
     try:
@@ -453,7 +452,7 @@ def _comment(spf_r: SpfResult, dkim_r: Sequence[DkimResult], dmarc_r: DmarcResul
 
 def _from_domain(parsed: ParsedMessage) -> str:
     """The one From domain DMARC judges; "" when there is none or several."""
-    if len(header_all(parsed, "From")) != 1 or parsed.from_ is None:
+    if len(parsed.header_all("From")) != 1 or parsed.from_ is None:
         return ""
     return parsed.from_.domain.rstrip(".")
 

@@ -23,7 +23,6 @@ import numpy as np
 
 from mailsec.model import Disposition, Finding, ParsedMessage
 from mailsec.scan.features import MessageText, model_document, model_tokens
-from mailsec.scan.headers import header, header_names
 from mailsec.scan.lure import Lure, find_lure
 
 log = logging.getLogger(__name__)
@@ -327,11 +326,11 @@ BULK_HEADER_THRESHOLD = 3.0
 def bulk_header_findings(parsed: ParsedMessage) -> list[Finding]:
     """Graymail recognised by how it was sent: unsubscribe headers, `Precedence: bulk`, ESP signatures. A discussion
     list (mailman, List-Post) is not marketing, so its markers count against."""
-    names = header_names(parsed)
+    names = parsed.header_names()
     points = 0.0
     evidence = []
     esp = next((vendor for header, vendor in _ESP_HEADERS.items() if header in names), None)
-    mailer = (header(parsed, "X-Mailer") or "").lower()
+    mailer = (parsed.header("X-Mailer") or "").lower()
     if esp is None:
         esp = next((m for m in _ESP_MAILERS if m in mailer), None)
     if esp:
@@ -343,7 +342,7 @@ def bulk_header_findings(parsed: ParsedMessage) -> list[Finding]:
     if "list-unsubscribe-post" in names:
         points += 1.0
         evidence.append("one-click unsubscribe")
-    precedence = (header(parsed, "Precedence") or "").strip().lower()
+    precedence = (parsed.header("Precedence") or "").strip().lower()
     if precedence in ("bulk", "junk"):
         points += 1.5
         evidence.append(f"Precedence: {precedence}")

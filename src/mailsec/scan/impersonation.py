@@ -12,7 +12,6 @@ import unicodedata
 from functools import lru_cache
 
 from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
-from mailsec.scan.headers import header
 from mailsec.scan.lookalike import brand_domains, find_lookalike, registered_domain
 from mailsec.scan.policy import ImpersonationEntry, Policy, similarity_trust, trusted_lookalike_finding
 
@@ -195,9 +194,7 @@ def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...]
 
 
 def _is_list_mail(parsed: ParsedMessage) -> bool:
-    return any(
-        header(parsed, h) for h in ("List-Id", "List-Post", "List-Unsubscribe", "Mailing-List", "X-Mailing-List")
-    )
+    return any(parsed.header(h) for h in ("List-Id", "List-Post", "List-Unsubscribe", "Mailing-List", "X-Mailing-List"))
 
 
 def _reply_to(parsed: ParsedMessage, sender: Address, protected: tuple[str, ...], bec_signal: bool) -> list[Finding]:

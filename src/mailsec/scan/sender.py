@@ -15,7 +15,6 @@ import dns.reversename
 import maxminddb
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, SenderInfo
-from mailsec.scan.headers import header_all
 from mailsec.scan.lookalike import registered_domain
 from mailsec.scan.resolvers import DnsResolver, DnsTempError, Resolvers
 
@@ -90,7 +89,7 @@ def envelope_sender(parsed: ParsedMessage, envelope: Envelope) -> str:
     """MAIL FROM, or for imported mail the topmost Return-Path (which the final MTA wrote from MAIL FROM)."""
     if envelope.mail_from:
         return envelope.mail_from.strip().strip("<>").strip()
-    paths = header_all(parsed, "Return-Path")
+    paths = parsed.header_all("Return-Path")
     return paths[0].strip().strip("<>").strip() if paths else ""
 
 
