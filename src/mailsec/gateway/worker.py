@@ -8,13 +8,11 @@ import contextlib
 import ctypes
 import email
 import email.message
-import importlib
 import logging
 import multiprocessing
 import os
 import signal
 import threading
-import warnings
 from datetime import UTC, datetime
 from email import policy as email_policy
 from typing import Any
@@ -380,12 +378,11 @@ def _warm_up() -> None:
     first message, not while it waits (offline: no lookups)."""
     from mailsec.mime import parse_message
     from mailsec.scan import scan_message
+    from mailsec.scan.attachments import load_macro_scanner
 
     try:
         scan_message(parse_message(b"From: a@example.org\r\nSubject: warm-up\r\n\r\nhello\r\n"), Envelope())
-        with warnings.catch_warnings():  # as in scan/attachments.py: pyparsing's deprecation noise on import
-            warnings.simplefilter("ignore")
-            importlib.import_module("oletools.olevba")
+        load_macro_scanner()
     except Exception:
         log.exception("warm-up scan failed")
 

@@ -18,7 +18,7 @@ import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Any
 
 from mailsec.model import Attachment, Disposition, Finding, ParsedMessage
 from mailsec.scan.forms import credential_form
@@ -474,16 +474,21 @@ def _check_ole_encryption(item: _Item, col: _Collector) -> None:
         )
 
 
+def load_macro_scanner() -> Any:
+    """olevba's `VBA_Parser`, imported on first need (~0.4 s); a queue worker calls this at start instead."""
+    with warnings.catch_warnings():  # olevba's pyparsing grammar warns about deprecated names on import
+        warnings.simplefilter("ignore")
+        from oletools.olevba import VBA_Parser
+
+    logging.getLogger("olevba").setLevel(logging.CRITICAL)
+    return VBA_Parser
+
+
 def _check_macros(item: _Item, col: _Collector) -> None:
     if len(item.data) > MAX_OLEVBA_BYTES:
         return
     try:
-        with warnings.catch_warnings():  # olevba's pyparsing grammar warns about deprecated names on import
-            warnings.simplefilter("ignore")
-            from oletools.olevba import VBA_Parser
-
-        logging.getLogger("olevba").setLevel(logging.CRITICAL)
-        parser = VBA_Parser(item.name or "attachment", data=item.data, relaxed=True)
+        parser = load_macro_scanner()(item.name or "attachment", data=item.data, relaxed=True)
         try:
             if not parser.detect_vba_macros():
                 return
