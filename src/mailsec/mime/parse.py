@@ -11,9 +11,6 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from itertools import islice
 
-from selectolax.lexbor import LexborHTMLParser as HTMLParser
-
-from mailsec.htmldepth import limit_html_nesting
 from mailsec.htmltree import TEXT_MAX_CHARS, parse_html, text_and_tags
 from mailsec.mime.headers import decode_bytes, decode_header_value, parse_addresses, unescape_surrogates
 from mailsec.mime.structure import parse_structure
@@ -101,21 +98,6 @@ def _html_links_and_view(html: str) -> tuple[list[Link], HtmlView | None]:
     if len(html) > TEXT_MAX_CHARS:
         return links, None
     return links, HtmlView(html, *text_and_tags(tree))
-
-
-def extract_html_links(html: str) -> list[Link]:
-    return _html_links_and_view(html)[0]
-
-
-def html_to_text(html: str) -> str:
-    try:
-        tree = HTMLParser(limit_html_nesting(html[:MAX_TEXT_CHARS]))
-        for node in tree.css("script, style"):
-            node.decompose()
-        body = tree.body or tree.root
-        return " ".join((body.text(separator=" ") if body else "").split())
-    except Exception:
-        return ""
 
 
 def extract_text_links(text: str) -> list[Link]:

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailsec import ids
-from mailsec.model import Address, DeliveryMode, Disposition, Envelope, ParsedMessage, Verdict
+from mailsec.model import DeliveryMode, Disposition, Envelope, ParsedMessage, Verdict
 
 
 def to_us(dt: datetime) -> int:
@@ -188,10 +188,6 @@ class MessageRecord:
             for dom in domain_and_parents(link_domain(link.href)):
                 out.add(("d", dom))
         return out
-
-
-def address_list(addresses: list[Address]) -> list[str]:
-    return [a.email for a in addresses]
 
 
 def disposition_is_detection(disposition: Disposition | str) -> bool:
