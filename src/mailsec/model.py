@@ -66,6 +66,37 @@ class DeliveryStatus(StrEnum):
     MOVE_FAILED = "move_failed"
 
 
+class RecipientState(StrEnum):
+    """Where one recipient of a message stands. `sending` is internal: written (committed) before the next hop is
+    contacted and replaced by its reply, so a rerun that finds it knows a hand-off was cut off."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    DEFERRED = "deferred"
+    QUARANTINED = "quarantined"
+    DELIVERED = "delivered"
+    BOUNCED = "bounced"
+    REJECTED = "rejected"
+    MOVED = "moved"
+    MOVE_FAILED = "move_failed"
+
+    @property
+    def final(self) -> bool:
+        """Nothing more to hand off: the next hop answered for good (a moved message was delivered first)."""
+        return self in _FINAL_RECIPIENT_STATES
+
+
+_FINAL_RECIPIENT_STATES = frozenset(
+    {
+        RecipientState.DELIVERED,
+        RecipientState.BOUNCED,
+        RecipientState.REJECTED,
+        RecipientState.MOVED,
+        RecipientState.MOVE_FAILED,
+    }
+)
+
+
 class Destination(StrEnum):
     INBOX = "Inbox"
     JUNK = "JunkEmail"

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailsec import ids
-from mailsec.gateway import dispatch
+from mailsec.gateway import decide, dispatch
 from mailsec.model import Operation, TraceDirection
 from mailsec.services import Services
 from mailsec.store.queue import QueueRepo
 from mailsec.store.records import from_us
 
-RELEASABLE = ("quarantined", "deferred", "queued", dispatch.SENDING)
+RELEASABLE = decide.RELEASABLE
 
 
 @dataclass
@@ -43,9 +43,7 @@ def release_one(services: Services, account_id: str, ref: str, requested_by: str
     result = ReleaseResult(message.id, message.postfix_id)
     if not message.row.get("is_quarantined"):
         return result  # nothing is held: nothing to deliver
-    recipients = [
-        r["address"] for r in services.messages.recipient_states(message.pk) if r["status"] in RELEASABLE
-    ] or [r["address"] for r in services.messages.recipient_states(message.pk)]
+    recipients = decide.releasable(dispatch.known_states(services.messages.recipient_states(message.pk)))
     services.messages.add_trace(
         message.pk, TraceDirection.INBOUND, f"released from quarantine by {requested_by or 'unknown'}"
     )
@@ -54,12 +52,8 @@ def release_one(services: Services, account_id: str, ref: str, requested_by: str
         services, message, recipients, mail_from, "release delivery", released_by=requested_by or ""
     )
     result.delivered, result.failed, result.undelivered = outcome.delivered, outcome.failed, outcome.undelivered
-    services.messages.set_state(
-        message.pk, delivery_status=dispatch.message_status(services, message.pk), is_quarantined=False
-    )
-    if outcome.undelivered:
-        retry = services.settings.queue_retry_seconds
-        delay = int(float(retry[0] if retry else 60.0) * 1_000_000)
+    concluded = decide.conclude_release(outcome.replies, services.settings.queue_retry_seconds)
+    if concluded.retry_in_us is not None:
         envelope = {
             "mail_from": mail_from,
             "rcpt_to": recipients,
@@ -67,22 +61,16 @@ def release_one(services: Services, account_id: str, ref: str, requested_by: str
             "received_us": int(from_us(message.row["scanned_us"]).timestamp() * 1_000_000),
         }
         QueueRepo(services.engine).schedule_retry(
-            message.postfix_id, account_id, message.row["raw_sha256"], envelope, {"release": True}, delay
-        )
+            message.postfix_id, account_id, message.row["raw_sha256"], envelope, {"release": True},
+            concluded.retry_in_us,
+        )  # fmt: skip
         services.messages.add_trace(
             message.pk,
             TraceDirection.OUTBOUND,
             f"release: {len(outcome.undelivered)} recipient(s) deferred; will retry",
         )
-    status = (
-        "completed"
-        if not outcome.undelivered and not outcome.failed
-        else "pending"
-        if outcome.undelivered
-        else "failed"
-    )
     services.messages.add_action(
-        message.pk, Operation.QUARANTINE_RELEASE, status=status, folder="Inbox", requested_by=requested_by
+        message.pk, Operation.QUARANTINE_RELEASE, status=concluded.status, folder="Inbox", requested_by=requested_by
     )
     return result
 

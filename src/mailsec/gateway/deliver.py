@@ -141,6 +141,116 @@ def _connect(hop: NextHop, helo: str, timeout: float) -> tuple[smtplib.SMTP, Rep
     return conn, None
 
 
+@dataclass
+class _Session:
+    """One session to a next hop during one transaction. `keep`: the transaction ended cleanly, so the session may
+    carry the next message (given back to the pool); otherwise it is closed."""
+
+    hop: NextHop
+    conn: smtplib.SMTP
+    reused: bool
+    pipelining: bool = False
+    keep: bool = False
+
+
+Replies = dict[str, Reply]
+
+
+def _open(hop: NextHop, helo: str, timeout: float, connections: Connections | None) -> tuple[_Session, Reply | None]:
+    """A kept session to the hop, or a new one (its greeting and EHLO/LHLO refused: the reply for everyone)."""
+    conn = connections.take(hop, helo, timeout) if connections is not None else None
+    if conn is not None:
+        return _Session(hop, conn, reused=True), None
+    conn, refused = _connect(hop, helo, timeout)
+    return _Session(hop, conn, reused=False), refused
+
+
+def _options(session: _Session, mail_from: str, recipients: list[str], data: bytes) -> list[str] | Reply:
+    """MAIL FROM parameters for this message, or the refusal when the hop cannot take it (no SMTPUTF8)."""
+    conn = session.conn
+    options: list[str] = []
+    if re.search(rb"[\x80-\xff]", data) and conn.has_extn("8bitmime"):
+        options.append("BODY=8BITMIME")
+    if not (mail_from.isascii() and all(r.isascii() for r in recipients)):
+        if not conn.has_extn("smtputf8"):
+            session.keep = True  # nothing was sent: the session is still clean
+            return Reply(553, f"5.6.7 {session.hop} does not support SMTPUTF8 for a non-ASCII address")
+        options.append("SMTPUTF8")
+    return options
+
+
+def _begin(
+    session: _Session, mail_from: str, options: list[str], recipients: list[str], helo: str, timeout: float
+) -> Reply | None:
+    """MAIL FROM (pipelined with the RCPTs and DATA when offered); None when accepted, else its refusal for every
+    recipient. A reused session the hop has closed (or answers 421) is replaced once: nothing of this message was
+    sent on it, so a fresh session is no duplicate."""
+    session.pipelining = "SMTPUTF8" not in options and session.conn.has_extn("pipelining")
+    try:
+        code, msg = _mail(session.conn, mail_from, options, recipients, session.pipelining)
+    except (OSError, smtplib.SMTPServerDisconnected):
+        if not session.reused:
+            raise
+        code, msg = 421, b"session closed"
+    if code == 421 and session.reused:
+        session.conn.close()
+        session.conn, refused = _connect(session.hop, helo, timeout)
+        session.reused = False
+        if refused is not None:
+            return refused
+        session.pipelining = "SMTPUTF8" not in options and session.conn.has_extn("pipelining")
+        code, msg = _mail(session.conn, mail_from, options, recipients, session.pipelining)
+    if code == 250:
+        return None
+    pipelined = len(recipients) + 1 if session.pipelining else 0
+    session.keep = code != 421 and _drain(session.conn, pipelined) and _reset(session.conn)
+    return Reply(code, _text(msg))
+
+
+def _recipients(session: _Session, recipients: list[str], replies: Replies) -> list[str]:
+    """The RCPT replies (and, pipelined, the one to DATA); the accepted recipients. A refused DATA after an
+    accepted RCPT raises SMTPDataError: its reply is every accepted recipient's."""
+    conn = session.conn
+    accepted: list[str] = []
+    for rcpt in recipients:
+        code, msg = conn.getreply() if session.pipelining else conn.rcpt(rcpt)
+        if code in (250, 251):
+            accepted.append(rcpt)
+        else:
+            replies[rcpt] = Reply(code, _text(msg))
+    if session.pipelining:
+        code, msg = conn.getreply()  # to DATA: 354 when a recipient was accepted
+        if accepted and code != 354:
+            raise smtplib.SMTPDataError(code, msg)
+    if not accepted:
+        session.keep = _reset(conn)
+    return accepted
+
+
+def _content(session: _Session, accepted: list[str], data: bytes, replies: Replies) -> None:
+    """The message itself, and the reply to it: one for the transaction (SMTP), one per accepted recipient (LMTP)."""
+    conn = session.conn
+    if session.pipelining:
+        body = smtplib._quote_periods(_crlf(data))  # type: ignore[attr-defined]
+        conn.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
+        code, msg = conn.getreply()
+    else:
+        code, msg = conn.data(_crlf(data))
+    replies[accepted[0]] = Reply(code, _text(msg))
+    for rcpt in accepted[1:]:
+        if session.hop.scheme == "lmtp":
+            code, msg = conn.getreply()
+        replies[rcpt] = Reply(code, _text(msg))
+    session.keep = True
+
+
+def _end(session: _Session, helo: str, timeout: float, connections: Connections | None) -> None:
+    if session.keep and connections is not None:
+        connections.give_back(session.hop, helo, timeout, session.conn)
+    else:
+        _quit(session.conn)
+
+
 def deliver(
     hop: NextHop,
     mail_from: str,
@@ -149,90 +259,39 @@ def deliver(
     helo: str = "mailsec.local",
     timeout: float = 30.0,
     connections: Connections | None = None,
-) -> dict[str, Reply]:
-    """One transaction to `hop`; a reply for every recipient. A connection failure is a 421 for all of them.
-    With `connections`, an open session to the hop is reused and, when the transaction ended cleanly, kept."""
-    replies: dict[str, Reply] = {}
+) -> Replies:
+    """One transaction to `hop`, in phases (open, options, MAIL, RCPTs, content, end); a reply for every recipient.
+    A connection failure is a 421 for all of them. With `connections`, an open session to the hop is reused and,
+    when the transaction ended cleanly, kept."""
+    replies: Replies = {}
     if not recipients:
         return replies
-    conn: smtplib.SMTP | None = connections.take(hop, helo, timeout) if connections is not None else None
-    reused = conn is not None
-    keep = False
+    session: _Session | None = None
     try:
-        if conn is None:
-            conn, refused = _connect(hop, helo, timeout)
-            if refused is not None:
-                return {r: refused for r in recipients}
-        options: list[str] = []
-        if re.search(rb"[\x80-\xff]", data) and conn.has_extn("8bitmime"):
-            options.append("BODY=8BITMIME")
-        if not (mail_from.isascii() and all(r.isascii() for r in recipients)):
-            if not conn.has_extn("smtputf8"):
-                keep = True
-                return {
-                    r: Reply(553, f"5.6.7 {hop} does not support SMTPUTF8 for a non-ASCII address") for r in recipients
-                }
-            options.append("SMTPUTF8")
-        pipelining = "SMTPUTF8" not in options and conn.has_extn("pipelining")
-        try:
-            code, msg = _mail(conn, mail_from, options, recipients, pipelining)
-        except (OSError, smtplib.SMTPServerDisconnected):
-            if not reused:
-                raise
-            code, msg = 421, b"session closed"
-        if code == 421 and reused:
-            # The kept session was closed by the next hop (421: it is shutting the channel; or it is gone): nothing
-            # of this message was sent on it, so a fresh session is no duplicate.
-            conn.close()
-            conn, reused = None, False
-            conn, refused = _connect(hop, helo, timeout)
-            if refused is not None:
-                return {r: refused for r in recipients}
-            pipelining = "SMTPUTF8" not in options and conn.has_extn("pipelining")
-            code, msg = _mail(conn, mail_from, options, recipients, pipelining)
-        if code != 250:
-            keep = code != 421 and _drain(conn, len(recipients) + 1 if pipelining else 0) and _reset(conn)
-            return {r: Reply(code, _text(msg)) for r in recipients}
-        accepted: list[str] = []
-        for rcpt in recipients:
-            code, msg = conn.getreply() if pipelining else conn.rcpt(rcpt)
-            if code in (250, 251):
-                accepted.append(rcpt)
-            else:
-                replies[rcpt] = Reply(code, _text(msg))
-        if pipelining:
-            code, msg = conn.getreply()  # to DATA: 354 when a recipient was accepted
-            if accepted and code != 354:
-                raise smtplib.SMTPDataError(code, msg)
-        if not accepted:
-            keep = _reset(conn)
-            return replies
-        if pipelining:
-            body = smtplib._quote_periods(_crlf(data))  # type: ignore[attr-defined]
-            conn.send(body + (b"" if body.endswith(b"\r\n") else b"\r\n") + b".\r\n")
-            code, msg = conn.getreply()
-        else:
-            code, msg = conn.data(_crlf(data))
-        replies[accepted[0]] = Reply(code, _text(msg))
-        for rcpt in accepted[1:]:
-            if hop.scheme == "lmtp":
-                code, msg = conn.getreply()
-            replies[rcpt] = Reply(code, _text(msg))
-        keep = True
+        session, refused = _open(hop, helo, timeout, connections)
+        if refused is not None:
+            return {r: refused for r in recipients}
+        options = _options(session, mail_from, recipients, data)
+        if isinstance(options, Reply):
+            return {r: options for r in recipients}
+        refused = _begin(session, mail_from, options, recipients, helo, timeout)
+        if refused is not None:
+            return {r: refused for r in recipients}
+        accepted = _recipients(session, recipients, replies)
+        if accepted:
+            _content(session, accepted, data, replies)
         return replies
     except smtplib.SMTPDataError as exc:
         for rcpt in recipients:
             replies.setdefault(rcpt, Reply(exc.smtp_code, _text(exc.smtp_error)))
         return replies
     except (OSError, smtplib.SMTPException) as exc:
-        keep = False  # the session's state is unknown
+        if session is not None:
+            session.keep = False  # the session's state is unknown
         reason = f"4.4.1 connection to {hop} failed: {type(exc).__name__}: {exc}".strip()
         for rcpt in recipients:
             replies.setdefault(rcpt, Reply(421, reason))
         return replies
     finally:
-        if conn is not None:
-            if keep and connections is not None:
-                connections.give_back(hop, helo, timeout, conn)
-            else:
-                _quit(conn)
+        if session is not None:
+            _end(session, helo, timeout, connections)

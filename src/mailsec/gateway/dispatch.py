@@ -3,24 +3,23 @@ stamped in headers; record every attempt as an outbound trace line and every rec
 
 from __future__ import annotations
 
+import logging
 import re
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.header import Header, decode_header
 from typing import Any
 
+from mailsec.gateway import decide
 from mailsec.gateway.deliver import Connections, NextHop, Reply, deliver, parse_next_hop
-from mailsec.model import TraceDirection
+from mailsec.model import RecipientState, TraceDirection
 from mailsec.services import Services
 from mailsec.store.messages import DeliveryWrites, StoredMessage
 from mailsec.store.policies import QuarantinePolicy, get_quarantine_policy
 
-FINAL_RECIPIENT_STATES = ("delivered", "bounced", "rejected")
-# A recipient whose hand-off has begun and whose reply is not recorded yet. Written (committed) before the next hop
-# is contacted, so after a kill the rerun knows the copy it sends may be the second one and says so.
-SENDING = "sending"
+SENDING = RecipientState.SENDING.value
 OUTBOUND = TraceDirection.OUTBOUND
+log = logging.getLogger("mailsec.gateway.dispatch")
 
 
 @dataclass
@@ -28,6 +27,7 @@ class Outcome:
     """Per recipient, what the next hop said, split the way the release API reports it."""
 
     replies: dict[str, Reply] = field(default_factory=dict)
+    conclusion: decide.Conclusion = field(default_factory=decide.Conclusion)
 
     @property
     def delivered(self) -> list[str]:
@@ -177,19 +177,13 @@ def quarantine(services: Services, message: StoredMessage, states: list[dict[str
     """Hold the message; idempotent (a second call after a crash changes nothing). One transaction."""
     if message.row.get("is_quarantined") and message.row.get("delivery_status") == "quarantined":
         return
-    writes = DeliveryWrites(delivery_status="quarantined", is_quarantined=True)
-    for r in states if states is not None else services.messages.recipient_states(message.pk):
-        writes.add_state(r["address"], "quarantined", "held by quarantine policy")
-    writes.add_trace(TraceDirection.INBOUND, quarantine_note(str(message.row["final_disposition"])))
+    rows = states if states is not None else services.messages.recipient_states(message.pk)
+    writes = decide.hold(str(message.row["final_disposition"]), [r["address"] for r in rows])
     services.messages.write_delivery(message.pk, writes)
 
 
-def quarantine_note(disposition: str) -> str:
-    return f"quarantined: disposition {disposition} is held by the account's quarantine policy"
-
-
-def sending_note(hop: NextHop) -> str:
-    return f"hand-off to {hop} started"
+quarantine_note = decide.quarantine_note
+sending_note = decide.sending_note
 
 
 def hop_for(services: Services, address: str, cache: dict[str, NextHop | str] | None = None) -> NextHop | str:
@@ -216,6 +210,10 @@ def _hop_for(services: Services, address: str) -> NextHop | str:
         return f"5.3.5 {exc}"
 
 
+def known_states(rows: Iterable[dict[str, Any]]) -> dict[str, RecipientState]:
+    return {str(r["address"]): decide.parse_state(r["status"]) for r in rows}
+
+
 def deliver_message(
     services: Services,
     message: StoredMessage,
@@ -229,41 +227,36 @@ def deliver_message(
     raw: bytes | None = None,
     connections: Connections | None = None,
     hops: dict[str, NextHop | str] | None = None,
-    conclude: Callable[[Outcome], DeliveryWrites] | None = None,
+    attempt: decide.Attempt | None = None,
     sending_written: bool = False,
 ) -> Outcome:
-    """Deliver to every recipient's next hop now; record trace lines and recipient states from the real replies.
+    """Deliver to every recipient's next hop now; record trace lines and recipient states from the real replies,
+    and the message's state as `decide.conclude` says (with `attempt`, the queue's: defer or give up).
 
     Before a next hop is contacted its recipients are marked `sending` (committed), and only its reply replaces
     that. A recipient found still `sending` was being handed off when the process died: the next hop may have
     the message already, so this copy goes alone, marked X-MailSec-Possible-Duplicate, and the trace says so.
 
-    Each hop costs two commits: `sending`, then its replies with their trace lines. `conclude(outcome)` returns
-    what the caller writes once every reply is known (the message's state); it joins the last commit. `raw`,
-    `connections` and `hops` are the worker's: the original in memory, open sessions and next hops of its batch.
-    `sending_written`: the `sending` states in `states` were committed by the caller for this attempt (with the
-    message itself), so they mark no interrupted hand-off and need no commit of their own."""
+    Each hop costs two commits: `sending`, then its replies with their trace lines; the conclusion joins the last.
+    `raw`, `connections` and `hops` are the worker's: the original in memory, open sessions and next hops of its
+    batch. `sending_written`: the `sending` states in `states` were committed by the caller for this attempt (with
+    the message itself), so they mark no interrupted hand-off and need no commit of their own."""
     wanted = list(dict.fromkeys(recipients))
-    states = states if states is not None else services.messages.recipient_states(message.pk)
-    sending = {r["address"] for r in states if r["status"] == SENDING} & set(wanted)
-    interrupted = set() if sending_written else sending
-    by_hop: dict[tuple[NextHop, bool], list[str]] = defaultdict(list)
+    before = known_states(states if states is not None else services.messages.recipient_states(message.pk))
+    plan = decide.plan_hand_off(wanted, before, {r: hop_for(services, r, hops) for r in wanted}, sending_written)
     outcome = Outcome()
     pending = DeliveryWrites()  # written with the next commit
-    for rcpt in wanted:
-        hop = hop_for(services, rcpt, hops)
-        if isinstance(hop, str):
-            outcome.replies[rcpt] = Reply(554, hop)
-            _record(pending, rcpt, outcome.replies[rcpt])
-            pending.add_trace(OUTBOUND, f"{label}: <{rcpt}> not delivered: 554 {hop}")
-        else:
-            by_hop[(hop, rcpt in interrupted)].append(rcpt)
+    for rcpt, reply in plan.unroutable.items():
+        outcome.replies[rcpt] = reply
+        decide.record_reply(pending, rcpt, reply)
+        pending.add_trace(OUTBOUND, f"{label}: <{rcpt}> not delivered: {reply}")
     settings = services.settings
     policy = policy or quarantine_policy(services, message.account_id)
     plain: bytes | None = None
-    for (hop, again), rcpts in by_hop.items():
-        if again:
-            note = f"an earlier hand-off to {hop} was interrupted before its reply was recorded"
+    for step in plan.hand_offs:
+        rcpts = list(step.recipients)
+        if step.interrupted:
+            note = decide.interrupted_note(step.hop)
             data = outgoing_bytes(services, message, released_by, note, policy, raw)
             pending.add_trace(
                 OUTBOUND,
@@ -273,53 +266,59 @@ def deliver_message(
         else:
             plain = plain if plain is not None else outgoing_bytes(services, message, released_by, None, policy, raw)
             data = plain
-        for rcpt in rcpts:
-            if not (sending_written and rcpt in sending):
-                pending.add_state(rcpt, SENDING, sending_note(hop))
+        for rcpt in step.mark:
+            pending.add_state(rcpt, RecipientState.SENDING.value, sending_note(step.hop))
         services.messages.write_delivery(message.pk, pending)  # committed before the next hop is contacted
         pending = DeliveryWrites()
-        replies = deliver(
-            hop,
-            mail_from,
-            rcpts,
-            data,
-            helo=settings.smtp_hostname,
-            timeout=settings.delivery_timeout_seconds,
-            connections=connections,
-        )
+        replies = hand_off(services, step.hop, mail_from, rcpts, data, connections)
         for rcpt in rcpts:  # the state first: the window in which a kill leaves `sending` behind stays short
-            reply = replies.get(rcpt, Reply(451, "4.3.0 no reply"))
-            outcome.replies[rcpt] = reply
-            _record(pending, rcpt, reply)
+            outcome.replies[rcpt] = replies.get(rcpt, decide.NO_REPLY)
+            decide.record_reply(pending, rcpt, outcome.replies[rcpt])
         for rcpt in rcpts:
-            pending.add_trace(OUTBOUND, f"{label} to {hop}: <{rcpt}> {outcome.replies[rcpt]}")
-    if conclude is not None:
-        last = conclude(outcome)
-        pending.states += last.states
-        pending.trace += last.trace
-        pending.delivery_status = last.delivery_status
-        pending.is_quarantined = last.is_quarantined
+            pending.add_trace(OUTBOUND, f"{label} to {step.hop}: <{rcpt}> {outcome.replies[rcpt]}")
+    outcome.conclusion = decide.conclude(before, outcome.replies, attempt)
+    last = outcome.conclusion.writes
+    pending.states += last.states
+    pending.trace += last.trace
+    pending.delivery_status = last.delivery_status
+    pending.is_quarantined = last.is_quarantined
     services.messages.write_delivery(message.pk, pending)
+    if outcome.conclusion.bounced:
+        bounced(services, message, outcome.conclusion.bounced)
     return outcome
 
 
-def recipient_state(reply: Reply) -> str:
-    return "delivered" if reply.ok else "bounced" if reply.permanent else "deferred"
+def hand_off(
+    services: Services,
+    hop: NextHop,
+    mail_from: str,
+    recipients: list[str],
+    data: bytes,
+    connections: Connections | None = None,
+) -> dict[str, Reply]:
+    """The one place where a message's bytes leave mailsec for a next hop (delivery, retry, release)."""
+    settings = services.settings
+    return deliver(
+        hop,
+        mail_from,
+        recipients,
+        data,
+        helo=settings.smtp_hostname,
+        timeout=settings.delivery_timeout_seconds,
+        connections=connections,
+    )
 
 
-def _record(writes: DeliveryWrites, rcpt: str, reply: Reply) -> None:
-    writes.add_state(rcpt, recipient_state(reply), str(reply)[:1000], "Inbox" if reply.ok else None)
+def bounced(services: Services, message: StoredMessage, reasons: dict[str, str]) -> None:
+    """The one place where recipients are given up for good (a 5xx, or the queue lifetime over), after the
+    commit that recorded it: what the sender is told starts here."""
+    for rcpt, reason in reasons.items():
+        log.info("message %s: <%s> bounced: %s", message.postfix_id, rcpt, reason)
 
 
 def message_status(services: Services, pk: int, states: list[str] | None = None) -> str:
-    """The message's delivery_status from its recipients: deferred while any is pending, else delivered or bounced.
-    `states` are the recipients' states when the caller already knows them (no read)."""
+    """The message's delivery_status from its recipients (see decide.message_status). `states` are the
+    recipients' states when the caller already knows them (no read)."""
     if states is None:
         states = [r["status"] for r in services.messages.recipient_states(pk)]
-    if any(s in ("deferred", "queued", SENDING) for s in states):
-        return "deferred"
-    if any(s == "delivered" for s in states):
-        return "delivered"
-    if states and all(s in ("bounced", "rejected") for s in states):
-        return "bounced"
-    return "quarantined" if any(s == "quarantined" for s in states) else "delivered"
+    return decide.message_status(states)

@@ -19,12 +19,12 @@ from typing import Any
 
 from mailsec import pipeline
 from mailsec.config import Settings
-from mailsec.gateway import dispatch
+from mailsec.gateway import decide, dispatch
 from mailsec.gateway.deliver import Connections, NextHop
-from mailsec.model import DeliveryMode, Envelope, TraceDirection
+from mailsec.model import DeliveryMode, DeliveryStatus, Envelope, TraceDirection
 from mailsec.services import Services, open_services
 from mailsec.store.blobs import BlobNotFound
-from mailsec.store.messages import DeliveryWrites, StoredMessage
+from mailsec.store.messages import StoredMessage
 from mailsec.store.policies import QuarantinePolicy
 from mailsec.store.queue import Finish, QueueItem, QueueRepo, now_us, worker_identity
 from mailsec.store.records import MessageRecord, from_us
@@ -50,9 +50,7 @@ def unwrap_journal(raw: bytes) -> bytes:
     return raw
 
 
-def backoff_us(settings_retry: tuple[float, ...], attempts: int) -> int:
-    steps = [float(s) for s in settings_retry] or [60.0]
-    return int(steps[min(max(attempts, 1), len(steps)) - 1] * 1_000_000)
+backoff_us = decide.backoff_us
 
 
 class QueueWorker:
@@ -257,15 +255,14 @@ class QueueWorker:
         what dispatch would otherwise commit on its own just before contacting the next hop)."""
         if item.data.get("release"):
             return
-        if self._policy(rec.account_id, batch).holds(str(rec.verdict.disposition)):
-            rec.delivery_status, rec.is_quarantined = "quarantined", True
-            rec.recipient_states = {a: ("quarantined", "held by quarantine policy") for a in rec.envelope_to}
-            rec.trace.append((INBOUND, dispatch.quarantine_note(str(rec.verdict.disposition)), datetime.now(UTC)))
-            return
-        for address in rec.envelope_to:
-            hop = dispatch.hop_for(self.services, address, batch.hops)
-            if not isinstance(hop, str):
-                rec.recipient_states[address] = (dispatch.SENDING, dispatch.sending_note(hop))
+        disposition = str(rec.verdict.disposition)
+        routes = {a: dispatch.hop_for(self.services, a, batch.hops) for a in rec.envelope_to}
+        step = decide.first_step(disposition, self._policy(rec.account_id, batch).holds(disposition), routes)
+        if step.held:
+            rec.delivery_status, rec.is_quarantined = DeliveryStatus.QUARANTINED.value, True
+        rec.recipient_states.update({a: (state.value, detail) for a, (state, detail) in step.states.items()})
+        if step.trace is not None:
+            rec.trace.append((INBOUND, step.trace, datetime.now(UTC)))
 
     def _process(self, item: QueueItem, batch: _Batch | None = None) -> None:
         batch = batch if batch is not None else _Batch()
@@ -273,7 +270,7 @@ class QueueWorker:
         found = self._store(item, batch)
         if found is None:
             return
-        message, states, raw = found
+        message, rows, raw = found
         mode = str(message.row["delivery_mode"])
         if mode != DeliveryMode.DIRECT.value:
             if item.state == "queued":
@@ -285,66 +282,49 @@ class QueueWorker:
         released = bool(item.data.get("release"))
         policy = self._policy(message.account_id, batch)
         # `sending` states this run wrote with the message (_first_step) are no sign of an interrupted hand-off
-        sending_written = states is not None
-        if states is None:
-            states = services.messages.recipient_states(message.pk)
+        sending_written = rows is not None
+        if rows is None:
+            rows = services.messages.recipient_states(message.pk)
         if not released and dispatch.account_quarantines(services, message, policy):
-            dispatch.quarantine(services, message, states)
+            dispatch.quarantine(services, message, rows)
             batch.finish(Finish(item.id, "done"))
             return
-        pending = [r["address"] for r in states if r["status"] not in dispatch.FINAL_RECIPIENT_STATES]
+        states = dispatch.known_states(rows)
+        pending = decide.to_hand_off(states)
         attempts = item.attempts + 1
-        known = {r["address"]: str(r["status"]) for r in states}
         if not pending:
-            status = dispatch.message_status(services, message.pk, list(known.values()))
+            status = decide.message_status(states.values())
             services.messages.set_state(message.pk, delivery_status=status, is_quarantined=False)
             batch.finish(Finish(item.id, "done", attempts=attempts))
             return
-        finish: list[Finish] = []
-
-        def conclude(outcome: dispatch.Outcome) -> DeliveryWrites:
-            """After the last reply: the message's state (and the row's next step), committed with the replies."""
-            known.update({rcpt: dispatch.recipient_state(reply) for rcpt, reply in outcome.replies.items()})
-            writes = DeliveryWrites()
-            if outcome.undelivered:
-                age_us = now_us() - item.created_us
-                if age_us > services.settings.queue_max_age_seconds * 1_000_000:
-                    for rcpt in outcome.undelivered:
-                        writes.add_state(rcpt, "bounced", "gave up: queue lifetime over")
-                        known[rcpt] = "bounced"
-                    writes.add_trace(TraceDirection.OUTBOUND, "gave up: queue lifetime over")
-                else:
-                    delay = backoff_us(services.settings.queue_retry_seconds, attempts)
-                    writes.delivery_status = "deferred"
-                    writes.add_trace(
-                        TraceDirection.OUTBOUND,
-                        f"deferred: {len(outcome.undelivered)} recipient(s), next attempt in {delay / 1e6:g}s",
-                    )
-                    finish.append(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay))
-                    return writes
-            writes.delivery_status = dispatch.message_status(services, message.pk, list(known.values()))
-            writes.is_quarantined = False
-            finish.append(Finish(item.id, "done", attempts=attempts))
-            return writes
-
+        settings = services.settings
+        attempt = decide.Attempt(
+            attempts,
+            now_us() - item.created_us,
+            int(settings.queue_max_age_seconds * 1_000_000),
+            tuple(settings.queue_retry_seconds),
+        )
         mail_from = str(item.envelope.get("mail_from", message.row.get("envelope_from") or ""))
         label = f"{'release ' if released else ''}delivery attempt {attempts}"
-        dispatch.deliver_message(
+        outcome = dispatch.deliver_message(
             services,
             message,
             pending,
             mail_from,
             label,
             policy=policy,
-            states=states,
+            states=rows,
             raw=raw,
             connections=batch.connections,
             hops=batch.hops,
-            conclude=conclude,
+            attempt=attempt,
             sending_written=sending_written,
         )
-        for f in finish:
-            batch.finish(f)
+        wait = outcome.conclusion.requeue_in_us
+        if wait is None:
+            batch.finish(Finish(item.id, "done", attempts=attempts))
+        else:
+            batch.finish(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + wait))
 
 
 class _Batch:
