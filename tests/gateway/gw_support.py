@@ -22,6 +22,8 @@ from mailsec.services import Services, open_services
 from support import LiveServer, free_port, make_live_server, wait_port
 
 PASSWORD = "secret"
+# The Dovecot master user that acts for every mailbox (`user*mailsec-admin`, or SASL PLAIN with an authzid)
+MASTER_USER, MASTER_PASSWORD = "mailsec-admin", "master-secret"
 STRICT_HELD = ("MALICIOUS", "MALICIOUS-BEC", "SPOOF", "SUSPICIOUS")
 ALL_DISPOSITIONS = ("MALICIOUS", "MALICIOUS-BEC", "SUSPICIOUS", "SPOOF", "SPAM", "BULK", "NONE", "UNKNOWN")
 
@@ -42,6 +44,7 @@ class Dovecot:
     users: list[str]
     lmtp_port: int = field(default_factory=free_port)
     imap_port: int = field(default_factory=free_port)
+    extra_config: str = ""  # appended to dovecot.conf (e.g. a narrower imap_capability, a TLS listener)
 
     @property
     def conf(self) -> Path:
@@ -66,6 +69,7 @@ class Dovecot:
         (self.root / "users").write_text(
             "".join(f"{u}:{{PLAIN}}{PASSWORD}:{uid}:{gid}::{mail / u}::\n" for u in self.users)
         )
+        (self.root / "masters").write_text(f"{MASTER_USER}:{{PLAIN}}{MASTER_PASSWORD}\n")
         self.conf.write_text(
             f"""protocols = imap lmtp
 base_dir = {self.root / "run"}
@@ -80,6 +84,24 @@ default_internal_user = {internal}
 default_login_user = {login}
 first_valid_uid = 1
 first_valid_gid = 1
+auth_master_user_separator = *
+namespace inbox {{
+  inbox = yes
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = create
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+    auto = create
+  }}
+}}
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {self.root / "masters"}
+  master = yes
+  pass = yes
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.root / "users"}
@@ -100,6 +122,7 @@ service lmtp {{
     port = {self.lmtp_port}
   }}
 }}
+{self.extra_config}
 """
         )
 
@@ -151,10 +174,10 @@ service lmtp {{
             return out
 
 
-def make_dovecot(root: Path, users: list[str]) -> Dovecot:
+def make_dovecot(root: Path, users: list[str], extra_config: str = "") -> Dovecot:
     if shutil.which("dovecot") is None:
         pytest.skip("dovecot is not installed (Debian dovecot-imapd, dovecot-lmtpd)")
-    dv = Dovecot(root, users)
+    dv = Dovecot(root, users, extra_config=extra_config)
     dv.write_config()
     dv.start()
     return dv

@@ -1,0 +1,44 @@
+"""The one protocol every mailbox backend speaks, and the errors it raises. Folder meanings are the Investigate
+API's destinations (`model.Destination`); each backend maps them to its own folders or labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from mailsec.model import Destination
+
+
+class MailboxError(Exception):
+    """The mailbox server could not be reached, or failed the request: worth retrying later."""
+
+
+class MailboxAuthError(MailboxError):
+    """The backend's admin credentials were refused: retrying will not help until they are fixed."""
+
+
+@dataclass(frozen=True)
+class MailRef:
+    """One copy of a message in one mailbox: the backend's folder (or label) and its own key for the item."""
+
+    recipient: str
+    folder: str
+    key: str
+    destination: Destination | None = None  # what the folder means, when it is one of ours
+
+
+class MailboxBackend(Protocol):
+    def locate(self, recipient: str, message_id: str, delivery_id: str | None = None) -> list[MailRef]:
+        """Every copy of the message in the recipient's mailbox, in any folder (hidden ones too), found by its
+        Message-ID or mailsec's X-MailSec-Delivery-Id."""
+        ...
+
+    def move(self, ref: MailRef, destination: Destination) -> MailRef | None:
+        """Move one copy; RecoverableItemsPurges removes it for good (None)."""
+        ...
+
+    def append(self, recipient: str, raw: bytes, destination: Destination) -> MailRef:
+        """Put a copy (mailsec's stored one) into the recipient's folder: restoring a purged message."""
+        ...
+
+    def close(self) -> None: ...

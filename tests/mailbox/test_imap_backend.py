@@ -1,0 +1,168 @@
+"""The IMAP backend on a real Dovecot: an admin identity (master user or SASL PLAIN authzid) finds delivered mail
+in any folder and moves it to every destination, purges it, restores it by APPEND; COPY+EXPUNGE where MOVE is not
+offered; clear errors for wrong credentials and a server that is down."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import pytest
+from gw_support import MASTER_PASSWORD, MASTER_USER, Dovecot
+
+from mailsec.gateway.deliver import deliver, parse_next_hop
+from mailsec.mailbox.base import MailboxAuthError, MailboxError
+from mailsec.mailbox.imap import AUTH_AUTHZID, HIDDEN_FOLDER, ImapBackend, ImapConfig
+from mailsec.model import Destination
+from support import free_port, make_eml
+
+ANN, BOB = "ann@corp.example", "bob@corp.example"
+
+
+def _backend(dv: Dovecot, **options: object) -> ImapBackend:
+    return ImapBackend(
+        ImapConfig.from_url(f"imap://{MASTER_USER}@127.0.0.1:{dv.imap_port}", MASTER_PASSWORD, **options)
+    )
+
+
+def _eml(subject: str, message_id: str, delivery_id: str) -> bytes:
+    raw = re.sub(rb"(?m)^Message-ID:.*$", f"Message-ID: {message_id}\r".encode(), make_eml(subject), count=1)
+    return f"X-MailSec-Delivery-Id: {delivery_id}\r\n".encode() + raw
+
+
+def _deliver(dv: Dovecot, recipients: list[str]) -> tuple[str, str]:
+    """A message over LMTP as the gateway sends it; its Message-ID and X-MailSec-Delivery-Id."""
+    token = uuid.uuid4().hex[:12]
+    message_id, delivery_id = f"<{token}@sender.example>", f"<{token}@mx.mailsec.test>"
+    raw = _eml(f"remediate {token}", message_id, delivery_id)
+    replies = deliver(parse_next_hop(dv.lmtp_url), "alice@sender.example", recipients, raw, timeout=10)
+    assert all(r.ok for r in replies.values()), replies
+    return message_id, delivery_id
+
+
+def _where(dv: Dovecot, user: str, message_id: str) -> list[str]:
+    """The folders holding the message, as the user's own login sees them."""
+    with dv.imap(user) as c:
+        out = []
+        for flags, _, name in c.list_folders():
+            c.select_folder(name, readonly=True)
+            out += [name] * len(c.search(["HEADER", "Message-ID", message_id]))
+        return sorted(out)
+
+
+def test_every_destination_and_back(mail_dovecot: Dovecot) -> None:
+    message_id, delivery_id = _deliver(mail_dovecot, [ANN])
+    backend = _backend(mail_dovecot)
+    try:
+        [ref] = backend.locate(ANN, message_id)
+        assert (ref.folder, ref.destination) == ("INBOX", Destination.INBOX)
+        for dest, folder in [
+            (Destination.JUNK, "Junk"),
+            (Destination.DELETED, "Trash"),
+            (Destination.RECOVERABLE_DELETIONS, HIDDEN_FOLDER),
+            (Destination.INBOX, "INBOX"),
+        ]:
+            [ref] = backend.locate(ANN, message_id, delivery_id)
+            moved = backend.move(ref, dest)
+            assert moved is not None and moved.folder == folder
+            assert _where(mail_dovecot, ANN, message_id) == [folder]
+            [again] = backend.locate(ANN, message_id)
+            assert (again.folder, again.destination) == (folder, dest)
+            assert backend.move(again, dest) == again  # already there: nothing happens
+        with mail_dovecot.imap(ANN) as c:  # the soft-delete folder exists but the user is not subscribed to it
+            assert HIDDEN_FOLDER in [n for _, _, n in c.list_folders()]
+            assert HIDDEN_FOLDER not in [n for _, _, n in c.list_sub_folders()]
+    finally:
+        backend.close()
+
+
+def test_purge_then_restore_from_the_stored_copy(mail_dovecot: Dovecot) -> None:
+    message_id, delivery_id = _deliver(mail_dovecot, [ANN])
+    backend = _backend(mail_dovecot)
+    try:
+        [ref] = backend.locate(ANN, message_id)
+        backend.move(ref, Destination.JUNK)
+        [ref] = backend.locate(ANN, message_id)
+        assert backend.move(ref, Destination.RECOVERABLE_PURGES) is None
+        assert backend.locate(ANN, message_id, delivery_id) == [] and _where(mail_dovecot, ANN, message_id) == []
+        stored = _eml("restored", message_id, delivery_id)
+        backend.append(ANN, stored, Destination.INBOX)
+        assert _where(mail_dovecot, ANN, message_id) == ["INBOX"]
+        assert [r.folder for r in backend.locate(ANN, "", delivery_id)] == ["INBOX"]  # by delivery id alone
+    finally:
+        backend.close()
+
+
+def test_two_recipients_are_two_mailboxes_and_sessions_are_pooled(mail_dovecot: Dovecot) -> None:
+    message_id, _ = _deliver(mail_dovecot, [ANN, BOB])
+    backend = _backend(mail_dovecot, auth=AUTH_AUTHZID)  # SASL PLAIN: authcid the admin, authzid the user
+    try:
+        [a], [b] = backend.locate(ANN, message_id), backend.locate(BOB, message_id)
+        backend.move(a, Destination.JUNK)
+        assert _where(mail_dovecot, ANN, message_id) == ["Junk"]
+        assert _where(mail_dovecot, BOB, message_id) == ["INBOX"]  # the other mailbox is untouched
+        with backend.session(BOB) as first:
+            pass
+        with backend.session(BOB) as second:
+            assert second is first  # one login per mailbox, reused
+        backend.move(b, Destination.DELETED)
+        assert _where(mail_dovecot, BOB, message_id) == ["Trash"]
+    finally:
+        backend.close()
+
+
+def test_a_message_the_user_moved_is_found_where_it_is(mail_dovecot: Dovecot) -> None:
+    message_id, _ = _deliver(mail_dovecot, [BOB])
+    with mail_dovecot.imap(BOB) as c:
+        c.select_folder("INBOX")
+        c.move(c.search(["HEADER", "Message-ID", message_id]), "Trash")
+    backend = _backend(mail_dovecot)
+    try:
+        assert [(r.folder, r.destination) for r in backend.locate(BOB, message_id)] == [
+            ("Trash", Destination.DELETED)
+        ]
+        with mail_dovecot.imap(BOB) as c:  # then the user empties the trash
+            c.select_folder("Trash")
+            c.delete_messages(c.search(["HEADER", "Message-ID", message_id]))
+            c.expunge()
+        assert backend.locate(BOB, message_id) == []
+    finally:
+        backend.close()
+
+
+def test_copy_and_expunge_where_move_is_not_offered(dovecot_without_move: Dovecot) -> None:
+    message_id, _ = _deliver(dovecot_without_move, [ANN])
+    backend = _backend(dovecot_without_move)
+    try:
+        with backend.session(ANN) as s:
+            assert not s.can_move and s.uidplus
+        [ref] = backend.locate(ANN, message_id)
+        backend.move(ref, Destination.JUNK)
+        assert _where(dovecot_without_move, ANN, message_id) == ["Junk"]  # one copy, the original expunged
+    finally:
+        backend.close()
+
+
+def test_wrong_admin_password_is_an_auth_error(mail_dovecot: Dovecot) -> None:
+    backend = ImapBackend(ImapConfig("127.0.0.1", mail_dovecot.imap_port, False, MASTER_USER, "wrong"))
+    with pytest.raises(MailboxAuthError, match="refused"):
+        backend.locate(ANN, "<x@y>")
+    plain = ImapBackend(ImapConfig("127.0.0.1", mail_dovecot.imap_port, False, ANN, "secret", auth=AUTH_AUTHZID))
+    with pytest.raises(MailboxAuthError):  # an ordinary user may not act for another mailbox
+        plain.locate(BOB, "<x@y>")
+
+
+def test_server_down_is_a_retryable_error() -> None:
+    backend = ImapBackend(ImapConfig("127.0.0.1", free_port(), False, MASTER_USER, MASTER_PASSWORD, timeout=3))
+    with pytest.raises(MailboxError) as info:
+        backend.locate(ANN, "<x@y>")
+    assert not isinstance(info.value, MailboxAuthError) and "unreachable" in str(info.value)
+
+
+def test_urls() -> None:
+    cfg = ImapConfig.from_url("imaps://admin%40corp@mail.corp.example", "pw")
+    assert (cfg.host, cfg.port, cfg.tls, cfg.admin) == ("mail.corp.example", 993, True, "admin@corp")
+    assert ImapConfig.from_url("imap://a@h:1143", "pw").port == 1143
+    for bad in ("http://a@h", "imap://h", "imap://a@h:99999"):
+        with pytest.raises(ValueError):
+            ImapConfig.from_url(bad, "pw")
