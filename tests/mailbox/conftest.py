@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
 
-from gw_support import Dovecot, make_dovecot  # noqa: E402
+from gw_support import Dovecot, make_dovecot
 
 USERS = ["ann@corp.example", "bob@corp.example", "cat@corp.example"]
 

@@ -44,7 +44,7 @@ def _where(dv: Dovecot, user: str, message_id: str) -> list[str]:
     """The folders holding the message, as the user's own login sees them."""
     with dv.imap(user) as c:
         out = []
-        for flags, _, name in c.list_folders():
+        for _, _, name in c.list_folders():
             c.select_folder(name, readonly=True)
             out += [name] * len(c.search(["HEADER", "Message-ID", message_id]))
         return sorted(out)
@@ -118,9 +118,7 @@ def test_a_message_the_user_moved_is_found_where_it_is(mail_dovecot: Dovecot) ->
         c.move(c.search(["HEADER", "Message-ID", message_id]), "Trash")
     backend = _backend(mail_dovecot)
     try:
-        assert [(r.folder, r.destination) for r in backend.locate(BOB, message_id)] == [
-            ("Trash", Destination.DELETED)
-        ]
+        assert [(r.folder, r.destination) for r in backend.locate(BOB, message_id)] == [("Trash", Destination.DELETED)]
         with mail_dovecot.imap(BOB) as c:  # then the user empties the trash
             c.select_folder("Trash")
             c.delete_messages(c.search(["HEADER", "Message-ID", message_id]))
