@@ -285,3 +285,52 @@ preview_cache = Table(
     Column("data_json", Text, nullable=False, default="{}"),
     Column("created_us", BigInteger, nullable=False),
 )
+
+mailbox_integrations = Table(
+    "mailbox_integrations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("domain", Text, nullable=False),  # the recipient domain whose mailboxes it reaches
+    Column("kind", String(16), nullable=False),  # imap, graph, gmail
+    Column("url", Text, nullable=False),
+    Column("options_json", Text, nullable=False, default="{}"),
+    Column("secret", LargeBinary, nullable=False),  # encrypted with the data dir's key (mailbox/secrets.py)
+    Column("created_us", BigInteger, nullable=False),
+)
+Index("ix_mailbox_integrations_account_domain", mailbox_integrations.c.account_id, mailbox_integrations.c.domain)
+
+bulk_jobs = Table(
+    "bulk_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("params_json", Text, nullable=False),  # destination, expected_disposition, search_params
+    Column("comment", Text),
+    Column("requested_by", Text),
+    Column("status", String(16), nullable=False),
+    Column("status_message", Text),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("claimed_by", Text),
+    Column("claimed_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Column("started_us", BigInteger),
+    Column("completed_us", BigInteger),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ix_bulk_jobs_account", bulk_jobs.c.account_id, bulk_jobs.c.created_us)
+Index("ix_bulk_jobs_status", bulk_jobs.c.status)
+
+bulk_job_messages = Table(
+    "bulk_job_messages",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("job_id", ForeignKey("bulk_jobs.id", ondelete="CASCADE"), nullable=False),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),  # PENDING, SUCCESSFUL, FAILED, SKIPPED, CANCELLED
+    Column("outcome_json", Text),
+    Column("updated_us", BigInteger, nullable=False),
+)
+Index("ux_bulk_job_messages", bulk_job_messages.c.job_id, bulk_job_messages.c.message_pk, unique=True)
+Index("ix_bulk_job_messages_status", bulk_job_messages.c.job_id, bulk_job_messages.c.status, bulk_job_messages.c.id)
