@@ -117,7 +117,8 @@ def _move_one(
     delivery_id: str,
 ) -> None:
     assert item.recipient is not None
-    refs = backend.locate(item.recipient, message_id, delivery_id)
+    hint = next((d for d in Destination if d.value == folder), None)
+    refs = backend.locate(item.recipient, message_id, delivery_id, hint)
     if not refs:
         if destination is Destination.RECOVERABLE_PURGES and folder == destination.value:
             item.status = ALREADY

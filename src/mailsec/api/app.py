@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailsec import __version__
 from mailsec.api.auth import RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
-from mailsec.api.routers import domains, investigate, preview, quarantine_policy, release, settings
+from mailsec.api.routers import domains, investigate, move, preview, quarantine_policy, release, settings
 from mailsec.services import Services
 
 log = logging.getLogger("mailsec.api")
@@ -91,6 +91,7 @@ def create_app(services: Services) -> FastAPI:
 
     app.include_router(investigate.router)
     app.include_router(release.router)
+    app.include_router(move.router)
     app.include_router(settings.router)
     app.include_router(domains.router)
     app.include_router(quarantine_policy.router)

@@ -28,9 +28,11 @@ class MailRef:
 
 
 class MailboxBackend(Protocol):
-    def locate(self, recipient: str, message_id: str, delivery_id: str | None = None) -> list[MailRef]:
+    def locate(
+        self, recipient: str, message_id: str, delivery_id: str | None = None, hint: Destination | None = None
+    ) -> list[MailRef]:
         """Every copy of the message in the recipient's mailbox, in any folder (hidden ones too), found by its
-        Message-ID or mailsec's X-MailSec-Delivery-Id."""
+        Message-ID or mailsec's X-MailSec-Delivery-Id. `hint`: the folder mailsec last put it in, looked at first."""
         ...
 
     def move(self, ref: MailRef, destination: Destination) -> MailRef | None:

@@ -91,11 +91,10 @@ class _Session:
             self.all_folders.append(self.config.hidden_folder)
         return folders
 
-    def select(self, folder: str, readonly: bool = False) -> None:
-        key = f"{folder}\0{readonly}"
-        if self.selected != key:
-            self.client.select_folder(folder, readonly=readonly)
-            self.selected = key
+    def select(self, folder: str) -> None:
+        if self.selected != folder:
+            self.client.select_folder(folder)
+            self.selected = folder
 
     def meaning(self, folder: str) -> Destination | None:
         return next((d for d, name in self.folders.items() if name == folder), None)
@@ -162,7 +161,11 @@ class ImapBackend:
 
     # -- the protocol -----------------------------------------------------------------------------------------
 
-    def locate(self, recipient: str, message_id: str, delivery_id: str | None = None) -> list[MailRef]:
+    def locate(
+        self, recipient: str, message_id: str, delivery_id: str | None = None, hint: Destination | None = None
+    ) -> list[MailRef]:
+        """Every copy, in every folder; with a `hint` (where mailsec last put it), that folder alone when the
+        message is still there (one SEARCH instead of one per folder)."""
         criteria: list[Any] = []
         if message_id and delivery_id:
             criteria = ["OR", "HEADER", "Message-ID", message_id, "HEADER", "X-MailSec-Delivery-Id", delivery_id]
@@ -170,13 +173,18 @@ class ImapBackend:
             criteria = ["HEADER", "Message-ID" if message_id else "X-MailSec-Delivery-Id", message_id or delivery_id]
         if not criteria:
             return []
-        found: list[MailRef] = []
         with self.session(recipient) as s:
-            for folder in s.all_folders:
-                s.select(folder, readonly=True)
-                for uid in s.client.search(criteria):
-                    found.append(MailRef(recipient, folder, str(uid), s.meaning(folder)))
-        return found
+            first = s.folders.get(hint) if hint is not None else None
+            if first is not None:
+                found = self._search(s, recipient, first, criteria)
+                if found:
+                    return found
+            return [ref for folder in s.all_folders for ref in self._search(s, recipient, folder, criteria)]
+
+    @staticmethod
+    def _search(s: _Session, recipient: str, folder: str, criteria: list[Any]) -> list[MailRef]:
+        s.select(folder)  # read-write: the move that usually follows needs no second SELECT
+        return [MailRef(recipient, folder, str(uid), s.meaning(folder)) for uid in s.client.search(criteria)]
 
     def move(self, ref: MailRef, destination: Destination) -> MailRef | None:
         with self.session(ref.recipient) as s:
