@@ -30,12 +30,14 @@ def add_imap(services: Services, account: str, port: int, password: str = MASTER
     return IntegrationRepo(services.engine).add(account, "corp.example", "imap", url, {"timeout": 5}, secret)
 
 
-def deliver_many(services: Services, account: str, recipients: list[str], count: int) -> list[StoredMessage]:
+def deliver_many(
+    services: Services, account: str, recipients: list[str], count: int, subject: str = "remediation"
+) -> list[StoredMessage]:
     """`count` messages through receive and the queue worker; each delivered to every recipient over LMTP."""
     repo = QueueRepo(services.engine)
     accepted = []
     for n in range(count):
-        raw = make_eml(f"remediation {uuid.uuid4().hex[:8]} {n}", to=", ".join(recipients))
+        raw = make_eml(f"{subject} {uuid.uuid4().hex[:8]} {n}", to=", ".join(recipients))
         accepted += receive(services, raw, "alice@sender.example", recipients, Session(client_ip="127.0.0.1"))
     worker = QueueWorker(services, threads=1)
     while claimed := repo.claim("test:move", 64, 10**9):

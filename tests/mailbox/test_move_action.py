@@ -95,7 +95,7 @@ def test_server_down_is_move_failed_then_retried(services: Services, mail_doveco
     from mailsec.store.integrations import IntegrationRepo
 
     repo = IntegrationRepo(services.engine)
-    [broken] = repo.list(account)
+    [broken] = repo.list_for(account)
     repo.remove(account, broken.id)
     add_imap(services, account, mail_dovecot.imap_port)
     [retried] = move_message(services, message, Destination.JUNK, "soc")

@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailsec import __version__
+from mailsec.actions.bulk import BulkJobRunner
 from mailsec.api.auth import RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
-from mailsec.api.routers import domains, investigate, move, preview, quarantine_policy, release, settings
+from mailsec.api.routers import bulk, domains, investigate, move, preview, quarantine_policy, release, settings
 from mailsec.services import Services
 
 log = logging.getLogger("mailsec.api")
@@ -35,7 +36,10 @@ def create_app(services: Services) -> FastAPI:
         resumed = services.searches.resume_unfinished()
         if resumed:
             log.info("resumed %d unfinished search job(s)", resumed)
+        app.state.bulk_runner = BulkJobRunner(services)  # bulk jobs resume where they stopped
+        app.state.bulk_runner.start()
         yield
+        await run_in_threadpool(app.state.bulk_runner.stop)
         await run_in_threadpool(preview.close_preview, app)
 
     app = FastAPI(
@@ -92,6 +96,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(investigate.router)
     app.include_router(release.router)
     app.include_router(move.router)
+    app.include_router(bulk.router)
     app.include_router(settings.router)
     app.include_router(domains.router)
     app.include_router(quarantine_policy.router)

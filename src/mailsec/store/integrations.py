@@ -54,7 +54,7 @@ class IntegrationRepo:
             )  # fmt: skip
         return new_id
 
-    def list(self, account_id: str) -> list[Integration]:
+    def list_for(self, account_id: str) -> list[Integration]:
         q = select(mailbox_integrations).where(mailbox_integrations.c.account_id == account_id)
         with self.engine.connect() as conn:
             return [_integration(r) for r in conn.execute(q.order_by(mailbox_integrations.c.created_us)).all()]
@@ -79,7 +79,7 @@ class IntegrationRepo:
     def for_address(self, account_id: str, address: str) -> Integration | None:
         """The integration of the address's domain, or of its closest parent domain."""
         domain = address.rpartition("@")[2].strip().lower().rstrip(".")
-        by_domain = {i.domain: i for i in self.list(account_id)}
+        by_domain = {i.domain: i for i in self.list_for(account_id)}
         labels = domain.split(".")
         for n in range(len(labels) - 1):
             found = by_domain.get(".".join(labels[n:]))

@@ -328,7 +328,7 @@ bulk_job_messages = Table(
     Column("id", PK, primary_key=True, autoincrement=True),
     Column("job_id", ForeignKey("bulk_jobs.id", ondelete="CASCADE"), nullable=False),
     Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), nullable=False),
-    Column("status", String(16), nullable=False),  # PENDING, SUCCESSFUL, FAILED, SKIPPED, CANCELLED
+    Column("status", String(16), nullable=False),  # PENDING, COMPLETED, FAILED, SKIPPED, CANCELLED
     Column("outcome_json", Text),
     Column("updated_us", BigInteger, nullable=False),
 )
