@@ -93,10 +93,10 @@ def create_app(services: Services) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.include_router(bulk.router)  # before investigate: `bulk` is not a message id
     app.include_router(investigate.router)
     app.include_router(release.router)
     app.include_router(move.router)
-    app.include_router(bulk.router)
     app.include_router(settings.router)
     app.include_router(domains.router)
     app.include_router(quarantine_policy.router)
