@@ -559,6 +559,15 @@ def rescan(
     print_failures(summary.failed)
 
 
+def _add_mailbox_commands() -> None:
+    from mailsec.cli_mailbox import mailbox_app
+
+    app.add_typer(mailbox_app, name="mailbox")
+
+
+_add_mailbox_commands()
+
+
 def main() -> None:
     app(prog_name="mailsec")
 
