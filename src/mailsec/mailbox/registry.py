@@ -8,6 +8,8 @@ from pathlib import Path
 
 from mailsec.mailbox import secrets
 from mailsec.mailbox.base import MailboxBackend
+from mailsec.mailbox.gmail import GmailBackend
+from mailsec.mailbox.graph import GraphBackend
 from mailsec.mailbox.imap import ImapBackend, ImapConfig
 from mailsec.store.integrations import Integration
 
@@ -21,6 +23,10 @@ def open_backend(integration: Integration, data_dir: Path) -> MailboxBackend:
     options = dict(integration.options)
     if integration.kind == "imap":
         return ImapBackend(ImapConfig.from_url(integration.url, secret, **options))
+    if integration.kind == "graph":
+        return GraphBackend.from_integration(integration.url, secret, options)
+    if integration.kind == "gmail":
+        return GmailBackend.from_integration(integration.url, secret, options)
     raise ValueError(f"unknown mailbox kind {integration.kind!r}")
 
 
