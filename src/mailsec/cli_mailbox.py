@@ -141,3 +141,33 @@ def mailbox_remove(integration_id: str, account: AccountOpt, data: DataOpt = Non
         fail(f"no integration {integration_id} in this account")
     registry.forget(integration_id)
     print(integration_id)
+
+
+@mailbox_app.command("auto-move")
+def mailbox_auto_move(
+    account: AccountOpt,
+    rules: Annotated[list[str] | None, typer.Argument(help="DISPOSITION=FOLDER, e.g. SPAM=JunkEmail")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Move nothing automatically.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Show or set which dispositions of BCC/JOURNAL/API copies are moved where in the recipients' mailboxes."""
+    from mailsec.actions import auto_move
+
+    services = account_services(data, config, account)
+    if rules or clear:
+        wanted: dict[str, str] = {}
+        for rule in rules or []:
+            disposition, sep, folder = rule.partition("=")
+            if not sep:
+                fail(f"{rule!r} is not DISPOSITION=FOLDER")
+            wanted[disposition] = folder
+        try:
+            auto_move.set_rules(services.engine, account.lower(), wanted)
+        except ValueError as exc:
+            fail(str(exc))
+    current = auto_move.get_rules(services.engine, account.lower())
+    for disposition, folder in current.items():
+        print(f"{disposition}={folder.value}")
+    if not current:
+        note("no auto-move rules")

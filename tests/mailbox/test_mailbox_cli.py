@@ -53,3 +53,17 @@ def test_add_list_test_remove(tmp_path: Path, mail_dovecot: Dovecot) -> None:
     nofile = server.cli("mailbox", "add", "--account", account, "--domain", "x.example", "--url", url,
                         "--master-user", "a", "--password-file", str(tmp_path / "missing"), check=False)  # fmt: skip
     assert nofile.returncode != 0 and "cannot read" in nofile.stderr
+
+
+def test_auto_move_rules(tmp_path: Path) -> None:
+    server = make_live_server(tmp_path / "data", f"sqlite:///{tmp_path / 'data' / 'mailsec.db'}")
+    account = server.create_account("Rules")
+    shown = server.cli(
+        "mailbox", "auto-move", "--account", account, "spam=JunkEmail", "MALICIOUS=RecoverableItemsPurges"
+    )
+    assert shown.stdout.split() == ["SPAM=JunkEmail", "MALICIOUS=RecoverableItemsPurges"]
+    bad = server.cli("mailbox", "auto-move", "--account", account, "SPAM=Attic", check=False)
+    assert bad.returncode != 0 and "Attic" in bad.stderr
+    assert server.cli("mailbox", "auto-move", "--account", account).stdout.split()[0] == "SPAM=JunkEmail"
+    cleared = server.cli("mailbox", "auto-move", "--account", account, "--clear")
+    assert cleared.stdout.strip() == "" and "no auto-move rules" in cleared.stderr

@@ -18,10 +18,11 @@ from email import policy as email_policy
 from typing import Any
 
 from mailsec import pipeline
+from mailsec.actions import auto_move
 from mailsec.config import Settings
 from mailsec.gateway import decide, dispatch
 from mailsec.gateway.deliver import Connections, NextHop
-from mailsec.model import DeliveryMode, DeliveryStatus, Envelope, TraceDirection
+from mailsec.model import DeliveryMode, DeliveryStatus, Destination, Envelope, TraceDirection
 from mailsec.services import Services, open_services
 from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
@@ -277,7 +278,7 @@ class QueueWorker:
                 services.messages.add_trace(
                     message.pk, INBOUND, f"{mode} copy: stored for investigation, not delivered"
                 )
-            batch.finish(Finish(item.id, "done"))
+            self._auto_move(item, message, batch)
             return
         released = bool(item.data.get("release"))
         policy = self._policy(message.account_id, batch)
@@ -326,6 +327,20 @@ class QueueWorker:
         else:
             batch.finish(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + wait))
 
+    def _auto_move(self, item: QueueItem, message: StoredMessage, batch: _Batch) -> None:
+        """A copy (BCC, JOURNAL, API) whose disposition the account moves: moved in the recipients' mailboxes, and
+        looked for again later while a copy is not there yet (the mail may reach the mailbox after mailsec)."""
+        rules = batch.auto_moves.get(message.account_id)
+        if rules is None:
+            rules = batch.auto_moves[message.account_id] = auto_move.get_rules(self.services.engine, message.account_id)
+        attempts = item.attempts + 1
+        items = auto_move.apply(self.services, message, rules) if rules else []
+        if items and auto_move.look_again(items) and attempts < auto_move.ATTEMPTS:
+            delay = backoff_us(self.services.settings.queue_retry_seconds, attempts)
+            batch.finish(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay))
+        else:
+            batch.finish(Finish(item.id, "done", attempts=attempts))
+
 
 class _Batch:
     """What the rows of one claim share while they are worked on (see QueueWorker.run_batch)."""
@@ -336,6 +351,7 @@ class _Batch:
         # The policy of the moment the batch is worked on (a change applies from the next batch: milliseconds)
         self.policies: dict[str, QuarantinePolicy] = {}
         self.finishes: list[Finish] = []
+        self.auto_moves: dict[str, dict[str, Destination]] = {}
 
     def finish(self, f: Finish) -> None:
         self.finishes.append(f)
