@@ -7,6 +7,7 @@ mailsec's stored copy. Idempotent: asking twice moves once. The action log recor
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -165,6 +166,9 @@ def action_status(items: list[MoveItem]) -> str:
     return "not_found" if not any(i.success for i in items) else "partial"
 
 
+PARALLEL_MESSAGES = 8
+
+
 def move(
     services: Services,
     account_id: str,
@@ -172,16 +176,32 @@ def move(
     destination: Destination,
     requested_by: str | None,
     backend_for: BackendFor | None = None,
+    parallel: int = PARALLEL_MESSAGES,
 ) -> list[MoveItem]:
-    """Every message named (investigate id or postfix_id); an unknown one is one `not_found` item."""
-    out: list[MoveItem] = []
+    """Every message named (investigate id or postfix_id), in the order given; an unknown one is one `not_found`
+    item. Up to `parallel` messages are worked on at once: most of a move is waiting for mailbox servers."""
+
+    found: dict[int, StoredMessage] = {}
+    plan: list[StoredMessage | MoveItem] = []
     for ref in dict.fromkeys(refs):
         message = services.messages.get(account_id, ref)
         if message is None:
             norm = ids.normalize_message_ref(ref)
-            out.append(
+            plan.append(
                 MoveItem(norm, ids.postfix_id_of(norm), None, destination.value, NOT_FOUND, reason="no such message")
             )
-            continue
-        out += move_message(services, message, destination, requested_by, backend_for)
-    return out
+        elif message.pk not in found:  # an id and its postfix_id name one message: moved once
+            found[message.pk] = message
+            plan.append(message)
+
+    def one(message: StoredMessage) -> list[MoveItem]:
+        return move_message(services, message, destination, requested_by, backend_for)
+
+    messages = list(found.values())
+    if parallel <= 1 or len(messages) <= 1:
+        results = [one(m) for m in messages]
+    else:
+        with ThreadPoolExecutor(max_workers=min(parallel, len(messages)), thread_name_prefix="move") as pool:
+            results = list(pool.map(one, messages))
+    by_pk = {m.pk: items for m, items in zip(messages, results, strict=True)}
+    return [item for step in plan for item in ([step] if isinstance(step, MoveItem) else by_pk[step.pk])]
