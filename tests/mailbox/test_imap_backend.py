@@ -5,10 +5,14 @@ offered; clear errors for wrong credentials and a server that is down."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
-from gw_support import MASTER_PASSWORD, MASTER_USER, Dovecot
+from gw_support import MASTER_PASSWORD, MASTER_USER, Dovecot, make_dovecot
 
 from mailsec.gateway.deliver import deliver, parse_next_hop
 from mailsec.mailbox.base import MailboxAuthError, MailboxError
@@ -164,3 +168,41 @@ def test_urls() -> None:
     for bad in ("http://a@h", "imap://h", "imap://a@h:99999"):
         with pytest.raises(ValueError):
             ImapConfig.from_url(bad, "pw")
+
+
+def test_imaps_with_the_servers_own_ca() -> None:
+    """imaps:// on a Dovecot with a self-signed certificate: trusted with --ca-file, refused without it."""
+    root = Path(tempfile.mkdtemp(prefix="mailsec-tls-"))
+    root.chmod(0o755)  # Dovecot's unprivileged processes read the users file
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    tls = f"""ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+service imap-login {{
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {port}
+    ssl = yes
+  }}
+}}
+"""
+    dv = make_dovecot(root, [ANN], extra_config=tls)
+    try:
+        message_id, _ = _deliver(dv, [ANN])
+        url = f"imaps://{MASTER_USER}@127.0.0.1:{port}"
+        backend = ImapBackend(ImapConfig.from_url(url, MASTER_PASSWORD, ca_file=str(cert), timeout=5))
+        [ref] = backend.locate(ANN, message_id)
+        assert backend.move(ref, Destination.JUNK) is not None
+        backend.close()
+        untrusted = ImapBackend(ImapConfig.from_url(url, MASTER_PASSWORD, timeout=5))
+        with pytest.raises(MailboxError, match="certificate"):
+            untrusted.locate(ANN, message_id)
+    finally:
+        dv.stop()
+        shutil.rmtree(root, ignore_errors=True)
