@@ -59,7 +59,7 @@ def apply(
 ) -> list[MoveItem]:
     """Move the message as the account's rule for its disposition says; [] when there is no rule for it."""
     rules = rules if rules is not None else get_rules(services.engine, message.account_id)
-    destination = rules.get(str(message.row["final_disposition"]))
+    destination = rules.get(message.final_disposition.value)
     if destination is None:
         return []
     return move_message(services, message, destination, REQUESTED_BY, backend_for)

@@ -79,8 +79,8 @@ def move_message(
 ) -> list[MoveItem]:
     backend_for = backend_for or (lambda i: registry.backend_for(i, services.settings.data_dir))
     repo = IntegrationRepo(services.engine)
-    inline = str(message.row["delivery_mode"]) == DeliveryMode.DIRECT.value
-    message_id = str(message.row.get("message_id") or "")
+    inline = message.delivery_mode is DeliveryMode.DIRECT
+    message_id = message.internet_message_id
     delivery_id = dispatch.delivery_id(message, services.settings.smtp_hostname)
     items: list[MoveItem] = []
     for address, state, folder in _recipients(services, message):

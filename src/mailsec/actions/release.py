@@ -12,7 +12,6 @@ from mailsec.gateway import decide, dispatch
 from mailsec.model import Operation, TraceDirection
 from mailsec.services import Services
 from mailsec.store.queue import QueueRepo
-from mailsec.store.records import from_us
 
 RELEASABLE = decide.RELEASABLE
 
@@ -41,13 +40,13 @@ def release_one(services: Services, account_id: str, ref: str, requested_by: str
     if message is None:
         return ReleaseResult(ids.normalize_message_ref(ref), ids.postfix_id_of(ref), found=False)
     result = ReleaseResult(message.id, message.postfix_id)
-    if not message.row.get("is_quarantined"):
+    if not message.is_quarantined:
         return result  # nothing is held: nothing to deliver
     recipients = decide.releasable(dispatch.known_states(services.messages.recipient_states(message.pk)))
     services.messages.add_trace(
         message.pk, TraceDirection.INBOUND, f"released from quarantine by {requested_by or 'unknown'}"
     )
-    mail_from = str(message.row.get("envelope_from") or "")
+    mail_from = message.envelope_from
     outcome = dispatch.deliver_message(
         services, message, recipients, mail_from, "release delivery", released_by=requested_by or ""
     )
@@ -57,11 +56,11 @@ def release_one(services: Services, account_id: str, ref: str, requested_by: str
         envelope = {
             "mail_from": mail_from,
             "rcpt_to": recipients,
-            "mode": message.row["delivery_mode"],
-            "received_us": int(from_us(message.row["scanned_us"]).timestamp() * 1_000_000),
+            "mode": message.delivery_mode.value,
+            "received_us": int(message.scanned_at.timestamp() * 1_000_000),
         }
         QueueRepo(services.engine).schedule_retry(
-            message.postfix_id, account_id, message.row["raw_sha256"], envelope, {"release": True},
+            message.postfix_id, account_id, message.raw_sha256, envelope, {"release": True},
             concluded.retry_in_us,
         )  # fmt: skip
         services.messages.add_trace(

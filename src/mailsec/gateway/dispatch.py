@@ -59,9 +59,9 @@ def verdict_headers(
     hostname: str = "mailsec.local",
     possible_duplicate: str | None = None,
 ) -> bytes:
-    reasons = "; ".join(message.verdict.get("detection_reasons", [])) or "none"
+    reasons = "; ".join(message.detection_reasons) or "none"
     lines = [
-        f"X-MailSec-Disposition: {_header_value(str(message.row['final_disposition']))}",
+        f"X-MailSec-Disposition: {_header_value(message.final_disposition.value)}",
         f"X-MailSec-Reasons: {_header_value(reasons)}",
         f"X-MailSec-Queue-ID: {message.postfix_id}",
         f"X-MailSec-Delivery-Id: {delivery_id(message, hostname)}",
@@ -146,7 +146,7 @@ def quarantine_policy(services: Services, account_id: str) -> QuarantinePolicy:
 
 def account_quarantines(services: Services, message: StoredMessage, policy: QuarantinePolicy | None = None) -> bool:
     policy = policy or quarantine_policy(services, message.account_id)
-    return policy.holds(str(message.row["final_disposition"]))
+    return policy.holds(message.final_disposition.value)
 
 
 def outgoing_bytes(
@@ -162,9 +162,9 @@ def outgoing_bytes(
     `raw` is the stored original when the caller has it in memory (no blob read)."""
     host = services.settings.smtp_hostname
     if raw is None:
-        raw = services.blobs.get(message.row["raw_sha256"])
+        raw = services.blobs.get(message.raw_sha256)
     policy = policy or quarantine_policy(services, message.account_id)
-    tag = policy.tag_for(str(message.row["final_disposition"]))
+    tag = policy.tag_for(message.final_disposition.value)
     if tag:
         raw = tag_subject(raw, tag)
     head = verdict_headers(message, released_by, host, possible_duplicate)
@@ -175,10 +175,10 @@ def outgoing_bytes(
 
 def quarantine(services: Services, message: StoredMessage, states: list[dict[str, Any]] | None = None) -> None:
     """Hold the message; idempotent (a second call after a crash changes nothing). One transaction."""
-    if message.row.get("is_quarantined") and message.row.get("delivery_status") == "quarantined":
+    if message.is_quarantined and message.delivery_status == "quarantined":
         return
     rows = states if states is not None else services.messages.recipient_states(message.pk)
-    writes = decide.hold(str(message.row["final_disposition"]), [r["address"] for r in rows])
+    writes = decide.hold(message.final_disposition.value, [r["address"] for r in rows])
     services.messages.write_delivery(message.pk, writes)
 
 

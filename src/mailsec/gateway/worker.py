@@ -272,7 +272,7 @@ class QueueWorker:
         if found is None:
             return
         message, rows, raw = found
-        mode = str(message.row["delivery_mode"])
+        mode = message.delivery_mode.value
         if mode != DeliveryMode.DIRECT.value:
             if item.state == "queued":
                 services.messages.add_trace(
@@ -305,7 +305,7 @@ class QueueWorker:
             int(settings.queue_max_age_seconds * 1_000_000),
             tuple(settings.queue_retry_seconds),
         )
-        mail_from = str(item.envelope.get("mail_from", message.row.get("envelope_from") or ""))
+        mail_from = str(item.envelope.get("mail_from", message.envelope_from))
         label = f"{'release ' if released else ''}delivery attempt {attempts}"
         outcome = dispatch.deliver_message(
             services,

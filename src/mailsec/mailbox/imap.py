@@ -91,10 +91,14 @@ class _Session:
             self.all_folders.append(self.config.hidden_folder)
         return folders
 
-    def select(self, folder: str) -> None:
+    def select(self, folder: str, fresh: bool = False) -> None:
+        """SELECT, unless the folder already is; `fresh`: then a NOOP, so the server syncs mail that arrived since
+        (a pooled session can hold a folder selected for minutes)."""
         if self.selected != folder:
             self.client.select_folder(folder)
             self.selected = folder
+        elif fresh:
+            self.client.noop()
 
     def meaning(self, folder: str) -> Destination | None:
         return next((d for d, name in self.folders.items() if name == folder), None)
@@ -183,7 +187,7 @@ class ImapBackend:
 
     @staticmethod
     def _search(s: _Session, recipient: str, folder: str, criteria: list[Any]) -> list[MailRef]:
-        s.select(folder)  # read-write: the move that usually follows needs no second SELECT
+        s.select(folder, fresh=True)  # read-write: the move that usually follows needs no second SELECT
         return [MailRef(recipient, folder, str(uid), s.meaning(folder)) for uid in s.client.search(criteria)]
 
     def move(self, ref: MailRef, destination: Destination) -> MailRef | None:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, sele
 from sqlalchemy.exc import IntegrityError
 
 from mailsec import ids
-from mailsec.model import Operation, TraceDirection, Verdict
+from mailsec.model import DeliveryMode, Disposition, Operation, TraceDirection, Verdict
 from mailsec.store.records import (
     MessageRecord,
     disposition_is_detection,
@@ -36,14 +36,46 @@ from mailsec.store.schema import (
 )
 
 
+def _member(enum: Any, value: Any, default: Any) -> Any:
+    try:
+        return enum(str(value))
+    except ValueError:
+        return default
+
+
 @dataclass
 class StoredMessage:
-    """A stored message as the read side sees it."""
+    """A stored message as the read side sees it: typed fields decoded from the row (by `__post_init__`, next to
+    `message_values`, their encoder). `row`, `data` and `verdict` are the raw columns and JSON documents, for the
+    readers (serialisers) that need every field."""
 
     pk: int
     row: dict[str, Any]
     data: dict[str, Any]
     verdict: dict[str, Any]
+    final_disposition: Disposition = field(init=False)
+    delivery_mode: DeliveryMode = field(init=False)
+    delivery_status: str | None = field(init=False)
+    is_quarantined: bool = field(init=False)
+    raw_sha256: str = field(init=False)
+    envelope_from: str = field(init=False)
+    envelope_to: tuple[str, ...] = field(init=False)
+    internet_message_id: str = field(init=False)  # the Message-ID header
+    alert_id: str = field(init=False)
+    detection_reasons: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        row = self.row
+        self.final_disposition = _member(Disposition, row.get("final_disposition"), Disposition.UNKNOWN)
+        self.delivery_mode = _member(DeliveryMode, row.get("delivery_mode"), DeliveryMode.DIRECT)
+        self.delivery_status = row.get("delivery_status")
+        self.is_quarantined = bool(row.get("is_quarantined"))
+        self.raw_sha256 = str(row.get("raw_sha256") or "")
+        self.envelope_from = str(row.get("envelope_from") or "")
+        self.envelope_to = tuple(str(a) for a in self.data.get("envelope_to") or ())
+        self.internet_message_id = str(row.get("message_id") or "")
+        self.alert_id = str(row.get("alert_id") or "")
+        self.detection_reasons = tuple(str(r) for r in self.verdict.get("detection_reasons") or ())
 
     @property
     def id(self) -> str:

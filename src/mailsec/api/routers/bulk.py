@@ -204,12 +204,12 @@ def bulk_messages(
     out = []
     for row in rows:
         message = services.messages.get_by_pk(row.message_pk)
-        recipients = list(message.data.get("envelope_to") or []) if message is not None else []
+        recipients = list(message.envelope_to) if message is not None else []
         out.append({
             "message_id": message.id if message is not None else "",
             "postfix_id": message.postfix_id if message is not None else "",
-            "alert_id": str(message.row["alert_id"]) if message is not None else None,
-            "email_message_id": str(message.row.get("message_id") or "") if message is not None else None,
+            "alert_id": message.alert_id if message is not None else None,
+            "email_message_id": message.internet_message_id if message is not None else None,
             "action_type": job.action,
             "action_params": {**_action_params(job), "client_recipient": recipients[0] if recipients else ""},
             "status": row.status,
