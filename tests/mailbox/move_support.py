@@ -27,7 +27,7 @@ def corp_account(services: Services, dv: Dovecot, imap_port: int | None = None, 
 def add_imap(services: Services, account: str, port: int, password: str = MASTER_PASSWORD) -> str:
     secret = secrets.encrypt(services.settings.data_dir, password)
     url = f"imap://{MASTER_USER}@127.0.0.1:{port}"
-    return IntegrationRepo(services.engine).add(account, "corp.example", "imap", url, {"timeout": 5}, secret)
+    return IntegrationRepo(services.engine).add(account, "corp.example", "imap", url, {"timeout": 30}, secret)
 
 
 def deliver_many(
