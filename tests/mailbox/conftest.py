@@ -14,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
 
 from gw_support import Dovecot, make_dovecot
 
+from mailsec.mailbox import registry
+
 USERS = ["ann@corp.example", "bob@corp.example", "cat@corp.example"]
 
 
@@ -43,3 +45,10 @@ def dovecot_without_move() -> Iterator[Dovecot]:
     yield dv
     dv.stop()
     shutil.rmtree(dv.root, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def close_live_backends() -> Iterator[None]:
+    """Each test makes integrations of its own: their pooled sessions end with it (Dovecot allows 10 per user)."""
+    yield
+    registry.close_all()

@@ -105,12 +105,14 @@ class _Session:
 
 
 class ImapBackend:
-    """Pooled sessions, at most `pool_size` open at once (least recently used closed first)."""
+    """Pooled sessions: at most one per mailbox, and `pool_size` kept open in all (least recently used closed
+    first)."""
 
     def __init__(self, config: ImapConfig, pool_size: int = 16) -> None:
         self.config = config
         self.pool_size = pool_size
         self._pool: OrderedDict[str, _Session] = OrderedDict()
+        self._mailbox_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     # -- sessions ---------------------------------------------------------------------------------------------
@@ -137,26 +139,31 @@ class ImapBackend:
 
     @contextlib.contextmanager
     def session(self, recipient: str) -> Iterator[_Session]:
+        """The mailbox's session, one at a time: callers for the same mailbox wait for each other (servers cap the
+        connections per user, e.g. Dovecot's mail_max_userip_connections = 10), other mailboxes go on at once."""
         key = recipient.lower()
         with self._lock:
-            found = self._pool.pop(key, None)
-        session = found or self._connect(recipient)
-        healthy = False
-        try:
-            yield session
-            healthy = True
-        except (OSError, imaplib.IMAP4.abort) as exc:
-            raise MailboxError(f"IMAP session for {recipient} failed: {exc}") from exc
-        except (IMAPClientError, imaplib.IMAP4.error) as exc:
-            raise MailboxError(f"IMAP server refused a command for {recipient}: {exc}") from exc
-        finally:
-            if healthy:
-                with self._lock:
-                    self._pool[key] = session
-                    while len(self._pool) > self.pool_size:
-                        _logout(self._pool.popitem(last=False)[1])
-            else:
-                _logout(session)
+            mailbox_lock = self._mailbox_locks.setdefault(key, threading.Lock())
+        with mailbox_lock:
+            with self._lock:
+                found = self._pool.pop(key, None)
+            session = found or self._connect(recipient)
+            healthy = False
+            try:
+                yield session
+                healthy = True
+            except (OSError, imaplib.IMAP4.abort) as exc:
+                raise MailboxError(f"IMAP session for {recipient} failed: {exc}") from exc
+            except (IMAPClientError, imaplib.IMAP4.error) as exc:
+                raise MailboxError(f"IMAP server refused a command for {recipient}: {exc}") from exc
+            finally:
+                if healthy:
+                    with self._lock:
+                        self._pool[key] = session
+                        while len(self._pool) > self.pool_size:
+                            _logout(self._pool.popitem(last=False)[1])
+                else:
+                    _logout(session)
 
     def close(self) -> None:
         with self._lock:
