@@ -31,9 +31,15 @@ def add_imap(services: Services, account: str, port: int, password: str = MASTER
 
 
 def deliver_many(
-    services: Services, account: str, recipients: list[str], count: int, subject: str = "remediation"
+    services: Services,
+    account: str,
+    recipients: list[str],
+    count: int,
+    subject: str = "remediation",
+    expect: str = "delivered",
 ) -> list[StoredMessage]:
-    """`count` messages through receive and the queue worker; each delivered to every recipient over LMTP."""
+    """`count` messages through receive and the queue worker; each delivered to every recipient over LMTP (or, with
+    `expect="quarantined"`, held by the account's policy)."""
     repo = QueueRepo(services.engine)
     accepted = []
     for n in range(count):
@@ -45,6 +51,6 @@ def deliver_many(
     out = []
     for a in accepted:
         message = services.messages.get(account, a.postfix_id)
-        assert message is not None and message.row["delivery_status"] == "delivered", message and message.row
+        assert message is not None and message.delivery_status == expect, message and message.row
         out.append(message)
     return out

@@ -124,3 +124,26 @@ def test_bad_jobs_are_refused(services: Services) -> None:
         with pytest.raises(BulkJobError) as info:
             create_job(services, account, action, search, dest, None, "soc")
         assert info.value.pointer == pointer
+
+
+def test_release_job_delivers_the_held_and_skips_the_rest(services: Services, mail_dovecot: Dovecot) -> None:
+    from gw_support import ALL_DISPOSITIONS
+
+    from mailsec.store.policies import set_quarantine_policy
+
+    account = corp_account(services, mail_dovecot)
+    marker = uuid.uuid4().hex[:10]
+    delivered = deliver_many(services, account, [BOB], 1, subject=marker)  # not held: the job skips it
+    set_quarantine_policy(services.engine, account, ALL_DISPOSITIONS)
+    held = deliver_many(services, account, [BOB], 3, subject=marker, expect="quarantined")
+    assert _in(mail_dovecot, BOB, "INBOX", marker) == 1
+    job_id = create_job(services, account, "RELEASE", {"query": marker, "detections_only": False}, None, None, "soc")
+    assert run_job(services, job_id) == job_id
+    repo = BulkJobRepo(services.engine)
+    job = repo.get(account, job_id)
+    assert job is not None and job.status == jobs.COMPLETED
+    assert job.counts == {jobs.M_SUCCESSFUL: 3, jobs.M_SKIPPED: 1}
+    assert _in(mail_dovecot, BOB, "INBOX", marker) == 4
+    outcomes = {r.message_pk: r for r in repo.messages(job_id, limit=10)}
+    assert outcomes[delivered[0].pk].outcome["reason"] == "not quarantined"
+    assert all(outcomes[m.pk].outcome["delivered"] == [BOB] for m in held)
