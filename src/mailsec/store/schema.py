@@ -257,6 +257,14 @@ policies = Table(
 )
 Index("ix_policies_account_kind", policies.c.account_id, policies.c.kind)
 
+# Numbers `policies` and `domains` rows from one sequence (store/settings_ids.py); AUTOINCREMENT: never reused.
+settings_ids = Table(
+    "settings_ids",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    sqlite_autoincrement=True,
+)
+
 queue = Table(
     "queue",
     metadata,

@@ -25,6 +25,7 @@ from mailsec.api.routers.settings import (
     page_of,
     services_of,
 )
+from mailsec.ids import parse_numeric_id
 from mailsec.store.accounts import AlreadyExists
 from mailsec.store.domains import Domain, normalize_domain
 
@@ -131,7 +132,7 @@ def _check_ips(values: list[str] | None) -> None:
 
 
 def _domain_pk(domain_id: str) -> int | None:
-    return int(domain_id) if domain_id.isdigit() and len(domain_id) <= 18 else None
+    return parse_numeric_id(domain_id)
 
 
 def _load_domain(request: Request, account_id: str, domain_id: str) -> Domain:
