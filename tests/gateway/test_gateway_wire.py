@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+import httpx
 import pytest
 from gw_support import Dovecot, Gateway
 from test_gateway_flow import send, wait_status
@@ -81,3 +82,29 @@ def test_gateway_mail_in_every_state_reads_in_strict_sdks(
     finally:
         dovecot_flaky.start()
     wait_status(gateway, gateway.account, deferred, {"delivered"})
+
+
+def test_release_reports_unknown_ids_beside_the_known_one(gateway: Gateway, dovecot: Dovecot) -> None:
+    pid = send(gateway, make_eml(subject="mixed release", to="carol@hold.example"), ["carol@hold.example"])[0]
+    row = wait_status(gateway, gateway.hold_account, pid, {"quarantined"})
+    unknown = ["0123456789ABCDE", "not-an-id"]
+    with httpx.Client(base_url=gateway.server.base_url, headers={"Authorization": f"Bearer {gateway.hold_token}"}) as h:
+        r = h.post(
+            f"/accounts/{gateway.hold_account}/email-security/investigate/release", json={"ids": [*unknown, pid]}
+        )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [(i["id"], i["delivered"], i["undelivered"]) for i in body["result"]] == [
+        ("0123456789ABCDE", None, None),
+        ("not-an-id", None, None),
+        (row["id"], ["carol@hold.example"], []),
+    ]
+    assert [(m["code"], m["source"]["pointer"]) for m in body["messages"]] == [(7003, "/ids/0"), (7003, "/ids/1")]
+    assert all("0123456789ABCDE" in m["message"] or "not-an-id" in m["message"] for m in body["messages"])
+    assert dovecot.queue_ids("carol@hold.example").count(pid) == 1
+    # The strict SDK reads the same answer: an unknown id is an item whose outcome lists are null.
+    second = send(gateway, make_eml(subject="mixed sdk", to="carol@hold.example"), ["carol@hold.example"])[0]
+    wait_status(gateway, gateway.hold_account, second, {"quarantined"})
+    cf = sdk_client(gateway.server.base_url, gateway.hold_token)
+    items = list(cf.email_security.investigate.release.bulk(account_id=gateway.hold_account, ids=[second, unknown[0]]))
+    assert [(i.postfix_id, i.delivered) for i in items] == [(second, ["carol@hold.example"]), (unknown[0], None)]
