@@ -41,6 +41,7 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("key_hash", String(64), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    Column("password_hash", Text),  # scrypt, salted (store/passwords.py); NULL: no console password
 )
 
 user_accounts = Table(
