@@ -664,6 +664,7 @@ def search(
                         "postfix_id": m.postfix_id,
                         "scanned_at": m.scanned_at.isoformat(),
                         "final_disposition": m.row["final_disposition"],
+                        "delivery_status": m.row.get("delivery_status"),
                         "from": m.row["from_addr"],
                         "subject": m.row["subject"],
                     }
