@@ -208,3 +208,38 @@ def test_total_count_is_exact_when_one_page_holds_the_result(live: Live) -> None
     with live.http() as http:
         info = http.get("/settings/block_senders", params={"per_page": 2}).json()["result_info"]
     assert (info["count"], info["total_count"]) == (2, 3)
+
+
+def test_domains_batch_refuses_a_taken_name_before_changing_anything(live: Live) -> None:
+    with live.http() as http:
+        keep = http.post("/settings/domains", json={**DOMAIN_BODY, "domain": "keep.batch.example"}).json()["result"]
+        taken = http.post("/settings/domains", json={**DOMAIN_BODY, "domain": "taken.batch.example"}).json()["result"]
+        post = {**DOMAIN_BODY, "domain": "Taken.Batch.Example"}
+        r = http.post(
+            "/settings/domains/batch",
+            json={"deletes": [{"id": keep["id"]}], "patches": [], "puts": [], "posts": [post]},
+        )
+        assert r.status_code == 400 and r.json()["errors"][0]["source"]["pointer"] == "/posts/0/domain", r.text
+        twice = {**DOMAIN_BODY, "domain": "new.batch.example"}
+        r = http.post(
+            "/settings/domains/batch", json={"deletes": [], "patches": [], "puts": [], "posts": [twice, twice]}
+        )
+        assert r.status_code == 400 and r.json()["errors"][0]["source"]["pointer"] == "/posts/1/domain"
+        listed = {d["domain"] for d in http.get("/settings/domains").json()["result"]}
+        assert listed == {"keep.batch.example", "taken.batch.example"}
+        # Deleting a domain and protecting it again in one batch is allowed: deletes run first.
+        r = http.post(
+            "/settings/domains/batch",
+            json={
+                "deletes": [{"id": taken["id"]}, {"id": int(taken["id"])}],
+                "patches": [],
+                "puts": [],
+                "posts": [post],
+            },
+        )
+        assert r.status_code == 200, r.text
+        result = r.json()["result"]
+        assert [d["id"] for d in result["deletes"]] == [taken["id"]]
+        assert result["posts"][0]["domain"] == "taken.batch.example" and result["posts"][0]["id"] != taken["id"]
+        for d in http.get("/settings/domains").json()["result"]:
+            assert http.delete(f"/settings/domains/{d['id']}").status_code == 200

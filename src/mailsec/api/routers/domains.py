@@ -316,12 +316,11 @@ def bulk_delete_domains(
     ids: Annotated[list[str] | None, Query(alias="id", description='Domain ids (or a body {"ids": [...]})')] = None,
 ) -> Any:
     require_write(request, account_id)
-    refs = _bulk_delete_ids(body, ids or [])
-    for ref in refs:  # all named domains must be the account's before any is removed
-        _load_domain(request, account_id, ref)
-    for ref in refs:
-        _delete(request, account_id, ref)
-    return ok([{"id": str(_domain_pk(ref))} for ref in refs])
+    # all named domains must be the account's before any is removed
+    found = {d.id: d for d in (_load_domain(request, account_id, ref) for ref in _bulk_delete_ids(body, ids or []))}
+    for pk in found:
+        _delete(request, account_id, pk)
+    return ok([{"id": str(pk)} for pk in found])
 
 
 @router.post(
@@ -333,24 +332,28 @@ def batch_domains(request: Request, account_id: str, body: DomainBatch) -> Any:
     """In the reference's order: deletes, patches, puts, posts. Every id and body is checked before anything
     changes; a post the domain store then refuses (a name already protected) answers 400 after the earlier steps."""
     require_write(request, account_id)
-    for ref in [d.id for d in body.deletes] + [p.id for p in body.patches] + [p.id for p in body.puts]:
-        _load_domain(request, account_id, ref)
-    deleted = {_domain_pk(d.id) for d in body.deletes}
+    deleted = {d.id: d for d in (_load_domain(request, account_id, ref.id) for ref in body.deletes)}
     for ref in [p.id for p in body.patches] + [p.id for p in body.puts]:
-        if _domain_pk(ref) in deleted:
+        if _load_domain(request, account_id, ref).id in deleted:
             raise bad_request(f"domain {ref} is both deleted and changed in this batch")
     for patch in body.patches:
         _check_ips(patch.ip_restrictions)
     for replacement in body.puts:
         _check_ips(replacement.ip_restrictions)
-    for post in body.posts:
+    names: set[str] = set()
+    freed = {d.domain for d in deleted.values()}
+    for index, post in enumerate(body.posts):
         _check_ips(post.ip_restrictions)
         try:
-            normalize_domain(post.domain)
+            name = normalize_domain(post.domain)
         except ValueError as exc:
-            raise bad_request(str(exc), pointer="/posts/domain") from exc
-    for d in body.deletes:
-        _delete(request, account_id, d.id)
+            raise bad_request(str(exc), pointer=f"/posts/{index}/domain") from exc
+        holder = services_of(request).domains.owner_of(name)
+        if name in names or (holder is not None and holder.domain == name and name not in freed):
+            raise bad_request(f"domain {name} is already protected", pointer=f"/posts/{index}/domain")
+        names.add(name)
+    for pk in deleted:
+        _delete(request, account_id, pk)
     patched = [
         _updated(request, account_id, _load_domain(request, account_id, p.id), _edit_changes(p), False)
         for p in body.patches
@@ -361,7 +364,7 @@ def batch_domains(request: Request, account_id: str, body: DomainBatch) -> Any:
     posted = [_created(request, account_id, p) for p in body.posts]
     return ok(
         {
-            "deletes": [{"id": str(_domain_pk(d.id))} for d in body.deletes],
+            "deletes": [{"id": str(pk)} for pk in deleted],
             "patches": [domain_out(d) for d in patched],
             "puts": [domain_out(d) for d in put],
             "posts": [domain_out(d) for d in posted],
