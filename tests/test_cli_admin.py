@@ -158,7 +158,7 @@ def test_errors_name_the_directory_and_the_date_format(run, tmp_path: Path) -> N
         bad = run(command, "--account", account, "--until", "2026-13-01", ok=False)
         assert says(bad.stderr, "--until")
         backwards = run(command, "--account", account, "--since", "2026-11-02", "--until", "2026-11-01", ok=False)
-        assert says(backwards.stderr, "--since") and says(backwards.stderr, "before --until")
+        assert says(backwards.stderr, "--since") and says(backwards.stderr, "is after --until")
         run(command, "--account", account, "--since", "2026-11-01", "--until", "2026-11-02T10:00Z")
 
 

@@ -88,8 +88,8 @@ def parse_date_option(value: str | None, option: str) -> datetime | None:
 
 def date_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
     start, end = parse_date_option(since, "--since"), parse_date_option(until, "--until")
-    if start is not None and end is not None and start >= end:
-        fail(f"--since ({since}) must be before --until ({until})")
+    if start is not None and end is not None and start > end:
+        fail(f"--since ({since}) is after --until ({until})")
     return start, end
 
 
