@@ -122,6 +122,7 @@ def test_users(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
         assert services.accounts.grant_for_user("soc@acme.example", new_key) is None
         assert says(run("user", "delete", "soc@acme.example", ok=False).stderr, "no user")
         assert says(run("user", "rotate-key", "ghost@acme.example", ok=False).stderr, "no user")
+        assert says(run("user", "set-password", "ghost@acme.example", ok=False).stderr, "no user")
     finally:
         services.close()
 

@@ -378,6 +378,8 @@ def user_set_password(
     from mailsec.store.accounts import NotFound
 
     services = services_for(data, config)
+    if email.strip().lower() not in {u.email for u in services.accounts.list_users()}:
+        fail(f"no user {email.strip().lower()} in {store_location(services.settings)}")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
