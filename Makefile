@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SDK4 := .sdk4
-DATA ?= var
+# The data directory: DATA=..., else $MAILSEC_DATA_DIR, else ./var -- the same default the `mailsec` command uses
+# when run from here, so `make run` and `.venv/bin/mailsec account create ...` meet the same database.
+DATA ?= $(or $(MAILSEC_DATA_DIR),var)
 API ?= 127.0.0.1:8025
 SMTP ?= 127.0.0.1:2525
 SYSTEM_PACKAGES := chromium fonts-noto-cjk dovecot-imapd dovecot-lmtpd libmagic1 postgresql

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -46,14 +47,50 @@ def services_for(data: Path | None, config: Path | None = None, **overrides: Any
     return open_services(settings_for(data, config, **overrides))
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
 
 
+def store_location(settings: Settings) -> str:
+    """Where the CLI looked, for errors: the data directory, or the database when one is configured."""
+    if settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        try:
+            return f"database {make_url(settings.database_url).render_as_string(hide_password=True)}"
+        except ValueError:
+            return "the configured database ($MAILSEC_DATABASE_URL)"
+    return f"data directory {settings.data_dir.resolve()}"
+
+
 def require_account(services: Services, account_id: str) -> None:
     if services.accounts.get_account(account_id.lower()) is None:
-        fail(f"no account {account_id}; create one with `mailsec account create NAME`")
+        fail(
+            f"no account {account_id} in {store_location(services.settings)}; "
+            "pass --data DIR (or set MAILSEC_DATA_DIR) to use another, or create one with `mailsec account create NAME`"
+        )
+
+
+def parse_date_option(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 date or date-time (naive means UTC); a clear error naming the option otherwise."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} {value!r} is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS] (UTC, or add Z or +HH:MM)")
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def date_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    start, end = parse_date_option(since, "--since"), parse_date_option(until, "--until")
+    if start is not None and end is not None and start > end:
+        fail(f"--since ({since}) is after --until ({until})")
+    return start, end
 
 
 def account_services(data: Path | None, config: Path | None, account: str) -> Services:
@@ -187,6 +224,47 @@ def token_create(
     print(token)
 
 
+@token_app.command("list")
+def token_list(
+    account: AccountOpt,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List an account's API tokens (ids, scope, creation time; never the secret)."""
+    services = account_services(data, config, account)
+    tokens = services.accounts.list_tokens(account.lower())
+    if as_json:
+        for t in tokens:
+            print(
+                json.dumps(
+                    {"id": t.id, "name": t.name, "read_only": t.read_only, "revoked": t.revoked,
+                     "created_at": t.created_at.isoformat().replace("+00:00", "Z")}
+                )
+            )  # fmt: skip
+        return
+    for t in tokens:
+        scope = "read-only" if t.read_only else "read-write"
+        state = "revoked" if t.revoked else "active"
+        print(f"{t.id}\t{scope}\t{state}\t{t.created_at:%Y-%m-%d %H:%M:%S}Z\t{t.name}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id, as `mailsec token list` shows it.")],
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a token: every process refuses it from its next request (grants are not cached)."""
+    services = services_for(data, config)
+    revoked = services.accounts.revoke_token(token_id)
+    if revoked is None:
+        fail(
+            f"no token {token_id} in {store_location(services.settings)}; `mailsec token list --account ID` lists them"
+        )
+    err.print(f"revoked token {revoked.id} of account {revoked.account_id}")
+
+
 @user_app.command("create")
 def user_create(
     email: str,
@@ -195,11 +273,124 @@ def user_create(
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Create a user (or add an account to one) and issue a global API key; prints the key last."""
+    """Create a user and issue its global API key; prints the key last. An existing user keeps its key: use
+    `user grant` to give it another account, `user rotate-key` for a new key."""
+    from mailsec.store.accounts import AlreadyExists
+
     services = account_services(data, config, account)
-    key = services.accounts.create_user(email, account.lower(), can_write=not read_only)
+    try:
+        key = services.accounts.create_user(email, account.lower(), can_write=not read_only)
+    except AlreadyExists:
+        fail(
+            f"user {email.strip().lower()} already exists and keeps its key; give it this account with "
+            f"`mailsec user grant {email} --account {account}`, "
+            f"or issue a new key with `mailsec user rotate-key {email}`"
+        )
     err.print(f"user {email} can reach account {account}; use X-Auth-Email and X-Auth-Key")
     print(key)
+
+
+@user_app.command("grant")
+def user_grant(
+    email: str,
+    account: AccountOpt,
+    read_only: Annotated[bool, typer.Option("--read-only", help="Read scope only.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Give an existing user access to an account (or change its scope there); its key is unchanged."""
+    from mailsec.store.accounts import NotFound
+
+    services = account_services(data, config, account)
+    try:
+        services.accounts.grant_user(email, account.lower(), can_write=not read_only)
+    except NotFound as exc:
+        fail(f"{exc} in {store_location(services.settings)}")
+    err.print(f"user {email} can reach account {account} ({'read-only' if read_only else 'read-write'})")
+
+
+@user_app.command("rotate-key")
+def user_rotate_key(email: str, data: DataOpt = None, config: ConfigOpt = None) -> None:
+    """Issue a new global API key for a user; the old key stops working at once. Prints the key last."""
+    from mailsec.store.accounts import NotFound
+
+    services = services_for(data, config)
+    try:
+        key = services.accounts.rotate_user_key(email)
+    except NotFound as exc:
+        fail(f"{exc} in {store_location(services.settings)}")
+    err.print(f"new key for {email}; the old one no longer works")
+    print(key)
+
+
+@user_app.command("list")
+def user_list(
+    account: Annotated[str | None, typer.Option("--account", help="Only users with access to this account.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """List users with the accounts they reach (never a key or password)."""
+    services = account_services(data, config, account) if account else services_for(data, config)
+    for u in services.accounts.list_users(account.lower() if account else None):
+        if as_json:
+            print(
+                json.dumps(
+                    {"email": u.email,
+                     "accounts": [{"id": a, "read_only": not w} for a, w in sorted(u.accounts.items())],
+                     "has_password": u.has_password, "created_at": u.created_at.isoformat().replace("+00:00", "Z")}
+                )
+            )  # fmt: skip
+            continue
+        reach = ",".join(f"{a}:{'rw' if w else 'ro'}" for a, w in sorted(u.accounts.items())) or "-"
+        print(f"{u.email}\t{reach}\t{'password' if u.has_password else 'no password'}")
+
+
+@user_app.command("delete")
+def user_delete(
+    email: str,
+    account: Annotated[
+        str | None, typer.Option("--account", help="Only remove the user's access to this account.")
+    ] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Delete a user (its key and password stop working at once), or with --account only one of its grants."""
+    services = services_for(data, config)
+    if not services.accounts.delete_user(email, account.lower() if account else None):
+        where = f" with access to account {account}" if account else ""
+        fail(f"no user {email.strip().lower()}{where} in {store_location(services.settings)}")
+    err.print(f"removed {email.strip().lower()}" + (f" from account {account}" if account else ""))
+
+
+@user_app.command("set-password")
+def user_set_password(
+    email: str,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input (for scripts).")
+    ] = False,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Set a user's console password (stored as a salted scrypt hash); asks twice unless --password-stdin."""
+    import sys
+
+    from mailsec.store.accounts import NotFound
+
+    services = services_for(data, config)
+    if email.strip().lower() not in {u.email for u in services.accounts.list_users()}:
+        fail(f"no user {email.strip().lower()} in {store_location(services.settings)}")
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+    try:
+        services.accounts.set_password(email, password)
+    except NotFound as exc:
+        fail(f"{exc} in {store_location(services.settings)}")
+    except ValueError as exc:
+        fail(str(exc))
+    err.print(f"password set for {email.strip().lower()}")
 
 
 @domain_app.command("add")
@@ -240,6 +431,76 @@ def domain_list(account: AccountOpt, data: DataOpt = None, config: ConfigOpt = N
     services = account_services(data, config, account)
     for d in services.domains.list(account.lower()):
         print(f"{d.id}\t{d.domain}\t{d.mode}\t{d.next_hop}")
+
+
+def find_domain(services: Services, account: str, domain: str) -> Any:
+    """The account's protected domain named by its name or its id."""
+    from mailsec.ids import parse_numeric_id
+    from mailsec.store.domains import normalize_domain
+
+    pk = parse_numeric_id(domain.strip())
+    try:
+        name = normalize_domain(domain)
+    except ValueError:
+        name = ""
+    for d in services.domains.list(account.lower()):
+        if d.id == pk or d.domain == name:
+            return d
+    fail(f"account {account} protects no domain {domain} (`mailsec domain list --account {account}`)")
+
+
+@domain_app.command("remove")
+def domain_remove(
+    domain: Annotated[str, typer.Argument(help="Domain name or id.")],
+    account: AccountOpt,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Stop protecting a domain: its mail is refused from now on (stored messages stay)."""
+    services = account_services(data, config, account)
+    found = find_domain(services, account, domain)
+    if not services.domains.delete(account.lower(), found.id):
+        fail(f"domain {found.domain} was already removed")
+    err.print(f"removed {found.domain} (id {found.id})")
+
+
+@domain_app.command("edit")
+def domain_edit(
+    domain: Annotated[str, typer.Argument(help="Domain name or id.")],
+    account: AccountOpt,
+    mode: Annotated[str | None, typer.Option("--mode", help="DIRECT, BCC or JOURNAL.")] = None,
+    next_hop: Annotated[
+        str | None, typer.Option("--next-hop", help="smtp://HOST:PORT or lmtp://HOST:PORT ('' to clear).")
+    ] = None,
+    data: DataOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Change how a protected domain's mail arrives (--mode) or where it is delivered (--next-hop)."""
+    from mailsec.gateway.deliver import parse_next_hop
+
+    if mode is None and next_hop is None:
+        fail("nothing to change: give --mode and/or --next-hop")
+    services = account_services(data, config, account)
+    found = find_domain(services, account, domain)
+    new_mode = (mode or found.mode).upper()
+    new_hop = found.next_hop if next_hop is None else next_hop.strip()
+    if new_mode not in ("DIRECT", "BCC", "JOURNAL"):
+        fail("--mode must be DIRECT, BCC or JOURNAL")
+    if new_mode == "DIRECT" and not new_hop:
+        fail("DIRECT mode needs --next-hop smtp://HOST:PORT or lmtp://HOST:PORT")
+    if new_hop:
+        try:
+            parse_next_hop(new_hop)
+        except ValueError as exc:
+            fail(f"--next-hop: {exc}")
+    settings = dict(found.settings)
+    if settings.get("allowed_delivery_modes") and new_mode not in settings["allowed_delivery_modes"]:
+        settings["allowed_delivery_modes"] = [new_mode, *settings["allowed_delivery_modes"]]
+    updated = services.domains.update(account.lower(), found.id, mode=new_mode, next_hop=new_hop, settings=settings)
+    if updated is None:
+        fail(f"domain {found.domain} was removed meanwhile")
+    err.print(f"{updated.domain}: {updated.mode}" + (f" -> {updated.next_hop}" if updated.next_hop else ""))
+    print(updated.id)
 
 
 @quarantine_app.command("show")
@@ -363,20 +624,24 @@ def search(
     subject: Annotated[str | None, typer.Option(help="Keywords in the subject, any order.")] = None,
     disposition: Annotated[str | None, typer.Option("--disposition", help="final_disposition.")] = None,
     all_messages: Annotated[bool, typer.Option("--all", help="Include clean (NONE) messages.")] = False,
-    days: Annotated[int, typer.Option(help="How many days back.")] = 30,
+    days: Annotated[int, typer.Option(help="How many days back (unless --since).")] = 30,
+    since: Annotated[str | None, typer.Option(help="Scanned at or after this ISO date-time (UTC).")] = None,
+    until: Annotated[str | None, typer.Option(help="Scanned before this ISO date-time (UTC).")] = None,
     limit: Annotated[int, typer.Option(help="At most this many results.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Search stored messages, newest first."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from mailsec.store.search import SearchError, SearchParams, run_search
 
+    start, end = date_range(since, until)
     services = account_services(data, config, account)
     params = SearchParams(
-        start=datetime.now(UTC) - timedelta(days=days),
+        start=start or (end or datetime.now(UTC)) - timedelta(days=days),
+        end=end,
         query=query,
         sender=sender,
         recipient=recipient,
@@ -401,23 +666,44 @@ def search(
                         "postfix_id": m.postfix_id,
                         "scanned_at": m.scanned_at.isoformat(),
                         "final_disposition": m.row["final_disposition"],
+                        "delivery_status": m.row.get("delivery_status"),
                         "from": m.row["from_addr"],
                         "subject": m.row["subject"],
                     }
                 )
             )
         return
-    table = Table("scanned (UTC)", "disposition", "from", "subject", "id")
-    for m in rows:
-        table.add_row(
-            m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"),
-            m.row["final_disposition"],
-            m.row["from_addr"] or "",
-            (m.row["subject"] or "")[:60],
-            m.id,
-        )
-    Console().print(table)
+    print_message_table(
+        [
+            (m.id, m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"), m.row["final_disposition"] or "",
+             m.row["from_addr"] or "", m.row["subject"] or "")
+            for m in rows
+        ]
+    )  # fmt: skip
     err.print(f"{len(rows)} message(s)")
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def print_message_table(rows: list[tuple[str, str, str, str, str]]) -> None:
+    """id, scanned, disposition, from, subject. Ids, times and dispositions are never cut (ids are what the next
+    command needs); sender and subject share what the terminal's width leaves, at least 12 and 20 characters."""
+    import shutil
+
+    headers = ("id", "scanned (UTC)", "disposition", "from", "subject")
+    widths = [max([len(headers[i]), *(len(r[i]) for r in rows)]) for i in range(3)]
+    fixed = sum(widths) + 2 * 3
+    room = max(shutil.get_terminal_size((120, 24)).columns - fixed - 2, 32)
+    longest_from = max([len(headers[3]), *(len(" ".join(r[3].split())) for r in rows)])
+    from_width = max(min(longest_from, room // 3), 12)
+    subject_width = max(room - from_width, 20)
+    for row in [headers, *rows]:
+        cells = [row[i].ljust(widths[i]) for i in range(3)]
+        cells += [_clip(row[3], from_width).ljust(from_width), _clip(row[4], subject_width)]
+        print("  ".join(cells).rstrip())
 
 
 LabelledArg = Annotated[
@@ -528,11 +814,12 @@ def rescan(
     """Re-scan stored messages with today's rules and the account's policy; prints each change and a summary."""
     from mailsec import rescan as retro
 
+    start, end = date_range(since, until)
     services = account_services(data, config, account)
     try:
         filters = retro.RescanFilter(
-            since=retro.parse_when(since) if since else None,
-            until=retro.parse_when(until) if until else None,
+            since=start,
+            until=end,
             sender=sender,
             dispositions=retro.parse_dispositions(disposition or []),
         )

@@ -16,7 +16,7 @@ def parse_hostport(value: str, default_port: int) -> tuple[str, int]:
     if value.startswith("["):
         host, _, rest = value[1:].partition("]")
         return host, int(rest.lstrip(":") or default_port)
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return "127.0.0.1", int(value)
     host, sep, port = value.rpartition(":")
     if not sep:

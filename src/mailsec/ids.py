@@ -15,9 +15,11 @@ _TIME_DIGITS = 10
 
 POSTFIX_ID_RE = re.compile(r"^[0-9A-Za-z]{15,16}$")
 INVESTIGATE_ID_RE = re.compile(
-    r"^(?P<postfix_id>[0-9A-Za-z]{15,16})-(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})-(?P<hash>[0-9a-f]{8})$"
+    r"^(?P<postfix_id>[0-9A-Za-z]{15,16})-(?P<ts>[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})-(?P<hash>[0-9a-f]{8})$"
 )
 ACCOUNT_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+# A numeric id (settings entries, domains) in its one spelling: ASCII digits, no sign, no leading zero.
+NUMERIC_ID_RE = re.compile(r"[1-9][0-9]{0,17}")
 
 
 def _base62(n: int, width: int) -> str:
@@ -52,7 +54,19 @@ def new_account_id() -> str:
 
 
 def is_account_id(value: str) -> bool:
-    return bool(ACCOUNT_ID_RE.match(value))
+    return ACCOUNT_ID_RE.fullmatch(value) is not None
+
+
+def parse_numeric_id(value: object) -> int | None:
+    """The entry a settings or domain id names, or None. Only the plain ASCII spelling counts: `str.isdigit` and
+    `int` also take other scripts' digits (`²`, `١٢`), which must never reach an entry, nor crash a handler."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 < value < 10**18 else None
+    if isinstance(value, str) and NUMERIC_ID_RE.fullmatch(value):
+        return int(value)
+    return None
 
 
 def normalize_message_ref(value: str) -> str:

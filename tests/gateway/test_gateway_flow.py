@@ -142,7 +142,7 @@ def test_release_delivers_and_is_logged(gateway: Gateway, dovecot: Dovecot) -> N
             "undelivered": [],
         }
         got = http.get(f"{base}/{pid}").json()["result"]
-        assert got["is_quarantined"] is False and got["delivery_status"] == "delivered"
+        assert got["is_quarantined"] is False and got["delivery_status"] == ["delivered"]
         log = http.get(f"{base}/{pid}/action_log").json()["result"]
         assert [e["operation"] for e in log] == ["QUARANTINE_RELEASE"]
         assert log[0]["properties"]["requested_by"]

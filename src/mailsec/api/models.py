@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 DispositionName = Literal[
     "MALICIOUS", "MALICIOUS-BEC", "SUSPICIOUS", "SPOOF", "SPAM", "BULK", "ENCRYPTED", "EXTERNAL", "UNKNOWN", "NONE"
 ]
+DeliveryStatusName = Literal[
+    "delivered", "moved", "quarantined", "rejected", "deferred", "bounced", "queued", "move_failed"
+]
 AuthResult = Literal["pass", "neutral", "fail", "error", "none"]
 OperationName = Literal["MOVE", "RELEASE", "RECLASSIFY", "SUBMISSION", "QUARANTINE_RELEASE", "PREVIEW"]
 PatternType = Literal[
@@ -77,7 +80,7 @@ class MessageOut(BaseModel):
     ts: str
     alert_id: str | None = None
     delivery_mode: str | None = None
-    delivery_status: str | None = None
+    delivery_status: list[DeliveryStatusName] | None = None
     edf_hash: str | None = None
     envelope_from: str | None = None
     envelope_to: list[str] | None = None

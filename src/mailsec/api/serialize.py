@@ -22,6 +22,11 @@ _POST_DELIVERY = {
 _AUTH_VALUES = {"pass", "neutral", "fail", "error", "none"}
 
 
+def delivery_status(status: str | None) -> list[str] | None:
+    """The wire carries a list (reference schema, SDK 5.9); the store keeps the message's one current status."""
+    return [status] if status else None
+
+
 def iso_z(dt: datetime) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -84,7 +89,7 @@ def message(m: StoredMessage, actions: list[ActionRecord], embed_actions: bool) 
         "ts": format_ts(scanned),
         "alert_id": row["alert_id"],
         "delivery_mode": row["delivery_mode"],
-        "delivery_status": row.get("delivery_status"),
+        "delivery_status": delivery_status(row.get("delivery_status")),
         "edf_hash": row.get("edf_hash"),
         "envelope_from": row.get("envelope_from"),
         "envelope_to": data.get("envelope_to", []),

@@ -50,7 +50,7 @@ def ip_literal(host: str) -> str | None:
         return str(ipaddress.ip_address(h))
     except ValueError:
         pass
-    if h.isdigit() and len(h) <= 10:
+    if h.isascii() and h.isdigit() and len(h) <= 10:
         try:
             return str(ipaddress.IPv4Address(int(h)))
         except ValueError:

@@ -122,7 +122,7 @@ def _as_info(path: str, ip: str) -> tuple[int | None, str | None]:
     name = rec.get("autonomous_system_organization", rec.get("as_name", rec.get("name")))
     if isinstance(number, str):
         digits = number.upper().removeprefix("AS")
-        number = int(digits) if digits.isdigit() else None
+        number = int(digits) if digits.isascii() and digits.isdigit() else None
     return (number if isinstance(number, int) else None), (str(name) if name else None)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mailsec.store.accounts import AlreadyExists
 from mailsec.store.schema import domains
+from mailsec.store.settings_ids import next_settings_id
 
 MODES = ("DIRECT", "BCC", "JOURNAL", "API", "RETRO_SCAN")
 
@@ -77,8 +78,10 @@ class DomainRepo:
         now = _now_us()
         try:
             with self.engine.begin() as conn:
-                pk = conn.execute(
+                pk = next_settings_id(conn)
+                conn.execute(
                     insert(domains).values(
+                        id=pk,
                         account_id=account_id,
                         domain=name,
                         mode=mode,
@@ -87,7 +90,7 @@ class DomainRepo:
                         created_us=now,
                         updated_us=now,
                     )
-                ).inserted_primary_key[0]  # type: ignore[index]
+                )
         except IntegrityError as exc:
             raise AlreadyExists(f"domain {name} is already protected") from exc
         return Domain(int(pk), account_id, name, mode, next_hop, settings or {}, now, now)

@@ -17,9 +17,11 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 
+from mailsec.ids import parse_numeric_id
 from mailsec.model import Disposition
 from mailsec.scan.policy import AllowPolicy, BlockPolicy, ImpersonationEntry, Policy, TrustedDomain
 from mailsec.store.schema import domains, policies
+from mailsec.store.settings_ids import next_settings_id
 
 ALLOW = "allow_policy"
 BLOCK = "block_sender"
@@ -79,10 +81,7 @@ def _row(r: Any) -> PolicyRow:
 
 
 def _as_id(value: int | str) -> int | None:
-    text = str(value).strip()
-    if not text.isdigit() or len(text) > 18:
-        return None
-    return int(text)
+    return parse_numeric_id(value)
 
 
 class PolicyRepo:
@@ -174,12 +173,18 @@ class PolicyRepo:
 
     def _create(self, conn: Any, account_id: str, kind: str, data: Mapping[str, Any]) -> PolicyRow:
         now = _now_us()
-        pk = conn.execute(
+        pk = next_settings_id(conn)
+        conn.execute(
             insert(policies).values(
-                account_id=account_id, kind=kind, data_json=json.dumps(dict(data)), created_us=now, updated_us=now
+                id=pk,
+                account_id=account_id,
+                kind=kind,
+                data_json=json.dumps(dict(data)),
+                created_us=now,
+                updated_us=now,
             )
-        ).inserted_primary_key[0]
-        return PolicyRow(int(pk), account_id, kind, dict(data), now, now)
+        )
+        return PolicyRow(pk, account_id, kind, dict(data), now, now)
 
     def _update(
         self, conn: Any, account_id: str, kind: str, entry_id: int | str, data: Mapping[str, Any], replace: bool
@@ -388,6 +393,7 @@ def set_quarantine_policy(
         conn.execute(delete(policies).where(policies.c.account_id == account_id, policies.c.kind == QUARANTINE))
         conn.execute(
             insert(policies).values(
+                id=next_settings_id(conn),
                 account_id=account_id,
                 kind=QUARANTINE,
                 data_json=json.dumps({"dispositions": list(held), "subject_tag": tags}),

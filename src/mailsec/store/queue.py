@@ -38,6 +38,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailsec.store.db import create_db_engine, is_sqlite
 from mailsec.store.schema import policies, queue
+from mailsec.store.settings_ids import next_settings_id
 
 # States: `queued` (to scan, store and dispatch), `deferred` (delivery to retry), `done`, `failed` (gave up).
 OPEN_STATES = ("queued", "deferred")
@@ -268,7 +269,7 @@ class QueueRepo:
                 if not owner.startswith(host):
                     continue
                 pid = owner[len(host) :].split(":", 1)[0]
-                if pid.isdigit() and not _pid_alive(int(pid)):
+                if pid.isascii() and pid.isdigit() and not _pid_alive(int(pid)):
                     conn.execute(update(queue).where(queue.c.id == r.id).values(claimed_by=None, claimed_us=None))
                     freed += 1
         return freed
@@ -413,6 +414,11 @@ class QueueRepo:
         conn.execute(policies.delete().where(policies.c.account_id == account_id, policies.c.kind == "quarantine"))
         conn.execute(
             insert(policies).values(
-                account_id=account_id, kind="quarantine", data_json=json.dumps(data), created_us=now, updated_us=now
+                id=next_settings_id(conn),
+                account_id=account_id,
+                kind="quarantine",
+                data_json=json.dumps(data),
+                created_us=now,
+                updated_us=now,
             )
         )

@@ -41,6 +41,7 @@ users = Table(
     Column("email", String(320), nullable=False, unique=True),
     Column("key_hash", String(64), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    Column("password_hash", Text),  # scrypt, salted (store/passwords.py); NULL: no console password
 )
 
 user_accounts = Table(
@@ -256,6 +257,14 @@ policies = Table(
     Column("updated_us", BigInteger, nullable=False),
 )
 Index("ix_policies_account_kind", policies.c.account_id, policies.c.kind)
+
+# Numbers `policies` and `domains` rows from one sequence (store/settings_ids.py); AUTOINCREMENT: never reused.
+settings_ids = Table(
+    "settings_ids",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    sqlite_autoincrement=True,
+)
 
 queue = Table(
     "queue",

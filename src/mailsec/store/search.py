@@ -87,7 +87,9 @@ def decode_cursor(cursor: str) -> tuple[int, int, str]:
         scanned_us, pk, direction = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if direction not in ("next", "prev"):
             raise ValueError(direction)
-        return int(scanned_us), int(pk), direction
+        if not all(type(v) is int and 0 <= v < 2**63 for v in (scanned_us, pk)):
+            raise ValueError("cursor position out of range")
+        return scanned_us, pk, direction
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise SearchError("cursor is not a cursor this server issued") from exc
 

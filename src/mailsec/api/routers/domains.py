@@ -1,13 +1,15 @@
-"""`/settings/domains`: the protected domains (list, get, create, edit, replace, delete), the same rows the mail
-administrator manages with `mailsec domain`. Shapes follow the reference OpenAPI document; ids are numeric strings."""
+"""`/settings/domains`: the protected domains (list, get, create, edit, replace, delete, batch, bulk delete), the
+same rows the mail administrator manages with `mailsec domain`. Shapes follow the reference OpenAPI document; ids
+are numeric strings. Every write goes through the domain store's add/update/delete, so its ownership rules apply to
+batches too."""
 
 # No `from __future__ import annotations`, as in settings.py.
 
 import ipaddress
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Body, Query, Request
+from pydantic import BaseModel, Field, field_validator
 
 from mailsec.api.auth import require_read, require_write
 from mailsec.api.envelope import ERROR_RESPONSES, Envelope, bad_request, not_found, ok
@@ -16,6 +18,7 @@ from mailsec.api.routers.settings import (
     DeletedOut,
     DeliveryModeName,
     DispositionName,
+    EntryId,
     Page,
     PageEnvelope,
     PerPage,
@@ -25,6 +28,7 @@ from mailsec.api.routers.settings import (
     page_of,
     services_of,
 )
+from mailsec.ids import parse_numeric_id
 from mailsec.store.accounts import AlreadyExists
 from mailsec.store.domains import Domain, normalize_domain
 
@@ -32,6 +36,16 @@ router = APIRouter(prefix=PREFIX, tags=["settings"], responses=ERROR_RESPONSES)
 
 
 # -- protected domains ---------------------------------------------------------------------------------------------
+
+LOOKBACK_HOPS = (1, 20)  # the reference: "Number of hops to trace back through received headers (1-20)"
+MAX_BATCH = 1000
+
+
+def _lookback_in_range(value: Any) -> Any:
+    low, high = LOOKBACK_HOPS
+    if isinstance(value, int) and not isinstance(value, bool) and not low <= value <= high:
+        raise ValueError(f"lookback_hops must be from {low} to {high}, got {value}")
+    return value
 
 
 class DomainPut(RequestBody):
@@ -41,10 +55,12 @@ class DomainPut(RequestBody):
     regions: list[Region] = []
     folder: Literal["AllItems", "Inbox"] | None = None
     integration_id: str | None = None
-    lookback_hops: int | None = Field(default=None, ge=0, le=100)
+    lookback_hops: int | None = Field(default=None, ge=LOOKBACK_HOPS[0], le=LOOKBACK_HOPS[1])
     require_tls_inbound: bool | None = None
     require_tls_outbound: bool | None = None
     transport: str | None = Field(default=None, max_length=1024)
+
+    _lookback = field_validator("lookback_hops", mode="before")(_lookback_in_range)
 
 
 class DomainCreate(DomainPut):
@@ -58,10 +74,31 @@ class DomainEdit(RequestBody):
     regions: list[Region] | None = None
     folder: Literal["AllItems", "Inbox"] | None = None
     integration_id: str | None = None
-    lookback_hops: int | None = Field(default=None, ge=0, le=100)
+    lookback_hops: int | None = Field(default=None, ge=LOOKBACK_HOPS[0], le=LOOKBACK_HOPS[1])
     require_tls_inbound: bool | None = None
     require_tls_outbound: bool | None = None
     transport: str | None = Field(default=None, max_length=1024)
+
+    _lookback = field_validator("lookback_hops", mode="before")(_lookback_in_range)
+
+
+class DomainRef(RequestBody):
+    id: EntryId
+
+
+class DomainPatchItem(DomainEdit):
+    id: EntryId
+
+
+class DomainPutItem(DomainPut):
+    id: EntryId
+
+
+class DomainBatch(RequestBody):
+    deletes: list[DomainRef] = Field(default_factory=list, max_length=MAX_BATCH)
+    patches: list[DomainPatchItem] = Field(default_factory=list, max_length=MAX_BATCH)
+    puts: list[DomainPutItem] = Field(default_factory=list, max_length=MAX_BATCH)
+    posts: list[DomainCreate] = Field(default_factory=list, max_length=MAX_BATCH)
 
 
 class DomainOut(BaseModel):
@@ -83,6 +120,13 @@ class DomainOut(BaseModel):
     require_tls_outbound: bool
     status: Literal["PENDING", "ACTIVE", "FAILED", "TIMEOUT"]
     transport: str
+
+
+class DomainBatchOut(BaseModel):
+    deletes: list[DeletedOut]
+    patches: list[DomainOut]
+    puts: list[DomainOut]
+    posts: list[DomainOut]
 
 
 DOMAIN_SETTINGS = (
@@ -111,7 +155,7 @@ def domain_out(d: Domain) -> dict[str, Any]:
         "integration_id": s.get("integration_id"),
         "ip_restrictions": list(s.get("ip_restrictions") or []),
         "last_modified": iso_ts(d.updated_us),
-        "lookback_hops": int(s.get("lookback_hops") or 1),
+        "lookback_hops": s["lookback_hops"] if isinstance(s.get("lookback_hops"), int) else LOOKBACK_HOPS[0],
         "modified_at": iso_ts(d.updated_us),
         "o365_tenant_id": None,
         "regions": list(s.get("regions") or ["GLOBAL"]),
@@ -130,11 +174,11 @@ def _check_ips(values: list[str] | None) -> None:
             raise bad_request(f"ip_restrictions: {ip!r} is not an IP address or CIDR block") from exc
 
 
-def _domain_pk(domain_id: str) -> int | None:
-    return int(domain_id) if domain_id.isdigit() and len(domain_id) <= 18 else None
+def _domain_pk(domain_id: str | int) -> int | None:
+    return parse_numeric_id(domain_id)
 
 
-def _load_domain(request: Request, account_id: str, domain_id: str) -> Domain:
+def _load_domain(request: Request, account_id: str, domain_id: str | int) -> Domain:
     pk = _domain_pk(domain_id)
     found = services_of(request).domains.get(account_id, pk) if pk is not None else None
     if found is None:
@@ -142,9 +186,7 @@ def _load_domain(request: Request, account_id: str, domain_id: str) -> Domain:
     return found
 
 
-def _domain_update(request: Request, account_id: str, domain_id: str, changes: dict[str, Any], replace: bool) -> Any:
-    repo = services_of(request).domains
-    current = _load_domain(request, account_id, domain_id)
+def _updated(request: Request, account_id: str, current: Domain, changes: dict[str, Any], replace: bool) -> Domain:
     _check_ips(changes.get("ip_restrictions"))
     settings = {} if replace else dict(current.settings)
     settings.update({k: v for k, v in changes.items() if k in DOMAIN_SETTINGS or k == "allowed_delivery_modes"})
@@ -152,12 +194,48 @@ def _domain_update(request: Request, account_id: str, domain_id: str, changes: d
     modes = settings.get("allowed_delivery_modes")
     if modes and mode not in modes:
         mode = modes[0]
-    updated = repo.update(
+    updated = services_of(request).domains.update(
         account_id, current.id, mode=mode, next_hop=changes.get("transport", current.next_hop), settings=settings
     )
     if updated is None:
+        raise not_found(f"domain {current.id}")
+    return updated
+
+
+def _edit_changes(body: BaseModel) -> dict[str, Any]:
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    changes.pop("id", None)
+    return changes
+
+
+def _put_changes(body: BaseModel) -> dict[str, Any]:
+    changes = body.model_dump(exclude_none=True)
+    changes.pop("id", None)
+    changes.setdefault("transport", "")
+    return changes
+
+
+def _created(request: Request, account_id: str, body: DomainCreate) -> Domain:
+    _check_ips(body.ip_restrictions)
+    try:
+        name = normalize_domain(body.domain)
+    except ValueError as exc:
+        raise bad_request(str(exc), pointer="/domain") from exc
+    settings = body.model_dump(include={*DOMAIN_SETTINGS, "allowed_delivery_modes"}, exclude_none=True)
+    try:
+        return services_of(request).domains.add(
+            account_id, name, mode=body.allowed_delivery_modes[0], next_hop=body.transport or "", settings=settings
+        )
+    except AlreadyExists as exc:
+        raise bad_request(str(exc), pointer="/domain") from exc
+    except ValueError as exc:
+        raise bad_request(str(exc)) from exc
+
+
+def _delete(request: Request, account_id: str, domain_id: str | int) -> None:
+    pk = _domain_pk(domain_id)
+    if pk is None or not services_of(request).domains.delete(account_id, pk):
         raise not_found(f"domain {domain_id}")
-    return ok(domain_out(updated))
 
 
 @router.get("/domains", summary="List protected domains", response_model=PageEnvelope[list[DomainOut]])
@@ -204,21 +282,94 @@ def list_domains(
 @router.post("/domains", summary="Protect a domain", response_model=Envelope[DomainOut])
 def create_domain(request: Request, account_id: str, body: DomainCreate) -> Any:
     require_write(request, account_id)
-    _check_ips(body.ip_restrictions)
-    try:
-        name = normalize_domain(body.domain)
-    except ValueError as exc:
-        raise bad_request(str(exc), pointer="/domain") from exc
-    settings = body.model_dump(include={*DOMAIN_SETTINGS, "allowed_delivery_modes"}, exclude_none=True)
-    try:
-        created = services_of(request).domains.add(
-            account_id, name, mode=body.allowed_delivery_modes[0], next_hop=body.transport or "", settings=settings
+    return ok(domain_out(_created(request, account_id, body)))
+
+
+def _bulk_delete_ids(body: Any, query_ids: list[str]) -> list[str | int]:
+    """`{"ids": [...]}`, `[{"id": ...}, ...]`, a bare array of ids, or `?id=` repeated. Never "all of them"."""
+    values: Any = query_ids or []
+    if isinstance(body, dict):
+        values = body.get("ids", body.get("deletes", values))
+    elif isinstance(body, list):
+        values = body
+    refs: list[Any] = [v.get("id") if isinstance(v, dict) else v for v in values] if isinstance(values, list) else []
+    if not refs or not all(isinstance(r, str | int) and not isinstance(r, bool) for r in refs):
+        raise bad_request(
+            'name the domains to remove: a body {"ids": ["ID", ...]} (or ?id=ID repeated); nothing was removed',
+            pointer="/ids",
         )
-    except AlreadyExists as exc:
-        raise bad_request(str(exc), pointer="/domain") from exc
-    except ValueError as exc:
-        raise bad_request(str(exc)) from exc
-    return ok(domain_out(created))
+    if len(refs) > MAX_BATCH:
+        raise bad_request(f"at most {MAX_BATCH} ids per request", pointer="/ids")
+    return list(dict.fromkeys(refs))
+
+
+@router.delete(
+    "/domains",
+    summary="Stop protecting several domains (deprecated: use the batch endpoint)",
+    response_model=Envelope[list[DeletedOut]],
+    deprecated=True,
+)
+def bulk_delete_domains(
+    request: Request,
+    account_id: str,
+    body: Annotated[Any, Body()] = None,
+    ids: Annotated[list[str] | None, Query(alias="id", description='Domain ids (or a body {"ids": [...]})')] = None,
+) -> Any:
+    require_write(request, account_id)
+    # all named domains must be the account's before any is removed
+    found = {d.id: d for d in (_load_domain(request, account_id, ref) for ref in _bulk_delete_ids(body, ids or []))}
+    for pk in found:
+        _delete(request, account_id, pk)
+    return ok([{"id": str(pk)} for pk in found])
+
+
+@router.post(
+    "/domains/batch",
+    summary="Delete, edit, replace and protect domains at once",
+    response_model=Envelope[DomainBatchOut],
+)
+def batch_domains(request: Request, account_id: str, body: DomainBatch) -> Any:
+    """In the reference's order: deletes, patches, puts, posts. Every id and body is checked before anything
+    changes; a post the domain store then refuses (a name already protected) answers 400 after the earlier steps."""
+    require_write(request, account_id)
+    deleted = {d.id: d for d in (_load_domain(request, account_id, ref.id) for ref in body.deletes)}
+    for ref in [p.id for p in body.patches] + [p.id for p in body.puts]:
+        if _load_domain(request, account_id, ref).id in deleted:
+            raise bad_request(f"domain {ref} is both deleted and changed in this batch")
+    for patch in body.patches:
+        _check_ips(patch.ip_restrictions)
+    for replacement in body.puts:
+        _check_ips(replacement.ip_restrictions)
+    names: set[str] = set()
+    freed = {d.domain for d in deleted.values()}
+    for index, post in enumerate(body.posts):
+        _check_ips(post.ip_restrictions)
+        try:
+            name = normalize_domain(post.domain)
+        except ValueError as exc:
+            raise bad_request(str(exc), pointer=f"/posts/{index}/domain") from exc
+        holder = services_of(request).domains.owner_of(name)
+        if name in names or (holder is not None and holder.domain == name and name not in freed):
+            raise bad_request(f"domain {name} is already protected", pointer=f"/posts/{index}/domain")
+        names.add(name)
+    for pk in deleted:
+        _delete(request, account_id, pk)
+    patched = [
+        _updated(request, account_id, _load_domain(request, account_id, p.id), _edit_changes(p), False)
+        for p in body.patches
+    ]
+    put = [
+        _updated(request, account_id, _load_domain(request, account_id, p.id), _put_changes(p), True) for p in body.puts
+    ]
+    posted = [_created(request, account_id, p) for p in body.posts]
+    return ok(
+        {
+            "deletes": [{"id": str(pk)} for pk in deleted],
+            "patches": [domain_out(d) for d in patched],
+            "puts": [domain_out(d) for d in put],
+            "posts": [domain_out(d) for d in posted],
+        }
+    )
 
 
 @router.get("/domains/{domain_id}", summary="Get a protected domain", response_model=Envelope[DomainOut])
@@ -230,21 +381,19 @@ def get_domain(request: Request, account_id: str, domain_id: str) -> Any:
 @router.patch("/domains/{domain_id}", summary="Edit a protected domain", response_model=Envelope[DomainOut])
 def edit_domain(request: Request, account_id: str, domain_id: str, body: DomainEdit) -> Any:
     require_write(request, account_id)
-    return _domain_update(request, account_id, domain_id, body.model_dump(exclude_unset=True, exclude_none=True), False)
+    current = _load_domain(request, account_id, domain_id)
+    return ok(domain_out(_updated(request, account_id, current, _edit_changes(body), False)))
 
 
 @router.put("/domains/{domain_id}", summary="Replace a protected domain's settings", response_model=Envelope[DomainOut])
 def replace_domain(request: Request, account_id: str, domain_id: str, body: DomainPut) -> Any:
     require_write(request, account_id)
-    changes = body.model_dump(exclude_none=True)
-    changes.setdefault("transport", "")
-    return _domain_update(request, account_id, domain_id, changes, True)
+    current = _load_domain(request, account_id, domain_id)
+    return ok(domain_out(_updated(request, account_id, current, _put_changes(body), True)))
 
 
 @router.delete("/domains/{domain_id}", summary="Stop protecting a domain", response_model=Envelope[DeletedOut])
 def delete_domain(request: Request, account_id: str, domain_id: str) -> Any:
     require_write(request, account_id)
-    pk = _domain_pk(domain_id)
-    if pk is None or not services_of(request).domains.delete(account_id, pk):
-        raise not_found(f"domain {domain_id}")
+    _delete(request, account_id, domain_id)
     return ok({"id": domain_id})

@@ -50,7 +50,13 @@ def load_message(request: Request, account_id: str, ref: str) -> StoredMessage:
     return message
 
 
-def page_response(services: Services, page: SearchPage, embed_actions: bool) -> dict[str, Any]:
+def total_count(page: SearchPage, count: int, from_start: bool) -> int:
+    """Exact when this page, read from the start, is the whole result; else 0, the value the reference documents
+    for this deprecated field: counting every match would cost a second full search per page."""
+    return count if from_start and page.next is None and page.previous is None else 0
+
+
+def page_response(services: Services, page: SearchPage, embed_actions: bool, from_start: bool) -> dict[str, Any]:
     rows = services.messages.get_many(page.pks)
     actions = services.messages.actions(m.pk for m in rows)
     result = [serialize.message(m, actions[m.pk], embed_actions) for m in rows]
@@ -59,7 +65,7 @@ def page_response(services: Services, page: SearchPage, embed_actions: bool) -> 
         "count": len(result),
         "per_page": page.per_page,
         "page": 0,
-        "total_count": 0,
+        "total_count": total_count(page, len(result), from_start),
         "next": page.next,
         "previous": page.previous,
     }
@@ -149,7 +155,7 @@ def search(
         raise bad_request(str(exc)) from exc
     if isinstance(outcome, PendingSearch):
         return pending_response(request, account_id, outcome.job_id, per_page)
-    return page_response(services, outcome, action_log)
+    return page_response(services, outcome, action_log, cursor is None and (page or 1) == 1)
 
 
 @router.get(
@@ -170,7 +176,7 @@ def poll_search(request: Request, account_id: str, job_id: str) -> Any:
         return pending_response(request, account_id, job_id, 0)
     if state.status == "failed" or state.page is None:
         raise APIError(500, 1002, f"search job failed: {state.error}")
-    return page_response(services, state.page, False)
+    return page_response(services, state.page, False, False)
 
 
 @router.get(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
 
 from mailsec.api.auth import require_read, require_write
 from mailsec.api.envelope import ERROR_RESPONSES, Envelope, bad_request, not_found, ok
@@ -171,8 +171,12 @@ class SendingRestrictionEdit(RequestBody):
     comments: str | None = None
 
 
+# An entry id in a batch body: a string (SDK 5.x) or an integer (SDK 4.3), never coerced from true or 1.5.
+EntryId = StrictStr | StrictInt
+
+
 class IdRef(RequestBody):
-    id: str | int
+    id: EntryId
 
 
 class DeletedOut(BaseModel):
@@ -489,8 +493,8 @@ def _register(spec: Kind) -> None:
     item = f"/{spec.segment}/{{{spec.id_param}}}"
     create_model_ = spec.create
     edit_model = spec.edit
-    patch_item = create_model(f"{edit_model.__name__}BatchItem", __base__=edit_model, id=(str | int, ...))
-    put_item = create_model(f"{create_model_.__name__}BatchItem", __base__=create_model_, id=(str | int, ...))
+    patch_item = create_model(f"{edit_model.__name__}BatchItem", __base__=edit_model, id=(EntryId, ...))
+    put_item = create_model(f"{create_model_.__name__}BatchItem", __base__=create_model_, id=(EntryId, ...))
     batch_body = create_model(
         f"{create_model_.__name__.removesuffix('Create')}Batch",
         __base__=RequestBody,
