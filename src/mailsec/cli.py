@@ -102,7 +102,7 @@ def serve(
     from mailsec.api.app import create_app
     from mailsec.gateway.service import start_gateway
 
-    services = services_for(data, config, api_listen=api, smtp_listen=smtp)
+    services = open_services(settings_for(data, config, api_listen=api, smtp_listen=smtp).for_serve())
     host, port = services.settings.api_address
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     gateway = start_gateway(services)

@@ -527,9 +527,10 @@ def check_authentication(parsed: ParsedMessage, envelope: Envelope, resolvers: R
     mail_from = envelope_sender(parsed, envelope)
     from_domain = _from_domain(parsed)
     info = sender_info(resolvers, ip, from_domain or address_domain(mail_from))
-    resolver = resolvers.dns
+    resolver = resolvers.message_dns()
     if resolver is None:
-        return AuthOutcome(validation=Validation(comment="not checked: no DNS resolver configured"), sender_info=info)
+        note = resolvers.dns_note or "not checked: no DNS resolver configured"
+        return AuthOutcome(validation=Validation(comment=note), sender_info=info)
 
     addr = parse_ip(ip)
     if addr is not None and is_public(addr):
