@@ -114,6 +114,7 @@ class Envelope:
     client_ip: str | None = None
     helo: str | None = None
     tls: bool = False
+    received_header: str = ""  # the Received line the gateway wrote for this message (value only, unfolded)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from email.header import Header, decode_header
 from typing import Any
 
 from mailsec.gateway.deliver import Connections, NextHop, Reply, deliver, parse_next_hop
+from mailsec.gateway.fold import clean, fold_header
 from mailsec.model import TraceDirection
 from mailsec.services import Services
 from mailsec.store.messages import DeliveryWrites, StoredMessage
@@ -59,18 +60,26 @@ def verdict_headers(
     hostname: str = "mailsec.local",
     possible_duplicate: str | None = None,
 ) -> bytes:
-    reasons = "; ".join(message.verdict.get("detection_reasons", [])) or "none"
-    lines = [
-        f"X-MailSec-Disposition: {_header_value(str(message.row['final_disposition']))}",
-        f"X-MailSec-Reasons: {_header_value(reasons)}",
-        f"X-MailSec-Queue-ID: {message.postfix_id}",
-        f"X-MailSec-Delivery-Id: {delivery_id(message, hostname)}",
+    """The X-MailSec-* fields, folded and encoded (gateway/fold.py); each detection reason once."""
+    reasons = "; ".join(dict.fromkeys(clean(r) for r in message.verdict.get("detection_reasons", []) if clean(r)))
+    fields = [
+        fold_header("X-MailSec-Disposition", str(message.row["final_disposition"]), 200),
+        fold_header("X-MailSec-Reasons", reasons or "none"),
+        fold_header("X-MailSec-Queue-ID", message.postfix_id, 200),
+        fold_header("X-MailSec-Delivery-Id", delivery_id(message, hostname), 300),
     ]
     if released_by is not None:
-        lines.append(f"X-MailSec-Released: {_header_value(released_by or 'yes', 200)}")
+        fields.append(fold_header("X-MailSec-Released", released_by or "yes", 200))
     if possible_duplicate is not None:
-        lines.append(f"X-MailSec-Possible-Duplicate: {_header_value(possible_duplicate, 300)}")
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+        fields.append(fold_header("X-MailSec-Possible-Duplicate", possible_duplicate, 300))
+    return b"".join(fields)
+
+
+def received_field(message: StoredMessage) -> bytes:
+    """The Received line the gateway wrote when it accepted the message (none for mail that did not come by SMTP,
+    or was accepted by a version that did not write one)."""
+    value = message.data.get("received_header")
+    return fold_header("Received", str(value), 2000) if value else b""
 
 
 # -- the raw message's own header block (bytes as received: CRLF or LF, maybe 8-bit, maybe no headers at all) --------
@@ -157,8 +166,9 @@ def outgoing_bytes(
     policy: QuarantinePolicy | None = None,
     raw: bytes | None = None,
 ) -> bytes:
-    """What the next hop gets: verdict headers, a Message-ID when the original has none (derived from the
-    postfix_id, so every copy has the same one), then the original, its Subject tagged when the policy says so.
+    """What the next hop gets: mailsec's Received line, verdict headers, a Message-ID when the original has none
+    (derived from the postfix_id, so every copy has the same one), then the original, its Subject tagged when the
+    policy says so.
     `raw` is the stored original when the caller has it in memory (no blob read)."""
     host = services.settings.smtp_hostname
     if raw is None:
@@ -167,7 +177,7 @@ def outgoing_bytes(
     tag = policy.tag_for(str(message.row["final_disposition"]))
     if tag:
         raw = tag_subject(raw, tag)
-    head = verdict_headers(message, released_by, host, possible_duplicate)
+    head = received_field(message) + verdict_headers(message, released_by, host, possible_duplicate)
     if not has_message_id(raw):
         head += f"Message-ID: {delivery_id(message, host)}\r\n".encode("ascii")
     return head + raw

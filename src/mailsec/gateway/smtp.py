@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailsec.config import parse_hostport
@@ -61,6 +62,19 @@ class GatewaySMTP(SMTP):
                 lines.append((f"TLS established: {version} {cipher[0] if cipher else ''}".strip(), now_us()))
             else:
                 lines.append((f"connect from {ip}", now_us()))
+
+
+def _protocol(server: SMTP, session: Session) -> dict[str, Any]:
+    """What the Received line says of the session: the protocol name (RFC 3848) and the TLS in use."""
+    tls = session.ssl is not None
+    name = "LMTP" if isinstance(server, LMTP) else "ESMTP" if session.extended_smtp else "SMTP"
+    out: dict[str, Any] = {"protocol": name + ("S" if tls and name != "LMTP" else "")}
+    obj = server.transport.get_extra_info("ssl_object") if tls and server.transport is not None else None
+    if obj is not None:
+        cipher = obj.cipher()
+        out.update(tls_version=obj.version() or "", tls_cipher=cipher[0] if cipher else "")
+        out["tls_bits"] = int(cipher[2]) if cipher and cipher[2] else 0
+    return out
 
 
 class GatewayHandler:
@@ -145,6 +159,7 @@ class GatewayHandler:
             helo=session.host_name or None,
             tls=session.ssl is not None,
             trace=list(_trace(session)),
+            **_protocol(server, session),
         )
         rcpts, owners = list(envelope.rcpt_tos), _owners(envelope)
         try:

@@ -224,6 +224,7 @@ class QueueWorker:
             client_ip=ip,
             helo=helo,
             tls=bool(env.get("tls")),
+            received_header=str(env.get("received_header") or ""),
         )
         processed = pipeline.process_message(
             services,

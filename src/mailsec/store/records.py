@@ -143,6 +143,7 @@ class MessageRecord:
             "helo": self.envelope.helo,
             "tls": self.envelope.tls,
             "defects": p.defects[:50],
+            **({"received_header": self.envelope.received_header} if self.envelope.received_header else {}),
         }
 
     def search_text(self) -> str:
