@@ -36,6 +36,9 @@ class Settings:
     rate_limit_burst: int = 200
     max_message_bytes: int = 50 * 1024 * 1024
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object a line
+    metrics_listen: str = ""  # HOST:PORT for Prometheus' /metrics (its own listener); empty: no metrics endpoint
+    metrics_token: str = ""  # when set, /metrics needs `Authorization: Bearer TOKEN`
     # Detection (scan/) settings.
     dns_timeout_seconds: float = 1.0  # one lookup
     dns_budget_seconds: float = 5.0  # all the lookups of one message together

@@ -115,6 +115,7 @@ class Envelope:
     helo: str | None = None
     tls: bool = False
     received_header: str = ""  # the Received line the gateway wrote for this message (value only, unfolded)
+    received_us: int = 0  # when the gateway accepted it (microseconds since the epoch); 0: not through the gateway
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 from mailsec import ids
 from mailsec.mime import parse_message
 from mailsec.model import DeliveryMode, Envelope, ParsedMessage, TraceDirection, Verdict
+from mailsec.observability import Timer, metrics
 from mailsec.scan import scan_message
 from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
@@ -72,6 +73,7 @@ def process_message(
     trace.append((inbound, f"received{origin} ({len(raw)} bytes, delivery mode {mode.value})", received_at))
     services.blobs.put(raw)
     trace.append((inbound, f"queued as {postfix_id}; raw message stored as sha256:{digest[:16]}", _now()))
+    timer = Timer()
     parsed = parse_message(raw)
     detail = (
         f"; {len(parsed.defects)} defect(s): {', '.join(sorted(set(parsed.defects))[:5])}" if parsed.defects else ""
@@ -80,6 +82,7 @@ def process_message(
         (inbound, f"parsed: {len(parsed.attachments)} attachment(s), {len(parsed.links)} link(s){detail}", _now())
     )
     verdict = scan_for_account(services, parsed, envelope, account_id)
+    metrics().scan_seconds.observe(timer.seconds)
     scanned_at = _now()
     reasons = "; ".join(verdict.detection_reasons[:3])
     trace.append((inbound, f"scanned: {verdict.disposition.value}" + (f" ({reasons})" if reasons else ""), scanned_at))
@@ -100,6 +103,7 @@ def process_message(
     if before_save is not None:
         before_save(record)
     stored, recipients = services.messages.save_stored(record)
+    metrics().scanned.labels(disposition=str(verdict.disposition)).inc()
     return Processed(
         stored.pk, postfix_id, record.investigate_id, verdict, parsed=parsed, stored=stored, recipients=recipients
     )

@@ -14,19 +14,36 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from mailsec import __version__
 from mailsec.api.auth import RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
 from mailsec.api.routers import domains, investigate, preview, quarantine_policy, release, settings
+from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 
 log = logging.getLogger("mailsec.api")
+access = logger("mailsec.api.access")
 ACCOUNT_PATH = re.compile(r"^/client/v4/accounts/([^/]+)(/|$)")
 
 
 def _error(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def route_template(app: FastAPI, request: Request) -> str:
+    """The path template of the route that answered (or would have: a refused credential stops before routing);
+    "unmatched" for paths of no route, so a scanner cannot grow the metrics without bound."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if isinstance(path, str):
+        return path
+    for candidate in app.router.routes:
+        match, _ = candidate.matches(request.scope)
+        if match is not Match.NONE:
+            return str(getattr(candidate, "path", "unmatched"))
+    return "unmatched"
 
 
 def create_app(services: Services) -> FastAPI:
@@ -59,6 +76,32 @@ def create_app(services: Services) -> FastAPI:
             except APIError as exc:
                 return _error(exc)
         return await call_next(request)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Outermost: one access line and the request metrics for every answer, refusals included. The route is
+        its template (`/client/v4/accounts/{account_id}/...`): no ids, no query string, no search terms."""
+        timer = Timer()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = route_template(app, request)
+            counters = metrics()
+            counters.api_requests.labels(route=route, status=str(status)).inc()
+            counters.api_seconds.labels(route=route).observe(timer.seconds)
+            match = ACCOUNT_PATH.match(request.url.path)
+            access.info(
+                "api request",
+                method=request.method,
+                route=route,
+                status=status,
+                duration=round(timer.seconds, 4),
+                account=match.group(1)[:64] if match else None,
+                client=request.client.host if request.client else None,
+            )
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:

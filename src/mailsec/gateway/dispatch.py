@@ -4,6 +4,7 @@ stamped in headers; record every attempt as an outbound trace line and every rec
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 from mailsec.gateway.deliver import Connections, NextHop, Reply, deliver, parse_next_hop
 from mailsec.gateway.fold import clean, fold_header
 from mailsec.model import TraceDirection
+from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 from mailsec.store.messages import DeliveryWrites, StoredMessage
 from mailsec.store.policies import QuarantinePolicy, get_quarantine_policy
@@ -22,6 +24,7 @@ FINAL_RECIPIENT_STATES = ("delivered", "bounced", "rejected")
 # is contacted, so after a kill the rerun knows the copy it sends may be the second one and says so.
 SENDING = "sending"
 OUTBOUND = TraceDirection.OUTBOUND
+events = logger("mailsec.delivery")
 
 
 @dataclass
@@ -264,6 +267,7 @@ def deliver_message(
         hop = hop_for(services, rcpt, hops)
         if isinstance(hop, str):
             outcome.replies[rcpt] = Reply(554, hop)
+            _log_attempt(message, mail_from, rcpt, "none", outcome.replies[rcpt], 0.0, label)
             _record(pending, rcpt, outcome.replies[rcpt])
             pending.add_trace(OUTBOUND, f"{label}: <{rcpt}> not delivered: 554 {hop}")
         else:
@@ -288,6 +292,7 @@ def deliver_message(
                 pending.add_state(rcpt, SENDING, sending_note(hop))
         services.messages.write_delivery(message.pk, pending)  # committed before the next hop is contacted
         pending = DeliveryWrites()
+        timer = Timer()
         replies = deliver(
             hop,
             mail_from,
@@ -297,10 +302,13 @@ def deliver_message(
             timeout=settings.delivery_timeout_seconds,
             connections=connections,
         )
+        metrics().delivery_seconds.observe(timer.seconds)
         for rcpt in rcpts:  # the state first: the window in which a kill leaves `sending` behind stays short
             reply = replies.get(rcpt, Reply(451, "4.3.0 no reply"))
             outcome.replies[rcpt] = reply
             _record(pending, rcpt, reply)
+        for rcpt in rcpts:
+            _log_attempt(message, mail_from, rcpt, str(hop), outcome.replies[rcpt], timer.seconds, label)
         for rcpt in rcpts:
             pending.add_trace(OUTBOUND, f"{label} to {hop}: <{rcpt}> {outcome.replies[rcpt]}")
     if conclude is not None:
@@ -311,6 +319,28 @@ def deliver_message(
         pending.is_quarantined = last.is_quarantined
     services.messages.write_delivery(message.pk, pending)
     return outcome
+
+
+def _log_attempt(
+    message: StoredMessage, mail_from: str, rcpt: str, relay: str, reply: Reply, seconds: float, label: str
+) -> None:
+    """One line per recipient and attempt, as Postfix's smtp/lmtp line: to, relay, delay since the message was
+    accepted, this attempt's time, status and the next hop's reply."""
+    state = recipient_state(reply)
+    metrics().deliveries.labels(status=state).inc()
+    accepted_us = int(message.data.get("received_us") or message.row.get("scanned_us") or 0)
+    delay = max(0.0, time.time() - accepted_us / 1e6) if accepted_us else None
+    status = {"delivered": "sent"}.get(state, state)
+    fields = {"queue_id": message.postfix_id, "from": mail_from, "to": rcpt, "relay": relay}
+    events.info(
+        "delivery",
+        **fields,
+        delay=None if delay is None else round(delay, 3),
+        attempt_seconds=round(seconds, 3),
+        status=status,
+        reply=str(reply)[:300],
+        attempt=label,
+    )
 
 
 def recipient_state(reply: Reply) -> str:

@@ -389,6 +389,15 @@ class QueueRepo:
             rows = conn.execute(text("SELECT state, COUNT(*) AS n FROM queue GROUP BY state")).all()
         return {str(r.state): int(r.n) for r in rows}
 
+    def depth(self) -> tuple[dict[str, int], float | None]:
+        """Rows not done, by state, and the age in seconds of the oldest still to be worked on (not failed; None
+        when there is none)."""
+        query = "SELECT state, COUNT(*) AS n, MIN(created_us) AS oldest FROM queue WHERE state <> 'done' GROUP BY state"
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(query)).all()
+        oldest = min((int(r.oldest) for r in rows if r.state != "failed"), default=None)
+        return {str(r.state): int(r.n) for r in rows}, None if oldest is None else (now_us() - oldest) / 1e6
+
     def quarantine_dispositions(self, account_id: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """The account's quarantine policy (policies row of kind `quarantine`: {"dispositions": [...]}) or default."""
         with self.main_engine.connect() as conn:

@@ -144,6 +144,7 @@ class MessageRecord:
             "tls": self.envelope.tls,
             "defects": p.defects[:50],
             **({"received_header": self.envelope.received_header} if self.envelope.received_header else {}),
+            **({"received_us": self.envelope.received_us} if self.envelope.received_us else {}),
         }
 
     def search_text(self) -> str:
