@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from mailsec import __version__
 from mailsec.api.auth import RateLimiter, require_read, require_write
@@ -24,6 +24,14 @@ from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 
 log = logging.getLogger("mailsec.api")
+ROUTERS = [
+    investigate.router,
+    release.router,
+    settings.router,
+    domains.router,
+    quarantine_policy.router,
+    preview.router,
+]
 access = logger("mailsec.api.access")
 ACCOUNT_PATH = re.compile(r"^/client/v4/accounts/([^/]+)(/|$)")
 
@@ -32,18 +40,20 @@ def _error(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-def route_template(app: FastAPI, request: Request) -> str:
-    """The path template of the route that answered (or would have: a refused credential stops before routing);
-    "unmatched" for paths of no route, so a scanner cannot grow the metrics without bound."""
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
+def route_templates(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
+    """(path regex, template) of every route, for requests refused before routing (a bad credential)."""
+    return [
+        (route.path_regex, route.path) for router in routers for route in router.routes if isinstance(route, APIRoute)
+    ]
+
+
+def route_template(request: Request, templates: list[tuple[re.Pattern[str], str]]) -> str:
+    """The path template of the route that answered (or would have); "unmatched" for a path of no route, so a
+    scanner cannot grow the metrics without bound."""
+    path = getattr(request.scope.get("route"), "path", None)
     if isinstance(path, str):
         return path
-    for candidate in app.router.routes:
-        match, _ = candidate.matches(request.scope)
-        if match is not Match.NONE:
-            return str(getattr(candidate, "path", "unmatched"))
-    return "unmatched"
+    return next((template for regex, template in templates if regex.match(request.url.path)), "unmatched")
 
 
 def create_app(services: Services) -> FastAPI:
@@ -62,6 +72,7 @@ def create_app(services: Services) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    templates = route_templates(ROUTERS)
     app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute, services.settings.rate_limit_burst)
 
     @app.middleware("http")
@@ -88,7 +99,7 @@ def create_app(services: Services) -> FastAPI:
             status = response.status_code
             return response
         finally:
-            route = route_template(app, request)
+            route = route_template(request, templates)
             counters = metrics()
             counters.api_requests.labels(route=route, status=str(status)).inc()
             counters.api_seconds.labels(route=route).observe(timer.seconds)
@@ -132,10 +143,6 @@ def create_app(services: Services) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    app.include_router(investigate.router)
-    app.include_router(release.router)
-    app.include_router(settings.router)
-    app.include_router(domains.router)
-    app.include_router(quarantine_policy.router)
-    app.include_router(preview.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
