@@ -75,6 +75,14 @@ def logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
+if not structlog.is_configured():  # until configure_logging: our events are plain stdlib records, never on stdout
+    structlog.configure(
+        processors=[structlog.processors.KeyValueRenderer(key_order=["event"])],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+    )
+
+
 # -- metrics ---------------------------------------------------------------------------------------------------------
 
 
