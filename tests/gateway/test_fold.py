@@ -68,3 +68,16 @@ def test_field_names_are_checked() -> None:
         with pytest.raises(ValueError):
             fold_header(bad, "x")
     assert fold_header("X-Empty", "") == b"X-Empty:\r\n"
+
+
+def test_reasons_are_said_once() -> None:
+    from mailsec.gateway.dispatch import distinct_reasons
+
+    form = "The message body holds a form asking for a password"
+    reasons = [
+        form,
+        "A link goes to 203.0.113.9",
+        f"Phishing text and evidence agree: {form}",
+        " A link goes to\r\n203.0.113.9 ",
+    ]
+    assert distinct_reasons(reasons) == ["A link goes to 203.0.113.9", f"Phishing text and evidence agree: {form}"]

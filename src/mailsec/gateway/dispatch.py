@@ -64,7 +64,7 @@ def verdict_headers(
     possible_duplicate: str | None = None,
 ) -> bytes:
     """The X-MailSec-* fields, folded and encoded (gateway/fold.py); each detection reason once."""
-    reasons = "; ".join(dict.fromkeys(clean(r) for r in message.verdict.get("detection_reasons", []) if clean(r)))
+    reasons = "; ".join(distinct_reasons(message.verdict.get("detection_reasons", [])))
     fields = [
         fold_header("X-MailSec-Disposition", str(message.row["final_disposition"]), 200),
         fold_header("X-MailSec-Reasons", reasons or "none"),
@@ -76,6 +76,13 @@ def verdict_headers(
     if possible_duplicate is not None:
         fields.append(fold_header("X-MailSec-Possible-Duplicate", possible_duplicate, 300))
     return b"".join(fields)
+
+
+def distinct_reasons(reasons: Iterable[str]) -> list[str]:
+    """Each reason once, in order: exact repeats go, and so does a reason another one already quotes whole (the
+    corroboration reason repeats its evidence's)."""
+    cleaned = list(dict.fromkeys(c for c in (clean(r) for r in reasons) if c))
+    return [r for r in cleaned if not any(r != other and r in other for other in cleaned)]
 
 
 def received_field(message: StoredMessage) -> bytes:
