@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+import structlog
 
 from mailsec import observability
 from mailsec.config import load_settings
@@ -20,7 +21,9 @@ from support import free_port
 def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    config = structlog.get_config()
     yield
+    structlog.configure(**config)
     for h in list(root.handlers):
         root.removeHandler(h)
     for h in handlers:
@@ -46,7 +49,8 @@ def test_text_lines_are_key_value(restore_logging: None) -> None:
     observability.configure_logging("info", "text", stream=out)
     observability.logger("mailsec.smtp").info("queued", queue_id="Q2", size=120)
     line = out.getvalue().strip()
-    assert "queued" in line and "queue_id=Q2" in line and "size=120" in line and not line.startswith("{")
+    assert line.startswith("timestamp=") and "event='queued'" in line and "queue_id='Q2'" in line
+    assert "size=120" in line and "logger='mailsec.smtp'" in line
 
 
 def test_metrics_listener_needs_its_token() -> None:

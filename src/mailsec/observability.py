@@ -16,7 +16,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -34,39 +34,65 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # -- logs ------------------------------------------------------------------------------------------------------------
 
 
+class _NamedWriteLogger(structlog.WriteLogger):
+    """structlog's plain writer, carrying the logger's name for `add_logger_name`."""
+
+    def __init__(self, file: Any, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+def _ordered(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """timestamp, level, logger and event first: the line reads as it is scanned."""
+    head: dict[str, Any] = {k: event.pop(k) for k in ("timestamp", "level", "logger", "event") if k in event}
+    head.update(event)
+    return head
+
+
 def configure_logging(level: str = "info", fmt: str = "text", stream: Any = None) -> None:
-    """Every log line of the process in one format: structlog's events and the standard library's records alike."""
-    json_lines = fmt.strip().lower() == "json"
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+    """Every log line of the process in one format on one stream. Our events take structlog's direct path (a few
+    tens of microseconds a line: they are written on the SMTP event loop); the standard library's records (ours,
+    uvicorn's, aiosmtpd's) are rendered by the same processors."""
+    stream = stream or sys.stderr
+    level_no = logging.getLevelName(level.strip().upper())
+    if not isinstance(level_no, int):
+        level_no = logging.INFO
     renderer: Any = (
-        structlog.processors.JSONRenderer(sort_keys=False)
-        if json_lines
-        else structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0, sort_keys=False)
+        structlog.processors.JSONRenderer()
+        if fmt.strip().lower() == "json"
+        else structlog.processors.KeyValueRenderer(
+            key_order=["timestamp", "level", "logger", "event"], drop_missing=True
+        )
     )
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
+        foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, stamp],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            _ordered,
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    root.setLevel(level_no)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.stdlib.add_logger_name,
+            stamp,
+            structlog.processors.format_exc_info,
+            _ordered,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        logger_factory=lambda *args: _NamedWriteLogger(stream, str(args[0]) if args else "mailsec"),
         cache_logger_on_first_use=True,
     )
 
