@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute, APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailsec import __version__
 from mailsec.api.auth import RateLimiter, require_read, require_write
@@ -56,6 +57,49 @@ def route_template(request: Request, templates: list[tuple[re.Pattern[str], str]
     return next((template for regex, template in templates if regex.match(request.url.path)), "unmatched")
 
 
+class AccessLog:
+    """ASGI middleware, outermost: one access line and the request metrics for every answer, refusals included.
+    The route is its template (`/client/v4/accounts/{account_id}/...`): no ids, no query string, no search terms."""
+
+    def __init__(self, app: ASGIApp, templates: list[tuple[re.Pattern[str], str]]) -> None:
+        self.app = app
+        self.templates = templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        timer = Timer()
+        status = 500
+
+        async def note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, note_status)
+        finally:
+            self._record(Request(scope), status, timer.seconds)
+
+    def _record(self, request: Request, status: int, seconds: float) -> None:
+        route = route_template(request, self.templates)
+        counters = metrics()
+        counters.api_requests.labels(route=route, status=str(status)).inc()
+        counters.api_seconds.labels(route=route).observe(seconds)
+        match = ACCOUNT_PATH.match(request.url.path)
+        access.info(
+            "api request",
+            method=request.method,
+            route=route,
+            status=status,
+            duration=round(seconds, 4),
+            account=match.group(1)[:64] if match else None,
+            client=request.client.host if request.client else None,
+        )
+
+
 def create_app(services: Services) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
@@ -88,31 +132,7 @@ def create_app(services: Services) -> FastAPI:
                 return _error(exc)
         return await call_next(request)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        """Outermost: one access line and the request metrics for every answer, refusals included. The route is
-        its template (`/client/v4/accounts/{account_id}/...`): no ids, no query string, no search terms."""
-        timer = Timer()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = route_template(request, templates)
-            counters = metrics()
-            counters.api_requests.labels(route=route, status=str(status)).inc()
-            counters.api_seconds.labels(route=route).observe(timer.seconds)
-            match = ACCOUNT_PATH.match(request.url.path)
-            access.info(
-                "api request",
-                method=request.method,
-                route=route,
-                status=status,
-                duration=round(timer.seconds, 4),
-                account=match.group(1)[:64] if match else None,
-                client=request.client.host if request.client else None,
-            )
+    app.add_middleware(AccessLog, templates=templates)  # added last: outermost
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
