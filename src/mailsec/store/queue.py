@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    func,
     insert,
     inspect,
     or_,
@@ -392,9 +393,14 @@ class QueueRepo:
     def depth(self) -> tuple[dict[str, int], float | None]:
         """Rows not done, by state, and the age in seconds of the oldest still to be worked on (not failed; None
         when there is none)."""
-        query = "SELECT state, COUNT(*) AS n, MIN(created_us) AS oldest FROM queue WHERE state <> 'done' GROUP BY state"
+        states = (*OPEN_STATES, "failed")  # by the state index: done rows are kept and would be scanned
+        query = (
+            select(queue.c.state, func.count().label("n"), func.min(queue.c.created_us).label("oldest"))
+            .where(queue.c.state.in_(states))
+            .group_by(queue.c.state)
+        )
         with self.engine.connect() as conn:
-            rows = conn.execute(text(query)).all()
+            rows = conn.execute(query).all()
         oldest = min((int(r.oldest) for r in rows if r.state != "failed"), default=None)
         return {str(r.state): int(r.n) for r in rows}, None if oldest is None else (now_us() - oldest) / 1e6
 
