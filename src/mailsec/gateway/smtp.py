@@ -85,23 +85,31 @@ class GatewaySMTP(SMTP):
                 lines.append((f"connect from {ip}", now_us()))
 
     def connection_lost(self, error: Exception | None) -> None:
-        session = self.session
-        if session is not None:
-            stats = _stats(session)
-            peer = session.peer
-            tls = _protocol(self, session) if session.ssl is not None and self.transport is not None else {}
-            metrics().smtp_sessions.inc()
-            events.info(
-                "smtp session",
-                client=peer[0] if isinstance(peer, tuple) else str(peer),
-                helo=session.host_name or None,
-                tls=tls.get("tls_version") or (session.ssl is not None),
-                queued=stats.queued,
-                rcpt_refused=stats.rcpt_refused,
-                data_refused=stats.data_refused,
-                duration=round(time.monotonic() - stats.started, 3),
-            )
+        try:
+            self._log_session()
+        except Exception:  # the summary line must never keep the connection from being cleaned up
+            log.exception("session summary failed")
         super().connection_lost(error)
+
+    def _log_session(self) -> None:
+        """Postfix's `disconnect` line, with what the session did."""
+        session = self.session
+        if session is None:
+            return
+        stats = _stats(session)
+        peer = session.peer
+        tls = _protocol(self, session) if session.ssl is not None and self.transport is not None else {}
+        metrics().smtp_sessions.inc()
+        events.info(
+            "smtp session",
+            client=peer[0] if isinstance(peer, tuple) else str(peer),
+            helo=session.host_name or None,
+            tls=tls.get("tls_version") or (session.ssl is not None),
+            queued=stats.queued,
+            rcpt_refused=stats.rcpt_refused,
+            data_refused=stats.data_refused,
+            duration=round(time.monotonic() - stats.started, 3),
+        )
 
 
 def _protocol(server: SMTP, session: Session) -> dict[str, Any]:
