@@ -14,6 +14,7 @@ from mailsec.mime import parse_message
 from mailsec.model import DeliveryMode, Envelope, ParsedMessage, TraceDirection, Verdict
 from mailsec.observability import Timer, metrics
 from mailsec.scan import scan_message
+from mailsec.scan.auth import AuthOutcome
 from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
 from mailsec.store.messages import StoredMessage
@@ -37,10 +38,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def scan_for_account(services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str) -> Verdict:
-    """The account's policy and the configured resolvers, handed to the pure scanner."""
+def scan_for_account(
+    services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str, auth: AuthOutcome | None = None
+) -> Verdict:
+    """The account's policy and the configured resolvers, handed to the pure scanner (`auth`: authentication
+    results already known, not checked again)."""
     resolvers = build_resolvers(services.settings)
-    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers)
+    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers, auth=auth)
 
 
 def process_message(

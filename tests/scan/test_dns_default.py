@@ -19,7 +19,7 @@ from mailsec.model import Envelope
 from mailsec.scan import scan_message
 from mailsec.scan.auth import check_authentication
 from mailsec.scan.resolvers import DnspythonResolver, DnsTempError, Resolvers, build_resolvers
-from mailsec.services import open_services
+from mailsec.services import Services, open_services
 from support import free_port, make_eml, make_live_server, wait_port
 
 IP = "1.2.3.4"
@@ -184,3 +184,36 @@ def test_one_message_waits_on_dns_at_most_its_budget(server: tuple[str, int]) ->
     assert took < 2.2, f"{took:.2f}s"
     assert outcome.validation.dkim == "error"
     assert resolver.txt("bank.test"), "the budget ran out; the server is still used"
+
+
+def test_rescan_without_dns_keeps_the_authentication_of_the_first_scan(
+    sqlite_services: Services, server: tuple[str, int], zones: Zones
+) -> None:
+    """Gateway mail was judged with DNS; a rescan without DNS (its default) must not turn a SPOOF into NONE, and
+    one with DNS checks again."""
+    from dataclasses import replace
+
+    from mailsec.pipeline import process_message
+    from mailsec.rescan import rescan
+
+    host, port = server
+    with_dns = replace(sqlite_services, settings=replace(sqlite_services.settings, dns_servers=(f"{host}:{port}",)))
+    account = sqlite_services.accounts.create_account("Retro").id
+    raw, env = spoof()
+    done = process_message(with_dns, raw, account, envelope=env)
+    assert str(done.verdict.disposition) == "SPOOF"
+
+    summary = rescan(sqlite_services, account)  # settings without DNS
+    assert summary.scanned == 1 and not summary.changed
+    stored = sqlite_services.messages.get(account, done.postfix_id)
+    assert stored is not None and stored.row["final_disposition"] == "SPOOF"
+    assert stored.verdict["validation"]["dmarc"] == "fail"
+    assert {"DMARC_FAIL", "SPOOFED_SENDER"} <= {f["name"] for f in stored.verdict["findings"]}
+
+    removed = zones.records.pop(("_dmarc.bank.test", "TXT"))
+    try:  # another timeout: another resolver, whose cache has not seen the record
+        fresh = replace(with_dns, settings=replace(with_dns.settings, dns_timeout_seconds=0.99))
+        again = rescan(fresh, account)
+    finally:
+        zones.records[("_dmarc.bank.test", "TXT")] = removed
+    assert [(c.old, c.new) for c in again.changed] == [("SPOOF", "NONE")], "with DNS, checked again: no DMARC now"

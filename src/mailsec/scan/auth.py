@@ -102,6 +102,15 @@ class ArcResult:
     reason: str = ""
 
 
+AUTH_FINDINGS = frozenset(
+    {
+        "SPF_FAIL", "SPF_SOFTFAIL", "SPF_PERMERROR", "DKIM_FAIL", "DKIM_PERMERROR", "DMARC_PASS", "DMARC_FAIL",
+        "DMARC_FAIL_ARC_OVERRIDE", "SPOOFED_SENDER", "AUTH_TEMPERROR", "DNSBL_LISTED",
+    }
+)  # fmt: skip
+"""The findings `check_authentication` makes: what a rescan without DNS carries over from the first scan."""
+
+
 @dataclass(frozen=True)
 class AuthOutcome:
     validation: Validation = field(default_factory=Validation)
