@@ -81,6 +81,7 @@ def configure_logging(level: str = "info", fmt: str = "text", stream: Any = None
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level_no)
+    logging.getLogger("alembic").setLevel(max(level_no, logging.WARNING))  # "Context impl SQLiteImpl." per process
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
