@@ -12,6 +12,7 @@ import time
 from email import policy as email_policy
 from email.header import decode_header, make_header
 
+import httpx
 import pytest
 from gw_support import Dovecot, Gateway
 from test_gateway_flow import queued_ids, wait_status
@@ -136,3 +137,22 @@ def test_long_and_non_ascii_reasons_are_folded_encoded_and_said_once(deliver_all
     assert len(decoded.split("; ")) == len(set(decoded.split("; ")))
     assert all(len(x) <= 998 for x in header.split(b"\r\n"))
     wait_status(gw, gw.account, pid, {"delivered"})
+
+
+def test_a_released_message_carries_the_received_line_of_its_arrival(deliver_all: Gateway, dovecot: Dovecot) -> None:
+    gw = deliver_all
+    pid = send(gw, make_eml(subject="held, then released", to="carol@hold.example"), ["carol@hold.example"], tls=True)
+    row = wait_status(gw, gw.hold_account, pid, {"quarantined"})
+    reply = httpx.post(
+        f"{gw.server.base_url}/accounts/{gw.hold_account}/email-security/investigate/release",
+        json=[row["id"]],
+        headers={"Authorization": f"Bearer {gw.hold_token}"},
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    header = delivered_header(dovecot, "carol@hold.example", pid)
+    line = ours(header)
+    assert f"with ESMTPS id {pid} for <carol@hold.example>;" in line and "(using TLSv1." in line, line
+    arrived = email.utils.parsedate_to_datetime(line.rsplit(";", 1)[1].strip())
+    assert abs(arrived.timestamp() - row["scanned_us"] / 1e6) < 60, "dated when mailsec accepted it"
+    assert fields(header, "X-MailSec-Released")
