@@ -113,7 +113,11 @@ def serve(
     host, port = services.settings.api_address
     metrics_server = None
     if settings.metrics_listen:
-        metrics_server = observability.start_metrics(settings, QueueRepo(services.engine).depth)
+        try:
+            metrics_server = observability.start_metrics(settings, QueueRepo(services.engine).depth)
+        except (OSError, ValueError) as exc:
+            fail(f"cannot serve metrics on {settings.metrics_listen!r} (MAILSEC_METRICS_LISTEN): {exc}")
+            return
         err.print(f"mailsec metrics on http://{metrics_server.host}:{metrics_server.port}/metrics")
     gateway = start_gateway(services)
     if gateway.smtp is not None:
