@@ -4,7 +4,6 @@ secret or an id print it as the last line of standard output, so scripts can cap
 from __future__ import annotations
 
 import json
-import logging
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,17 +130,32 @@ def serve(
     smtp: Annotated[
         str | None, typer.Option("--smtp", help="Also run the SMTP gateway on HOST:PORT ($MAILSEC_SMTP_LISTEN).")
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        str | None, typer.Option(help="debug, info, warning or error (default $MAILSEC_LOG_LEVEL or info).")
+    ] = None,
 ) -> None:
     """Start the API, the queue worker and (with --smtp) the SMTP gateway."""
     import uvicorn
 
+    from mailsec import observability
     from mailsec.api.app import create_app
     from mailsec.gateway.service import start_gateway
+    from mailsec.store.queue import QueueRepo
 
-    services = services_for(data, config, api_listen=api, smtp_listen=smtp)
+    settings = settings_for(data, config, api_listen=api, smtp_listen=smtp, log_level=log_level).for_serve()
+    observability.configure_logging(settings.log_level, settings.log_format)
+    if settings.metrics_listen:  # before the workers start: they write their counts to the same directory
+        observability.enable_multiprocess(settings.data_dir / "metrics")
+    services = open_services(settings)
     host, port = services.settings.api_address
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    metrics_server = None
+    if settings.metrics_listen:
+        try:
+            metrics_server = observability.start_metrics(settings, QueueRepo(services.engine).depth)
+        except (OSError, ValueError) as exc:
+            fail(f"cannot serve metrics on {settings.metrics_listen!r} (MAILSEC_METRICS_LISTEN): {exc}")
+            return
+        err.print(f"mailsec metrics on http://{metrics_server.host}:{metrics_server.port}/metrics")
     gateway = start_gateway(services)
     if gateway.smtp is not None:
         err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
@@ -150,9 +164,14 @@ def serve(
     # process before the gateway stops, so it ends the process the way Ctrl-C does.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        uvicorn.run(create_app(services), host=host, port=port, log_level=log_level.lower(), access_log=False)
+        uvicorn.run(
+            create_app(services), host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
+            log_config=None,  # uvicorn's lines go through the same formatter as ours
+        )  # fmt: skip
     finally:
         gateway.stop()  # queue worker processes finish their current message
+        if metrics_server is not None:
+            metrics_server.stop()
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -36,10 +36,15 @@ class Settings:
     rate_limit_burst: int = 200
     max_message_bytes: int = 50 * 1024 * 1024
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object a line
+    metrics_listen: str = ""  # HOST:PORT for Prometheus' /metrics (its own listener); empty: no metrics endpoint
+    metrics_token: str = ""  # when set, /metrics needs `Authorization: Bearer TOKEN`
     # Detection (scan/) settings.
-    dns_timeout_seconds: float = 1.0
-    dns_servers: tuple[str, ...] = ()
+    dns_timeout_seconds: float = 1.0  # one lookup
+    dns_budget_seconds: float = 5.0  # all the lookups of one message together
+    dns_servers: tuple[str, ...] = ()  # "system", IP[:PORT]s or "off"; unset: "system" for serve, off elsewhere
     dns_port: int = 53
+    dns_resolv_conf: str = "/etc/resolv.conf"
     dnsbl_zones: tuple[str, ...] = ()
     geoip_db: str = ""
     asn_db: str = ""
@@ -75,6 +80,11 @@ class Settings:
     @property
     def api_address(self) -> tuple[str, int]:
         return parse_hostport(self.api_listen, 8025)
+
+    def for_serve(self) -> Settings:
+        """What `mailsec serve` runs with: sender authentication against the system resolver unless DNS is
+        configured (or turned off) explicitly."""
+        return self if self.dns_servers else replace(self, dns_servers=("system",))
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

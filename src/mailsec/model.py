@@ -145,6 +145,8 @@ class Envelope:
     client_ip: str | None = None
     helo: str | None = None
     tls: bool = False
+    received_header: str = ""  # the Received line the gateway wrote for this message (value only, unfolded)
+    received_us: int = 0  # when the gateway accepted it (microseconds since the epoch); 0: not through the gateway
 
 
 @dataclass(frozen=True)

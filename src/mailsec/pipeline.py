@@ -12,7 +12,9 @@ from typing import Any
 from mailsec import ids
 from mailsec.mime import parse_message
 from mailsec.model import DeliveryMode, Envelope, ParsedMessage, TraceDirection, Verdict
+from mailsec.observability import Timer, metrics
 from mailsec.scan import scan_message
+from mailsec.scan.auth import AuthOutcome
 from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
 from mailsec.store.messages import StoredMessage
@@ -36,10 +38,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def scan_for_account(services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str) -> Verdict:
-    """The account's policy and the configured resolvers, handed to the pure scanner."""
+def scan_for_account(
+    services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str, auth: AuthOutcome | None = None
+) -> Verdict:
+    """The account's policy and the configured resolvers, handed to the pure scanner (`auth`: authentication
+    results already known, not checked again)."""
     resolvers = build_resolvers(services.settings)
-    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers)
+    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers, auth=auth)
 
 
 def process_message(
@@ -72,6 +77,7 @@ def process_message(
     trace.append((inbound, f"received{origin} ({len(raw)} bytes, delivery mode {mode.value})", received_at))
     services.blobs.put(raw)
     trace.append((inbound, f"queued as {postfix_id}; raw message stored as sha256:{digest[:16]}", _now()))
+    timer = Timer()
     parsed = parse_message(raw)
     detail = (
         f"; {len(parsed.defects)} defect(s): {', '.join(sorted(set(parsed.defects))[:5])}" if parsed.defects else ""
@@ -80,6 +86,7 @@ def process_message(
         (inbound, f"parsed: {len(parsed.attachments)} attachment(s), {len(parsed.links)} link(s){detail}", _now())
     )
     verdict = scan_for_account(services, parsed, envelope, account_id)
+    metrics().scan_seconds.observe(timer.seconds)
     scanned_at = _now()
     reasons = "; ".join(verdict.detection_reasons[:3])
     trace.append((inbound, f"scanned: {verdict.disposition.value}" + (f" ({reasons})" if reasons else ""), scanned_at))
@@ -100,6 +107,7 @@ def process_message(
     if before_save is not None:
         before_save(record)
     stored, recipients = services.messages.save_stored(record)
+    metrics().scanned.labels(disposition=str(verdict.disposition)).inc()
     return Processed(
         stored.pk, postfix_id, record.investigate_id, verdict, parsed=parsed, stored=stored, recipients=recipients
     )

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mailsec.mime import parse_message
-from mailsec.model import DeliveryMode, Disposition, Envelope, TraceDirection
+from mailsec.model import DeliveryMode, Disposition, Envelope, Finding, SenderInfo, TraceDirection, Validation
 from mailsec.pipeline import scan_for_account
+from mailsec.scan.auth import AUTH_FINDINGS, AuthOutcome
+from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
 from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
@@ -90,11 +92,47 @@ def _envelope(m: StoredMessage) -> Envelope:
     )
 
 
+def recorded_auth(m: StoredMessage) -> AuthOutcome:
+    """The sender authentication of the first scan, as it was stored. A rescan without DNS keeps it: SPF, DKIM and
+    DMARC were facts of the day the message arrived (today's DNS would misjudge rotated keys), and dropping them
+    would turn a SPOOF into NONE."""
+    verdict = m.verdict
+    v = verdict.get("validation") or {}
+    s = verdict.get("sender_info") or {}
+    findings = []
+    for f in verdict.get("findings") or []:
+        if f.get("name") not in AUTH_FINDINGS:
+            continue
+        try:
+            detection = Disposition(str(f.get("detection")))
+        except ValueError:
+            continue
+        findings.append(
+            Finding(
+                name=str(f["name"]), detection=detection, score=float(f.get("score") or 0.0),
+                reason=str(f.get("reason") or ""), field=f.get("field"), portion=f.get("portion"),
+                value=f.get("value"), attachment=f.get("attachment"), detail=f.get("detail"),
+                category=f.get("category"),
+            )
+        )  # fmt: skip
+    return AuthOutcome(
+        validation=Validation(
+            spf=str(v.get("spf") or "none"), dkim=str(v.get("dkim") or "none"), dmarc=str(v.get("dmarc") or "none"),
+            comment=v.get("comment"),
+        ),
+        findings=tuple(findings),
+        sender_info=SenderInfo(
+            ip=s.get("ip"), pld=s.get("pld"), as_number=s.get("as_number"), as_name=s.get("as_name"), geo=s.get("geo")
+        ),
+    )  # fmt: skip
+
+
 def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
     raw = services.blobs.get(m.row["raw_sha256"])
     parsed = parse_message(raw)
     envelope = _envelope(m)
-    verdict = scan_for_account(services, parsed, envelope, account_id)
+    recorded = None if build_resolvers(services.settings).dns is not None else recorded_auth(m)
+    verdict = scan_for_account(services, parsed, envelope, account_id, auth=recorded)
     record = MessageRecord(
         account_id=account_id,
         postfix_id=m.postfix_id,

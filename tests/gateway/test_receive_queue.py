@@ -5,6 +5,7 @@ SQLite the queue lives in its own file (rows an older version left in the main d
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mailsec.gateway.receive import GroupCommit, Session, receive
 from mailsec.gateway.worker import QueueWorker
 from mailsec.services import Services, open_services
 from mailsec.store import queue as queue_module
-from mailsec.store.queue import NewItem, QueueRepo
+from mailsec.store.queue import Finish, NewItem, QueueRepo, now_us
 from mailsec.store.schema import queue
 from support import make_eml
 
@@ -109,3 +110,26 @@ def test_sqlite_queue_has_its_own_file_and_adopts_old_rows(tmp_path: Path) -> No
         assert QueueRepo(services.engine).counts() == {"queued": 1}  # adopting twice copies nothing twice
     finally:
         services.close()
+
+
+def test_queue_depth_by_state_and_oldest_age(services: Services) -> None:
+    """What /metrics reports of the queue, on SQLite and PostgreSQL: rows not done by state, and the age of the
+    oldest one still to be worked on (a failed row, kept for the record, does not count as waiting)."""
+    repo = QueueRepo(services.engine)
+    assert repo.depth() == ({}, None)
+    account = services.accounts.create_account("Depth").id
+    repo.enqueue([NewItem(f"DEPTH{i:010d}", account, "0" * 64, {"rcpt_to": ["a@b.example"]}) for i in range(4)])
+    time.sleep(0.05)
+    items = repo.claim("test-worker", 4, 60_000_000)
+    assert len(items) == 4
+    repo.finish_many(
+        [
+            Finish(items[0].id, "done"),
+            Finish(items[1].id, "deferred", attempts=1, next_attempt_us=now_us() + 60_000_000),
+            Finish(items[2].id, "failed"),
+        ]
+    )
+    counts, oldest = repo.depth()
+    assert counts.get("deferred") == 1 and counts.get("failed") == 1 and "done" not in counts
+    assert sum(counts.values()) == 3, counts  # the fourth is still claimed: queued
+    assert oldest is not None and 0.05 <= oldest < 60

@@ -162,7 +162,7 @@ def test_unreachable_dns_fails_fast_after_the_first_timeout() -> None:
 
 
 def test_build_resolvers_from_settings(server: tuple[str, int]) -> None:
-    assert build_resolvers(load_settings(env={})).dns is None, "no DNS unless configured"
+    assert build_resolvers(load_settings(env={})).dns is None, "no DNS unless configured (serve: see for_serve)"
     host, port = server
     settings = load_settings(
         env={

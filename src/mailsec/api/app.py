@@ -12,22 +12,95 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute, APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailsec import __version__
 from mailsec.actions.bulk import BulkJobRunner
 from mailsec.api.auth import RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
 from mailsec.api.routers import bulk, domains, investigate, move, preview, quarantine_policy, release, settings
+from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 
 log = logging.getLogger("mailsec.api")
+ROUTERS = [
+    bulk.router,  # before investigate: `bulk` is not a message id
+    investigate.router,
+    release.router,
+    move.router,
+    settings.router,
+    domains.router,
+    quarantine_policy.router,
+    preview.router,
+]
+access = logger("mailsec.api.access")
 ACCOUNT_PATH = re.compile(r"^/client/v4/accounts/([^/]+)(/|$)")
 
 
 def _error(exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+def route_templates(routers: list[APIRouter]) -> list[tuple[re.Pattern[str], str]]:
+    """(path regex, template) of every route, for requests refused before routing (a bad credential)."""
+    return [
+        (route.path_regex, route.path) for router in routers for route in router.routes if isinstance(route, APIRoute)
+    ]
+
+
+def route_template(request: Request, templates: list[tuple[re.Pattern[str], str]]) -> str:
+    """The path template of the route that answered (or would have); "unmatched" for a path of no route, so a
+    scanner cannot grow the metrics without bound."""
+    path = getattr(request.scope.get("route"), "path", None)
+    if isinstance(path, str):
+        return path
+    return next((template for regex, template in templates if regex.match(request.url.path)), "unmatched")
+
+
+class AccessLog:
+    """ASGI middleware, outermost: one access line and the request metrics for every answer, refusals included.
+    The route is its template (`/client/v4/accounts/{account_id}/...`): no ids, no query string, no search terms."""
+
+    def __init__(self, app: ASGIApp, templates: list[tuple[re.Pattern[str], str]]) -> None:
+        self.app = app
+        self.templates = templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        timer = Timer()
+        status = 500
+
+        async def note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, note_status)
+        finally:
+            self._record(Request(scope), status, timer.seconds)
+
+    def _record(self, request: Request, status: int, seconds: float) -> None:
+        route = route_template(request, self.templates)
+        counters = metrics()
+        counters.api_requests.labels(route=route, status=str(status)).inc()
+        counters.api_seconds.labels(route=route).observe(seconds)
+        match = ACCOUNT_PATH.match(request.url.path)
+        access.info(
+            "api request",
+            method=request.method,
+            route=route,
+            status=status,
+            duration=round(seconds, 4),
+            account=match.group(1)[:64] if match else None,
+            client=request.client.host if request.client else None,
+        )
 
 
 def create_app(services: Services) -> FastAPI:
@@ -49,6 +122,7 @@ def create_app(services: Services) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    templates = route_templates(ROUTERS)
     app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute, services.settings.rate_limit_burst)
 
     @app.middleware("http")
@@ -63,6 +137,8 @@ def create_app(services: Services) -> FastAPI:
             except APIError as exc:
                 return _error(exc)
         return await call_next(request)
+
+    app.add_middleware(AccessLog, templates=templates)  # added last: outermost
 
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
@@ -93,12 +169,6 @@ def create_app(services: Services) -> FastAPI:
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
-    app.include_router(bulk.router)  # before investigate: `bulk` is not a message id
-    app.include_router(investigate.router)
-    app.include_router(release.router)
-    app.include_router(move.router)
-    app.include_router(settings.router)
-    app.include_router(domains.router)
-    app.include_router(quarantine_policy.router)
-    app.include_router(preview.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.header import Header, decode_header
@@ -12,7 +13,9 @@ from typing import Any
 
 from mailsec.gateway import decide
 from mailsec.gateway.deliver import Connections, NextHop, Reply, deliver, parse_next_hop
+from mailsec.gateway.fold import clean, fold_header
 from mailsec.model import RecipientState, TraceDirection
+from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 from mailsec.store.messages import DeliveryWrites, StoredMessage
 from mailsec.store.policies import QuarantinePolicy, get_quarantine_policy
@@ -20,6 +23,7 @@ from mailsec.store.policies import QuarantinePolicy, get_quarantine_policy
 SENDING = RecipientState.SENDING.value
 OUTBOUND = TraceDirection.OUTBOUND
 log = logging.getLogger("mailsec.gateway.dispatch")
+events = logger("mailsec.delivery")
 
 
 @dataclass
@@ -59,18 +63,33 @@ def verdict_headers(
     hostname: str = "mailsec.local",
     possible_duplicate: str | None = None,
 ) -> bytes:
-    reasons = "; ".join(message.detection_reasons) or "none"
-    lines = [
-        f"X-MailSec-Disposition: {_header_value(message.final_disposition.value)}",
-        f"X-MailSec-Reasons: {_header_value(reasons)}",
-        f"X-MailSec-Queue-ID: {message.postfix_id}",
-        f"X-MailSec-Delivery-Id: {delivery_id(message, hostname)}",
+    """The X-MailSec-* fields, folded and encoded (gateway/fold.py); each detection reason once."""
+    reasons = "; ".join(distinct_reasons(message.detection_reasons))
+    fields = [
+        fold_header("X-MailSec-Disposition", message.final_disposition.value, 200),
+        fold_header("X-MailSec-Reasons", reasons or "none"),
+        fold_header("X-MailSec-Queue-ID", message.postfix_id, 200),
+        fold_header("X-MailSec-Delivery-Id", delivery_id(message, hostname), 300),
     ]
     if released_by is not None:
-        lines.append(f"X-MailSec-Released: {_header_value(released_by or 'yes', 200)}")
+        fields.append(fold_header("X-MailSec-Released", released_by or "yes", 200))
     if possible_duplicate is not None:
-        lines.append(f"X-MailSec-Possible-Duplicate: {_header_value(possible_duplicate, 300)}")
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+        fields.append(fold_header("X-MailSec-Possible-Duplicate", possible_duplicate, 300))
+    return b"".join(fields)
+
+
+def distinct_reasons(reasons: Iterable[str]) -> list[str]:
+    """Each reason once, in order: exact repeats go, and so does a reason another one already quotes whole (the
+    corroboration reason repeats its evidence's)."""
+    cleaned = list(dict.fromkeys(c for c in (clean(r) for r in reasons) if c))
+    return [r for r in cleaned if not any(r != other and r in other for other in cleaned)]
+
+
+def received_field(message: StoredMessage) -> bytes:
+    """The Received line the gateway wrote when it accepted the message (none for mail that did not come by SMTP,
+    or was accepted by a version that did not write one)."""
+    value = message.data.get("received_header")
+    return fold_header("Received", str(value), 2000) if value else b""
 
 
 # -- the raw message's own header block (bytes as received: CRLF or LF, maybe 8-bit, maybe no headers at all) --------
@@ -157,8 +176,9 @@ def outgoing_bytes(
     policy: QuarantinePolicy | None = None,
     raw: bytes | None = None,
 ) -> bytes:
-    """What the next hop gets: verdict headers, a Message-ID when the original has none (derived from the
-    postfix_id, so every copy has the same one), then the original, its Subject tagged when the policy says so.
+    """What the next hop gets: mailsec's Received line, verdict headers, a Message-ID when the original has none
+    (derived from the postfix_id, so every copy has the same one), then the original, its Subject tagged when the
+    policy says so.
     `raw` is the stored original when the caller has it in memory (no blob read)."""
     host = services.settings.smtp_hostname
     if raw is None:
@@ -167,7 +187,7 @@ def outgoing_bytes(
     tag = policy.tag_for(message.final_disposition.value)
     if tag:
         raw = tag_subject(raw, tag)
-    head = verdict_headers(message, released_by, host, possible_duplicate)
+    head = received_field(message) + verdict_headers(message, released_by, host, possible_duplicate)
     if not has_message_id(raw):
         head += f"Message-ID: {delivery_id(message, host)}\r\n".encode("ascii")
     return head + raw
@@ -248,6 +268,7 @@ def deliver_message(
     pending = DeliveryWrites()  # written with the next commit
     for rcpt, reply in plan.unroutable.items():
         outcome.replies[rcpt] = reply
+        _log_attempt(message, mail_from, rcpt, "none", reply, 0.0, label)
         decide.record_reply(pending, rcpt, reply)
         pending.add_trace(OUTBOUND, f"{label}: <{rcpt}> not delivered: {reply}")
     settings = services.settings
@@ -270,10 +291,14 @@ def deliver_message(
             pending.add_state(rcpt, RecipientState.SENDING.value, sending_note(step.hop))
         services.messages.write_delivery(message.pk, pending)  # committed before the next hop is contacted
         pending = DeliveryWrites()
+        timer = Timer()
         replies = hand_off(services, step.hop, mail_from, rcpts, data, connections)
+        metrics().delivery_seconds.observe(timer.seconds)
         for rcpt in rcpts:  # the state first: the window in which a kill leaves `sending` behind stays short
             outcome.replies[rcpt] = replies.get(rcpt, decide.NO_REPLY)
             decide.record_reply(pending, rcpt, outcome.replies[rcpt])
+        for rcpt in rcpts:
+            _log_attempt(message, mail_from, rcpt, str(step.hop), outcome.replies[rcpt], timer.seconds, label)
         for rcpt in rcpts:
             pending.add_trace(OUTBOUND, f"{label} to {step.hop}: <{rcpt}> {outcome.replies[rcpt]}")
     outcome.conclusion = decide.conclude(before, outcome.replies, attempt)
@@ -307,6 +332,32 @@ def hand_off(
         timeout=settings.delivery_timeout_seconds,
         connections=connections,
     )
+
+
+def _log_attempt(
+    message: StoredMessage, mail_from: str, rcpt: str, relay: str, reply: Reply, seconds: float, label: str
+) -> None:
+    """One line per recipient and attempt, as Postfix's smtp/lmtp line: to, relay, delay since the message was
+    accepted, this attempt's time, status and the next hop's reply."""
+    state = recipient_state(reply)
+    metrics().deliveries.labels(status=state).inc()
+    accepted_us = int(message.data.get("received_us") or message.row.get("scanned_us") or 0)
+    delay = max(0.0, time.time() - accepted_us / 1e6) if accepted_us else None
+    status = {"delivered": "sent"}.get(state, state)
+    fields = {"queue_id": message.postfix_id, "from": mail_from, "to": rcpt, "relay": relay}
+    events.info(
+        "delivery",
+        **fields,
+        delay=None if delay is None else round(delay, 3),
+        attempt_seconds=round(seconds, 3),
+        status=status,
+        reply=str(reply)[:300],
+        attempt=label,
+    )
+
+
+def recipient_state(reply: Reply) -> str:
+    return "delivered" if reply.ok else "bounced" if reply.permanent else "deferred"
 
 
 def bounced(services: Services, message: StoredMessage, reasons: dict[str, str]) -> None:

@@ -15,11 +15,14 @@ import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 
 from mailsec import ids
+from mailsec.gateway.fold import clean
 from mailsec.services import Services
 from mailsec.store.domains import Domain
 from mailsec.store.queue import NewItem, QueueRepo, now_us
+from mailsec.store.records import from_us
 
 
 @dataclass
@@ -30,6 +33,28 @@ class Session:
     helo: str | None = None
     tls: bool = False
     trace: list[tuple[str, int]] = field(default_factory=list)
+    protocol: str = "ESMTP"  # RFC 5321 / 3848 "with": SMTP, ESMTP, ESMTPS, LMTP...
+    tls_version: str = ""
+    tls_cipher: str = ""
+    tls_bits: int = 0
+
+
+def received_header(session: Session, postfix_id: str, recipients: Sequence[str], hostname: str, when_us: int) -> str:
+    """The value of the `Received:` field mailsec adds (RFC 5321 4.4), in Postfix's form: who connected (EHLO name and
+    address literal), the TLS in use, which host took it with which protocol under which queue id, the recipient
+    when there is only one (more would disclose Bcc recipients to each other), and when."""
+    helo = clean(session.helo or "unknown").replace("(", "").replace(")", "") or "unknown"
+    ip = session.client_ip or "unknown"
+    literal = f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+    parts = [f"from {helo} ({literal})"]
+    if session.tls:
+        cipher = f" with cipher {session.tls_cipher}" if session.tls_cipher else ""
+        bits = f" ({session.tls_bits}/{session.tls_bits} bits)" if session.tls_bits else ""
+        parts.append(f"(using {session.tls_version or 'TLS'}{cipher}{bits})")
+    parts.append(f"by {clean(hostname) or 'mailsec.local'} (mailsec) with {session.protocol} id {postfix_id}")
+    if len(recipients) == 1 and recipients[0].isascii():
+        parts.append(f"for <{clean(recipients[0])}>")
+    return " ".join(parts) + "; " + format_datetime(from_us(when_us))
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,7 @@ def prepare(
             "received_us": received,
             "size": len(raw),
             "trace": trace,
+            "received_header": received_header(session, postfix_id, rcpts, services.settings.smtp_hostname, received),
         }
         items.append(NewItem(postfix_id, account_id, digest, envelope, raw))
         accepted.append(Accepted(postfix_id, account_id, tuple(rcpts)))

@@ -12,16 +12,19 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mailsec.config import parse_hostport
 from mailsec.gateway.receive import GroupCommit, prepare, receive
 from mailsec.gateway.receive import Session as ReceiveSession
+from mailsec.observability import logger, metrics
 from mailsec.services import Services
 from mailsec.store.domains import Domain
 from mailsec.store.queue import QueueRepo, now_us
 
 log = logging.getLogger("mailsec.gateway.smtp")
+events = logger("mailsec.smtp")
 OWNER_TTL = 1.0  # seconds a recipient domain's owner is remembered (a removed domain stops accepting after this)
 INLINE_MAX = 512 * 1024  # messages up to this size are hashed on the event loop (about a millisecond at most)
 
@@ -31,6 +34,24 @@ def _trace(session: Session) -> list[tuple[str, int]]:
     if not hasattr(session, "mailsec_trace"):
         session.mailsec_trace = lines  # type: ignore[attr-defined]
     return lines
+
+
+class _SessionStats:
+    """What the session's summary line says when the connection closes (Postfix's smtpd disconnect line)."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.queued: list[str] = []
+        self.rcpt_refused = 0
+        self.data_refused = 0
+
+
+def _stats(session: Session) -> _SessionStats:
+    stats: _SessionStats | None = getattr(session, "mailsec_stats", None)
+    if stats is None:
+        stats = _SessionStats()
+        session.mailsec_stats = stats  # type: ignore[attr-defined]
+    return stats
 
 
 def _owners(envelope: Envelope) -> dict[str, Domain]:
@@ -53,6 +74,7 @@ class GatewaySMTP(SMTP):
         peer = self.session.peer if self.session else None
         ip = peer[0] if isinstance(peer, tuple) else str(peer)
         if self.session is not None:
+            _stats(self.session)
             lines = _trace(self.session)
             if self.session.ssl is not None:
                 obj = transport.get_extra_info("ssl_object")
@@ -61,6 +83,46 @@ class GatewaySMTP(SMTP):
                 lines.append((f"TLS established: {version} {cipher[0] if cipher else ''}".strip(), now_us()))
             else:
                 lines.append((f"connect from {ip}", now_us()))
+
+    def connection_lost(self, error: Exception | None) -> None:
+        try:
+            self._log_session()
+        except Exception:  # the summary line must never keep the connection from being cleaned up
+            log.exception("session summary failed")
+        super().connection_lost(error)
+
+    def _log_session(self) -> None:
+        """Postfix's `disconnect` line, with what the session did."""
+        session = self.session
+        if session is None:
+            return
+        stats = _stats(session)
+        peer = session.peer
+        tls = _protocol(self, session) if session.ssl is not None and self.transport is not None else {}
+        metrics().smtp_sessions.inc()
+        events.info(
+            "smtp session",
+            client=peer[0] if isinstance(peer, tuple) else str(peer),
+            helo=session.host_name or None,
+            tls=tls.get("tls_version") or (session.ssl is not None),
+            queued=stats.queued,
+            rcpt_refused=stats.rcpt_refused,
+            data_refused=stats.data_refused,
+            duration=round(time.monotonic() - stats.started, 3),
+        )
+
+
+def _protocol(server: SMTP, session: Session) -> dict[str, Any]:
+    """What the Received line says of the session: the protocol name (RFC 3848) and the TLS in use."""
+    tls = session.ssl is not None
+    name = "LMTP" if isinstance(server, LMTP) else "ESMTP" if session.extended_smtp else "SMTP"
+    out: dict[str, Any] = {"protocol": name + ("S" if tls and name != "LMTP" else "")}
+    obj = server.transport.get_extra_info("ssl_object") if tls and server.transport is not None else None
+    if obj is not None:
+        cipher = obj.cipher()
+        out.update(tls_version=obj.version() or "", tls_cipher=cipher[0] if cipher else "")
+        out["tls_bits"] = int(cipher[2]) if cipher and cipher[2] else 0
+    return out
 
 
 class GatewayHandler:
@@ -127,6 +189,8 @@ class GatewayHandler:
             log.exception("domain lookup failed")
             return "451 4.3.0 temporary failure, try again later"
         if owner is None or "@" not in address:
+            _stats(session).rcpt_refused += 1
+            metrics().smtp_recipients_refused.inc()
             _trace(session).append((f"RCPT TO:<{address}> refused: relay access denied", now_us()))
             return f"550 5.7.1 <{address}>: relay access denied"
         envelope.rcpt_tos.append(address)
@@ -145,8 +209,11 @@ class GatewayHandler:
             helo=session.host_name or None,
             tls=session.ssl is not None,
             trace=list(_trace(session)),
+            **_protocol(server, session),
         )
         rcpts, owners = list(envelope.rcpt_tos), _owners(envelope)
+        stats, counters = _stats(session), metrics()
+        counters.smtp_received.inc()
         try:
             if self.committer is not None and len(raw) <= INLINE_MAX and all(r in owners for r in rcpts):
                 # Nothing to look up and little to hash: build the rows here and wait for the group commit
@@ -160,9 +227,18 @@ class GatewayHandler:
                 )
         except Exception:
             log.exception("receive failed; the client will retry")
+            stats.data_refused += 1
+            counters.smtp_refused.labels(code="451").inc()
             return "451 4.3.0 temporary failure storing the message, try again later"
         if not accepted:
+            stats.data_refused += 1
+            counters.smtp_refused.labels(code="554").inc()
             return "554 5.7.1 no valid recipients"
+        counters.smtp_accepted.inc()
+        for a in accepted:
+            stats.queued.append(a.postfix_id)
+            fields = {"queue_id": a.postfix_id, "account": a.account_id, "from": envelope.mail_from or ""}
+            events.info("queued", **fields, to=list(a.recipients), nrcpt=len(a.recipients), size=len(raw))
         if self.on_queued is not None:
             self.on_queued()
         return "250 2.0.0 Ok: queued as " + " ".join(a.postfix_id for a in accepted)

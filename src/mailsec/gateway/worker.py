@@ -223,6 +223,8 @@ class QueueWorker:
             client_ip=ip,
             helo=helo,
             tls=bool(env.get("tls")),
+            received_header=str(env.get("received_header") or ""),
+            received_us=int(env.get("received_us") or 0),
         )
         processed = pipeline.process_message(
             services,
@@ -398,7 +400,9 @@ def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICE)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (Ctrl-C reaches the group)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from mailsec.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
     services = open_services(settings)
     services.policies.revalidate_seconds = POLICY_REVALIDATE_SECONDS
     _warm_up()

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from mailsec.config import Settings
 from mailsec.mime import parse_message
 from mailsec.model import Operation
+from mailsec.observability import metrics
 from mailsec.preview.document import build_document
 from mailsec.preview.errors import PreviewError, PreviewTooLarge
 from mailsec.preview.renderer import Renderer
@@ -112,7 +113,13 @@ class PreviewService:
 
     def render_raw(self, raw: bytes) -> Preview:
         """Render raw message bytes (no cache, no action log)."""
-        return render_message(self.renderer, raw, self.settings.preview_max_bytes)
+        try:
+            result = render_message(self.renderer, raw, self.settings.preview_max_bytes)
+        except Exception:
+            metrics().preview_renders.labels(result="failed").inc()
+            raise
+        metrics().preview_renders.labels(result="rendered").inc()
+        return result
 
     def preview(self, message: StoredMessage, requested_by: str | None) -> Preview:
         size = int(message.row.get("raw_size") or 0)
@@ -130,6 +137,7 @@ class PreviewService:
                 remote_resources=list(data.get("remote_resources", [])),
                 cached=True,
             )
+            metrics().preview_renders.labels(result="cached").inc()
         else:
             try:
                 raw = self.blobs.get(str(message.row["raw_sha256"]))

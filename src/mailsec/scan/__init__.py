@@ -51,6 +51,7 @@ def scan_message(
     policy: Policy | None = None,
     resolvers: Resolvers | None = None,
     model: ContentModel | Any | None = None,
+    auth: AuthOutcome | None = None,
 ) -> Verdict:
     """Run every analyzer on an already parsed message and combine their findings with the policy.
 
@@ -61,7 +62,10 @@ def scan_message(
     errors: list[Finding] = []
     empty_text = MessageText("", "", "", (), ())
     mt = _guarded("text", errors, empty_text, lambda: extract_text(parsed))
-    auth = _guarded("authentication", errors, AuthOutcome(), lambda: check_authentication(parsed, envelope, resolvers))
+    if auth is None:  # `auth`: results recorded when the message was received (a rescan without DNS)
+        auth = _guarded(
+            "authentication", errors, AuthOutcome(), lambda: check_authentication(parsed, envelope, resolvers)
+        )
     attachments = _guarded("attachments", errors, AttachmentOutcome(), lambda: analyze_attachments(parsed))
     none: list[Finding] = []
     links = _guarded("links", errors, none, lambda: list(analyze_links(parsed, policy)))

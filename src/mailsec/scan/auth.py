@@ -102,6 +102,15 @@ class ArcResult:
     reason: str = ""
 
 
+AUTH_FINDINGS = frozenset(
+    {
+        "SPF_FAIL", "SPF_SOFTFAIL", "SPF_PERMERROR", "DKIM_FAIL", "DKIM_PERMERROR", "DMARC_PASS", "DMARC_FAIL",
+        "DMARC_FAIL_ARC_OVERRIDE", "SPOOFED_SENDER", "AUTH_TEMPERROR", "DNSBL_LISTED",
+    }
+)  # fmt: skip
+"""The findings `check_authentication` makes: what a rescan without DNS carries over from the first scan."""
+
+
 @dataclass(frozen=True)
 class AuthOutcome:
     validation: Validation = field(default_factory=Validation)
@@ -527,9 +536,10 @@ def check_authentication(parsed: ParsedMessage, envelope: Envelope, resolvers: R
     mail_from = envelope_sender(parsed, envelope)
     from_domain = _from_domain(parsed)
     info = sender_info(resolvers, ip, from_domain or address_domain(mail_from))
-    resolver = resolvers.dns
+    resolver = resolvers.message_dns()
     if resolver is None:
-        return AuthOutcome(validation=Validation(comment="not checked: no DNS resolver configured"), sender_info=info)
+        note = resolvers.dns_note or "not checked: no DNS resolver configured"
+        return AuthOutcome(validation=Validation(comment=note), sender_info=info)
 
     addr = parse_ip(ip)
     if addr is not None and is_public(addr):

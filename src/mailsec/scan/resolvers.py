@@ -57,6 +57,47 @@ class Resolvers:
     asn_db: str = ""
     dnsbl_zones: tuple[str, ...] = ()
     trusted_arc_sealers: tuple[str, ...] = ()
+    dns_budget_seconds: float = 0.0  # the most one message may wait on DNS in total; 0: no limit beyond timeouts
+    dns_note: str = ""  # why there is no `dns`, for the verdict's comment
+
+    def message_dns(self) -> DnsResolver | None:
+        """The resolver one message's checks use: its lookups share one deadline, so a slow or hostile set of
+        domains costs the message at most `dns_budget_seconds`, whatever the number of lookups."""
+        if self.dns is None or self.dns_budget_seconds <= 0:
+            return self.dns
+        return BudgetedDns(self.dns, self.dns_budget_seconds)
+
+
+class BudgetedDns:
+    """A `DnsResolver` for one message: answers from the shared cache as always; a lookup that must go to the
+    network gets only what is left of the message's budget, and none once it is spent (`DnsTempError`)."""
+
+    def __init__(self, inner: DnsResolver, budget_seconds: float) -> None:
+        self._inner = inner
+        self.deadline = time.monotonic() + budget_seconds
+
+    def _call(self, method: str, arg: str) -> Any:
+        fn = getattr(self._inner, method)
+        if isinstance(self._inner, DnspythonResolver):
+            return fn(arg, deadline=self.deadline)
+        if time.monotonic() >= self.deadline:
+            raise DnsTempError("this message's DNS time budget is spent")
+        return fn(arg)
+
+    def txt(self, name: str) -> list[str]:
+        return list(self._call("txt", name))
+
+    def a(self, name: str) -> list[str]:
+        return list(self._call("a", name))
+
+    def aaaa(self, name: str) -> list[str]:
+        return list(self._call("aaaa", name))
+
+    def mx(self, name: str) -> list[tuple[int, str]]:
+        return list(self._call("mx", name))
+
+    def ptr(self, ip: str) -> list[str]:
+        return list(self._call("ptr", ip))
 
 
 _Value = list[Any]
@@ -196,6 +237,7 @@ class DnspythonResolver:
         port: int = 53,
         timeout: float = 1.0,
         *,
+        resolv_conf: str = "/etc/resolv.conf",
         cache_size: int = 4096,
         max_ttl: float = 3600.0,
         negative_ttl: float = 300.0,
@@ -204,8 +246,12 @@ class DnspythonResolver:
         probe_timeout: float = 0.3,
         max_timeouts_in_a_row: int = 4,
     ) -> None:
-        servers = [s for s in nameservers if s and s != "system"]
-        self._resolver = dns.resolver.Resolver(configure=not servers)
+        servers = [s for s in nameservers if s and s != SYSTEM]
+        if servers:
+            self._resolver = dns.resolver.Resolver(configure=False)
+        else:  # the system's servers; `port` applies to them too (resolv.conf has no port)
+            self._resolver = dns.resolver.Resolver(filename=resolv_conf)
+            self._resolver.port = port
         if servers:
             pairs = [parse_hostport(s, port) for s in servers]
             for host, _ in pairs:
@@ -240,29 +286,32 @@ class DnspythonResolver:
 
     # -- the protocol -------------------------------------------------------------------------------------------
 
-    def txt(self, name: str) -> list[str]:
-        return [b"".join(r.strings).decode("utf-8", "surrogateescape") for r in self._lookup(name, dns.rdatatype.TXT)]
+    # `deadline` (time.monotonic()): a lookup that is not cached must be answered by then (see `BudgetedDns`).
 
-    def a(self, name: str) -> list[str]:
-        return [r.address for r in self._lookup(name, dns.rdatatype.A)]
+    def txt(self, name: str, deadline: float | None = None) -> list[str]:
+        records = self._lookup(name, dns.rdatatype.TXT, deadline)
+        return [b"".join(r.strings).decode("utf-8", "surrogateescape") for r in records]
 
-    def aaaa(self, name: str) -> list[str]:
-        return [r.address for r in self._lookup(name, dns.rdatatype.AAAA)]
+    def a(self, name: str, deadline: float | None = None) -> list[str]:
+        return [r.address for r in self._lookup(name, dns.rdatatype.A, deadline)]
 
-    def mx(self, name: str) -> list[tuple[int, str]]:
-        records = self._lookup(name, dns.rdatatype.MX)
+    def aaaa(self, name: str, deadline: float | None = None) -> list[str]:
+        return [r.address for r in self._lookup(name, dns.rdatatype.AAAA, deadline)]
+
+    def mx(self, name: str, deadline: float | None = None) -> list[tuple[int, str]]:
+        records = self._lookup(name, dns.rdatatype.MX, deadline)
         return [(int(r.preference), r.exchange.to_text(omit_final_dot=True)) for r in records]
 
-    def ptr(self, ip: str) -> list[str]:
+    def ptr(self, ip: str, deadline: float | None = None) -> list[str]:
         try:
             rev = dns.reversename.from_address(ip).to_text()
         except (ValueError, dns.exception.SyntaxError):
             return []
-        return [r.target.to_text(omit_final_dot=True) for r in self._lookup(rev, dns.rdatatype.PTR)]
+        return [r.target.to_text(omit_final_dot=True) for r in self._lookup(rev, dns.rdatatype.PTR, deadline)]
 
     # -- internals ----------------------------------------------------------------------------------------------
 
-    def _lookup(self, name: str, rdtype: dns.rdatatype.RdataType) -> _Value:
+    def _lookup(self, name: str, rdtype: dns.rdatatype.RdataType, deadline: float | None = None) -> _Value:
         key = (name.rstrip(".").lower(), int(rdtype))
         now = time.monotonic()
         with self._lock:
@@ -274,21 +323,34 @@ class DnspythonResolver:
                 return hit[1]
             if now < self._down_until:
                 raise DnsTempError(f"no DNS server reachable (retry in {self._down_until - now:.0f}s)")
-        value, ttl = self._resolve(key[0], rdtype)
+        lifetime = float(self._resolver.lifetime)
+        if deadline is not None:
+            left = deadline - now
+            if left <= 0:
+                raise DnsTempError(f"{key[0]}: not looked up, this message's DNS time budget is spent")
+            lifetime = min(lifetime, left)
+        value, ttl = self._resolve(key[0], rdtype, lifetime)
+        if value is None and ttl < 0:  # cut short by the budget: says nothing about the name or the server
+            raise DnsTempError(f"{key[0]}: no answer within this message's DNS time budget")
         self._store(key, value, ttl)
         if value is None:
             raise DnsTempError(f"{key[0]}: no usable answer (server failure or timeout)")
         return value
 
-    def _resolve(self, name: str, rdtype: dns.rdatatype.RdataType) -> tuple[_Value | None, float]:
-        """(records, ttl); records None for SERVFAIL or a timeout (both cached for `fail_ttl`)."""
+    def _resolve(
+        self, name: str, rdtype: dns.rdatatype.RdataType, lifetime: float | None = None
+    ) -> tuple[_Value | None, float]:
+        """(records, ttl); records None for SERVFAIL or a timeout (both cached for `fail_ttl`), with ttl -1 for a
+        timeout of a `lifetime` shorter than the configured one (not cached, not held against the server)."""
+        full = float(self._resolver.lifetime)
+        lifetime = full if lifetime is None else lifetime
         try:
             qname = dns.name.from_text(name)
         except (dns.exception.DNSException, UnicodeError, ValueError):
             return [], self._negative_ttl  # not a valid DNS name: nothing can exist there
         self.queries += 1
         try:
-            outcome, response = self._exchange(qname, rdtype)
+            outcome, response = self._exchange(qname, rdtype, lifetime)
         except dns.exception.DNSException as exc:
             raise DnsTempError(f"{name}: {type(exc).__name__}") from exc
         if outcome == "nxdomain":
@@ -298,6 +360,8 @@ class DnspythonResolver:
             return [], self._negative_ttl
         if outcome == "no servers":
             return None, self._fail_ttl  # every server answered SERVFAIL/REFUSED or broke
+        if outcome == "timeout" and lifetime < full:
+            return None, -1.0
         if outcome == "timeout":
             with self._lock:
                 self._timeouts_in_a_row += 1
@@ -312,7 +376,7 @@ class DnspythonResolver:
             return [], self._soa_ttl(response)
         return list(rrset), float(rrset.ttl)
 
-    def _exchange(self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> tuple[str, Any]:
+    def _exchange(self, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, lifetime: float) -> tuple[str, Any]:
         """One question to the servers in order, as `dns.resolver.Resolver.resolve` asks it (same request, EDNS and
         flags; TCP after a truncated answer; a server that answers SERVFAIL, REFUSED or garbage is dropped), on a
         plain connected UDP socket: dnspython's resolver costs ~3x the CPU per lookup, which a scan pays per domain.
@@ -324,7 +388,7 @@ class DnspythonResolver:
         if not servers:
             raise dns.resolver.NoResolverConfiguration("no nameservers")
         query = _Query(r, qname, rdtype)
-        deadline = time.monotonic() + float(r.lifetime)
+        deadline = time.monotonic() + lifetime
         timed_out = False
         for host, port in servers:
             remaining = deadline - time.monotonic()
@@ -429,28 +493,44 @@ class DnspythonResolver:
         log.warning("no DNS server answers; DNS checks report temperror for %.0fs", self._down_backoff)
 
 
-_shared: dict[tuple[tuple[str, ...], int, float], DnspythonResolver] = {}
+SYSTEM = "system"  # `dns_servers` value: the servers of resolv.conf
+OFF = frozenset({"off", "none", "no", "false", "0"})  # `dns_servers` values that turn DNS checks off
+
+_shared: dict[tuple[tuple[str, ...], int, float, str], DnspythonResolver] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_dns(servers: Sequence[str], port: int = 53, timeout: float = 1.0) -> DnspythonResolver:
-    """One resolver (and so one cache) per configuration and process."""
-    key = (tuple(servers), port, timeout)
+def shared_dns(
+    servers: Sequence[str], port: int = 53, timeout: float = 1.0, resolv_conf: str = "/etc/resolv.conf"
+) -> DnspythonResolver:
+    """One resolver (and so one cache, positive and negative) per configuration and process: every message and
+    every worker thread of a process shares it."""
+    key = (tuple(servers), port, timeout, resolv_conf)
     with _shared_lock:
         resolver = _shared.get(key)
         if resolver is None:
-            resolver = _shared[key] = DnspythonResolver(servers, port, timeout)
+            resolver = _shared[key] = DnspythonResolver(servers, port, timeout, resolv_conf=resolv_conf)
         return resolver
 
 
+def dns_disabled(servers: Sequence[str]) -> bool:
+    return not servers or any(s.strip().lower() in OFF for s in servers)
+
+
 def build_resolvers(settings: Settings, dns_factory: Callable[..., DnsResolver] = shared_dns) -> Resolvers:
-    """The resolvers the settings ask for. No `dns_servers` means no DNS checks at all (they report "none"): an
-    unconfigured installation never waits on the network. `dns_servers = ["system"]` uses /etc/resolv.conf."""
+    """The resolvers the settings ask for. `dns_servers`: "system" (resolv.conf), IP[:PORT] addresses, or "off";
+    unset means off here: `mailsec serve` sets "system" when nothing is configured (`Settings.for_serve`), while
+    ingest and rescan, which judge archived mail, look up only when told to."""
     dns_resolver = None
-    if settings.dns_servers:
+    servers = tuple(s.strip() for s in settings.dns_servers if s.strip())
+    note = "not checked: no DNS resolver (MAILSEC_DNS_SERVERS is off or unset)"
+    if not dns_disabled(servers):
         try:
-            dns_resolver = dns_factory(settings.dns_servers, settings.dns_port, settings.dns_timeout_seconds)
-        except (ValueError, dns.exception.DNSException) as exc:
+            dns_resolver = dns_factory(
+                servers, settings.dns_port, settings.dns_timeout_seconds, resolv_conf=settings.dns_resolv_conf
+            )
+        except (ValueError, OSError, dns.exception.DNSException) as exc:
+            note = f"not checked: no DNS resolver usable ({type(exc).__name__})"
             log.error("DNS resolver not usable (%s); authentication checks are off", exc)
     return Resolvers(
         dns=dns_resolver,
@@ -458,4 +538,6 @@ def build_resolvers(settings: Settings, dns_factory: Callable[..., DnsResolver] 
         asn_db=settings.asn_db,
         dnsbl_zones=tuple(settings.dnsbl_zones),
         trusted_arc_sealers=tuple(s.lower().rstrip(".") for s in settings.trusted_arc_sealers),
+        dns_budget_seconds=settings.dns_budget_seconds,
+        dns_note="" if dns_resolver is not None else note,
     )

@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    func,
     insert,
     inspect,
     or_,
@@ -389,6 +390,20 @@ class QueueRepo:
         with self.engine.connect() as conn:
             rows = conn.execute(text("SELECT state, COUNT(*) AS n FROM queue GROUP BY state")).all()
         return {str(r.state): int(r.n) for r in rows}
+
+    def depth(self) -> tuple[dict[str, int], float | None]:
+        """Rows not done, by state, and the age in seconds of the oldest still to be worked on (not failed; None
+        when there is none)."""
+        states = (*OPEN_STATES, "failed")  # by the state index: done rows are kept and would be scanned
+        query = (
+            select(queue.c.state, func.count().label("n"), func.min(queue.c.created_us).label("oldest"))
+            .where(queue.c.state.in_(states))
+            .group_by(queue.c.state)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        oldest = min((int(r.oldest) for r in rows if r.state != "failed"), default=None)
+        return {str(r.state): int(r.n) for r in rows}, None if oldest is None else (now_us() - oldest) / 1e6
 
     def quarantine_dispositions(self, account_id: str, default: tuple[str, ...]) -> tuple[str, ...]:
         """The account's quarantine policy (policies row of kind `quarantine`: {"dispositions": [...]}) or default."""

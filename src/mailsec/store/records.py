@@ -143,6 +143,8 @@ class MessageRecord:
             "helo": self.envelope.helo,
             "tls": self.envelope.tls,
             "defects": p.defects[:50],
+            **({"received_header": self.envelope.received_header} if self.envelope.received_header else {}),
+            **({"received_us": self.envelope.received_us} if self.envelope.received_us else {}),
         }
 
     def search_text(self) -> str:
