@@ -105,17 +105,20 @@ def serve(
     services = services_for(data, config, api_listen=api, smtp_listen=smtp)
     host, port = services.settings.api_address
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gateway = start_gateway(services)
-    if gateway.smtp is not None:
-        err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
-    err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
     # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM (systemd's stop) would then kill the
-    # process before the gateway stops, so it ends the process the way Ctrl-C does.
+    # process before the gateway stops, so it ends the process the way Ctrl-C does (also while starting up).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    gateway = None
     try:
+        gateway = start_gateway(services)
+        if gateway.smtp is not None:
+            err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
+        err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
         uvicorn.run(create_app(services), host=host, port=port, log_level=log_level.lower(), access_log=False)
     finally:
-        gateway.stop()  # queue worker processes finish their current message
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
+        if gateway is not None:
+            gateway.stop()  # queue worker processes finish their current message
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -11,8 +11,10 @@ import email.message
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from email import policy as email_policy
 from typing import Any
@@ -147,8 +149,9 @@ class QueueWorker:
         batch = _Batch()
         try:
             for item in items:
-                if self._stop.is_set():
-                    break
+                if self._stop.is_set():  # stopping: the rows not begun go back to the queue, unclaimed
+                    batch.finish(Finish(item.id, item.state))
+                    continue
                 self._run_one(item, batch)
         finally:
             batch.connections.close()
@@ -395,8 +398,53 @@ POLICY_REVALIDATE_SECONDS = 1.0
 PROCESS_BATCH = 4
 
 
-def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
+class ParentPipe:
+    """A worker process's wake-up and stop signal, without a lock a killed process could leave held (a
+    multiprocessing Event is a Condition over a semaphore: a worker killed inside `wait()` hangs the parent's next
+    `set()` for ever). The parent writes a byte to wake the worker and closes its end to stop it; end of file also
+    means the parent is gone. SIGTERM to the worker itself (systemd signals the whole group) sets the same stop.
+    Quacks like the threading.Event pair QueueWorker waits on."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self._fd: int = reader.fileno()
+        self._own_r, self._own_w = os.pipe()
+        os.set_blocking(self._own_w, False)
+        self.stopped = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.stopped.is_set():
+            return True
+        try:
+            ready, _, _ = select.select([self._fd, self._own_r], [], [], timeout)
+        except (OSError, ValueError):
+            self.stopped.set()
+            return True
+        for fd in ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b""
+            if fd == self._fd and not data:
+                self.stopped.set()
+        return bool(ready)
+
+    def clear(self) -> None:
+        """Every wake-up was read by `wait`."""
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._own_w, b"w")
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.set()
+
+
+def _child_main(settings: Settings, parent: int, reader: Any) -> None:
     _die_with_parent(parent)
+    pipe = ParentPipe(reader)
+    signal.signal(signal.SIGTERM, lambda signum, frame: pipe.stop())  # finish the current message, then exit
     # Accepting mail is latency-bound (a client waits for 250), scanning is throughput-bound (the queue absorbs
     # bursts): when the cores are busy, the SMTP process goes first.
     with contextlib.suppress(OSError):
@@ -404,21 +452,17 @@ def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (Ctrl-C reaches the group)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     services = open_services(settings)
-    services.policies.revalidate_seconds = POLICY_REVALIDATE_SECONDS
-    _warm_up()
-    worker = QueueWorker(services, threads=1, wake=wake, stop=stop)
-
-    def watch_parent() -> None:  # no prctl (not Linux): notice the parent went away within a second
-        while not stop.is_set():
-            if os.getppid() != parent:
-                os._exit(1)
-            stop.wait(1.0)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
     try:
+        services.policies.revalidate_seconds = POLICY_REVALIDATE_SECONDS
+        if not pipe.stopped.is_set():
+            _warm_up()
+        worker = QueueWorker(services, threads=1, wake=pipe, stop=pipe.stopped)
         worker._run(f"{worker.identity}:0", batch=PROCESS_BATCH)
     finally:
         services.close()
+    # Everything is committed and synced: skip the interpreter's teardown of the scanner's modules (2-3 s here).
+    logging.shutdown()
+    os._exit(0)
 
 
 def default_worker_processes(cpus: int | None = None) -> int:
@@ -437,35 +481,49 @@ class WorkerProcesses:
     def __init__(self, services: Services, processes: int | None = None) -> None:
         self.services = services
         self.count = max(1, processes or services.settings.queue_workers or default_worker_processes())
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and open connections
-        self._ctx = ctx
-        self._stop = ctx.Event()
-        self._wakes = [ctx.Event() for _ in range(self.count)]
+        self._ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and open connections
         self._procs: list[Any] = []
+        self._writers: list[Any] = []  # our end of each worker's ParentPipe
 
     def start(self) -> None:
         freed = QueueRepo(self.services.engine).release_dead_claims()
         if freed:
             log.info("resuming %d message(s) claimed by a process that stopped", freed)
-        for n, wake in enumerate(self._wakes):
+        for n in range(self.count):
+            reader, writer = self._ctx.Pipe(duplex=False)
             proc = self._ctx.Process(
                 target=_child_main,
-                args=(self.services.settings, os.getpid(), wake, self._stop),
+                args=(self.services.settings, os.getpid(), reader),
                 name=f"mailsec-queue-{n}",
                 daemon=True,
             )
             proc.start()
+            reader.close()  # the worker's copy is its own: when it dies, a wake-up fails instead of piling up
+            os.set_blocking(writer.fileno(), False)
             self._procs.append(proc)
+            self._writers.append(writer)
 
     def wake(self) -> None:
-        for wake in self._wakes:
-            wake.set()
+        """Never blocks: a full pipe already holds a wake-up, a dead worker's pipe is broken."""
+        for writer in self._writers:
+            with contextlib.suppress(OSError, ValueError):
+                os.write(writer.fileno(), b"w")
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.wake()
+        """Each worker finishes the message in hand (claims stay in the queue for the next start otherwise); one
+        deadline for all of them, then the stragglers are killed. Safe when the workers are already gone."""
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            with contextlib.suppress(OSError):
+                writer.close()
         for proc in self._procs:
-            proc.join(timeout)
+            with contextlib.suppress(OSError, ValueError):
+                proc.terminate()
+        deadline = time.monotonic() + timeout
+        for proc in self._procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in self._procs:
             if proc.is_alive():
+                log.warning("queue worker %s did not stop within %g s; killing it", proc.pid, timeout)
                 proc.kill()
                 proc.join(1)
