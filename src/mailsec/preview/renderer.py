@@ -61,10 +61,43 @@ LAUNCH_ARGS = [
 # Anything that escapes request interception (a preconnect, say) is sent to a port nothing listens on; loopback is
 # not exempted, so even a message pointing at 127.0.0.1 reaches nothing.
 DEAD_PROXY: ProxySettings = {"server": "http://127.0.0.1:1", "bypass": "<-loopback>"}
-HEIGHT_JS = (
-    "() => Math.max(document.documentElement ? document.documentElement.scrollHeight : 0,"
-    " document.body ? document.body.scrollHeight : 0)"
-)
+MIN_HEIGHT = 100
+CONTENT_PADDING = 16  # px of page kept below the last thing drawn
+MAX_MEASURED_ELEMENTS = 20_000  # beyond it the picture is the document's full height, uncropped
+# Where the last painted thing ends (text, a replaced element, a box with a background or border): the picture is
+# cropped there instead of running on to the viewport or a tall empty element. -1 when the page is too big to walk.
+EXTENT_JS = r"""(limit) => {
+  const root = document.documentElement;
+  const full = Math.max(root ? root.scrollHeight : 0, document.body ? document.body.scrollHeight : 0);
+  const scope = document.body || root;
+  if (!scope) return [0, full];
+  const all = scope.getElementsByTagName("*");
+  if (all.length > limit) return [-1, full];
+  let bottom = 0;
+  const see = (r) => { if (r.width > 0 && r.height > 0 && r.bottom > bottom) bottom = r.bottom; };
+  const range = document.createRange();
+  const walker = document.createTreeWalker(scope, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(), i = 0; n && i < 4 * limit; n = walker.nextNode(), i++) {
+    if (!n.data.trim()) continue;
+    range.selectNodeContents(n);
+    see(range.getBoundingClientRect());
+  }
+  const replaced = new Set(["IMG", "SVG", "VIDEO", "CANVAS", "INPUT", "TEXTAREA", "SELECT", "BUTTON", "HR",
+                            "PROGRESS", "METER"]);
+  for (const el of all) {
+    const r = el.getBoundingClientRect();
+    if (r.width <= 0 || r.height <= 0 || r.bottom <= bottom) continue;
+    if (replaced.has(el.tagName.toUpperCase())) { see(r); continue; }
+    const cs = getComputedStyle(el);
+    if (cs.visibility === "hidden") continue;
+    const painted = cs.backgroundImage !== "none" || !/rgba\(.*, 0\)$|transparent/.test(cs.backgroundColor)
+      || ["Top", "Bottom", "Left", "Right"].some((s) => parseFloat(cs["border" + s + "Width"]) > 0
+                                                   && cs["border" + s + "Style"] !== "none")
+      || cs.boxShadow !== "none" || cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0;
+    if (painted) see(r);
+  }
+  return [Math.ceil(bottom + window.scrollY), full];
+}"""
 
 
 @dataclass
@@ -271,13 +304,15 @@ class Renderer:
             await page.set_viewport_size({"width": self.width, "height": VIEW_HEIGHT})
             slot.view_height = VIEW_HEIGHT
         await page.set_content(html, wait_until="load", timeout=budget_ms)
-        content_height = int(await page.evaluate(HEIGHT_JS) or VIEW_HEIGHT)
-        height = min(max(content_height, 1), self.max_height)
-        if height != slot.view_height:
+        drawn, full = await page.evaluate(EXTENT_JS, MAX_MEASURED_ELEMENTS)
+        content_height = int(full if drawn < 0 else drawn) or 1
+        height = min(max(content_height + CONTENT_PADDING, MIN_HEIGHT), self.max_height)
+        if height > slot.view_height:
             await page.set_viewport_size({"width": self.width, "height": height})
             slot.view_height = height
-        # The viewport is exactly the picture; Chromium's fast PNG encoder halves the time of a tall screenshot.
-        shot = await slot.cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True})
+        # Only the picture's part of the viewport; Chromium's fast PNG encoder halves the time of a tall screenshot.
+        clip = {"x": 0, "y": 0, "width": self.width, "height": height, "scale": 1}
+        shot = await slot.cdp.send("Page.captureScreenshot", {"format": "png", "optimizeForSpeed": True, "clip": clip})
         return base64.b64decode(shot["data"]), height, content_height
 
     async def _render(self, html: str, budget: float) -> Rendered:
