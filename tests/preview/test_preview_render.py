@@ -4,6 +4,7 @@ a hostile message against a loopback server, oversized and deeply nested input, 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import threading
@@ -446,3 +447,48 @@ def test_picture_is_cropped_to_what_is_drawn(renderer: Renderer) -> None:
     assert open_png(painted.png).getpixel((400, 1490)) == (0, 0x33, 0x66)
     tall = renderer.render("<body style='margin:0'><div style='height:6000px;border-bottom:4px solid red'></div>")
     assert tall.height == 4000 and tall.truncated and tall.content_height == 6004
+
+
+def _uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[2])  # effective
+
+
+def _userns_works(user: str) -> bool:
+    """Whether Chromium's sandbox can start here: unprivileged user namespaces for `user` (or for us)."""
+    prefix = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, "unshare", "-U", "true"], capture_output=True).returncode == 0
+
+
+def test_chromium_is_never_root_and_keeps_its_sandbox(renderer: Renderer) -> None:
+    renderer.render(build_document(parse_message(make_eml(body="who am I"))).html)
+    pids = _own_chromium_browser_pids()
+    assert pids, "could not find this test's Chromium"
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert _uid(pid) != 0, "Chromium runs as root"
+        assert _uid(pid) == renderer.browser_uid
+        assert (b"--no-sandbox" in cmdline) is not renderer.sandboxed
+    assert renderer.browser_uid == (pwd.getpwnam(renderer.user).pw_uid if os.geteuid() == 0 else os.geteuid())
+    if _userns_works(renderer.user):
+        assert renderer.sandboxed, "Chromium's sandbox could start here but the browser runs without it"
+
+
+def test_idle_browser_closes_and_starts_again_on_demand() -> None:
+    r = Renderer(idle_seconds=1.0)
+    try:
+        others = set(_own_chromium_browser_pids())  # the session's browser stays
+        r.render("<p>first</p>")
+        mine = set(_own_chromium_browser_pids()) - others
+        assert len(mine) == 1 and r.launches == 1
+        deadline = time.monotonic() + 15
+        while r.idle_closes == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert r.idle_closes == 1
+        time.sleep(0.5)
+        assert not mine & set(_own_chromium_browser_pids()), "the idle browser is still running"
+        shot = r.render("<p>second</p>")
+        assert open_png(shot.png).width == 800 and r.launches == 2
+    finally:
+        r.close()
+    assert not (set(_own_chromium_browser_pids()) - others)

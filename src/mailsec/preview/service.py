@@ -114,6 +114,8 @@ class PreviewService:
             pages=settings.preview_pages,
             timeout=settings.preview_timeout_seconds,
             max_height=settings.preview_max_height,
+            idle_seconds=settings.preview_idle_seconds,
+            user=settings.preview_user,
         )
 
     def cache_key(self, raw_sha256: str) -> str:
