@@ -90,7 +90,9 @@ def _role(pid: int, root: int, cmd: str, forkservers: set[int], ppid: int) -> st
 
 def measure(root: int) -> list[Proc]:
     tree = _tree(root)
-    forkservers = {pid for pid, _, cmd in tree if "forkserver" in cmd}
+    # Workers forked from the fork server carry its command line: the server is the one whose parent is not one.
+    fork_cmd = {pid for pid, _, cmd in tree if "forkserver" in cmd}
+    forkservers = {pid for pid, ppid, _ in tree if pid in fork_cmd and ppid not in fork_cmd}
     out = []
     for pid, ppid, cmd in tree:
         try:

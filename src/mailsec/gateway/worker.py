@@ -367,18 +367,18 @@ class _Batch:
 # -- worker processes -----------------------------------------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    """A SIGKILL of `mailsec serve` takes its workers along (Linux PR_SET_PDEATHSIG), so a restart finds their claims
-    held by dead processes and resumes them, exactly as with worker threads."""
+def _die_with_parent() -> None:
+    """A SIGKILL of `mailsec serve` takes its workers along (Linux PR_SET_PDEATHSIG: the fork server, their parent,
+    ends with `serve`), so a restart finds their claims held by dead processes and resumes them, exactly as with
+    worker threads. Without prctl, the end of file on the worker's pipe stops it (see ParentPipe)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """Load the parser, the content model and the macro scanner (oletools takes ~0.4 s to import) before the
-    first message, not while it waits (offline: no lookups)."""
+    first message, not while it waits (offline: no lookups). Done once in the fork server (gateway/preload.py);
+    again, nearly free, in each worker."""
     from mailsec.mime import parse_message
     from mailsec.scan import scan_message
     from mailsec.scan.attachments import load_macro_scanner
@@ -398,34 +398,57 @@ POLICY_REVALIDATE_SECONDS = 1.0
 PROCESS_BATCH = 4
 
 
+class StopFlag:
+    """Set once, never cleared, without a lock: a signal handler sets it (a handler that took a lock the
+    interrupted code held would deadlock). Waiters select on a pipe that becomes readable for good once set.
+    Quacks like the threading.Event QueueWorker stops on."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        with contextlib.suppress(OSError):
+            os.write(self._w, b"s")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._set:
+            with contextlib.suppress(OSError, ValueError):
+                select.select([self._r], [], [], timeout)
+        return self._set
+
+
 class ParentPipe:
     """A worker process's wake-up and stop signal, without a lock a killed process could leave held (a
     multiprocessing Event is a Condition over a semaphore: a worker killed inside `wait()` hangs the parent's next
     `set()` for ever). The parent writes a byte to wake the worker and closes its end to stop it; end of file also
     means the parent is gone. SIGTERM to the worker itself (systemd signals the whole group) sets the same stop.
-    Quacks like the threading.Event pair QueueWorker waits on."""
+    Quacks like the threading.Event QueueWorker waits on for work."""
 
     def __init__(self, reader: Any) -> None:
         self._reader = reader
         self._fd: int = reader.fileno()
-        self._own_r, self._own_w = os.pipe()
-        os.set_blocking(self._own_w, False)
-        self.stopped = threading.Event()
+        self.stopped = StopFlag()
 
     def wait(self, timeout: float | None = None) -> bool:
         if self.stopped.is_set():
             return True
         try:
-            ready, _, _ = select.select([self._fd, self._own_r], [], [], timeout)
+            ready, _, _ = select.select([self._fd, self.stopped._r], [], [], timeout)
         except (OSError, ValueError):
             self.stopped.set()
             return True
-        for fd in ready:
+        if self._fd in ready:
             try:
-                data = os.read(fd, 4096)
+                data = os.read(self._fd, 4096)
             except OSError:
                 data = b""
-            if fd == self._fd and not data:
+            if not data:
                 self.stopped.set()
         return bool(ready)
 
@@ -433,18 +456,28 @@ class ParentPipe:
         """Every wake-up was read by `wait`."""
 
     def set(self) -> None:
-        with contextlib.suppress(OSError):
-            os.write(self._own_w, b"w")
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.set()
+        """Only the parent wakes a worker process."""
 
 
-def _child_main(settings: Settings, parent: int, reader: Any) -> None:
-    _die_with_parent(parent)
+# Once told to stop, a worker has this long to finish the message in hand before it exits regardless (a worker
+# orphaned by a SIGKILL of `serve` must not linger holding its claims).
+STOP_GRACE_SECONDS = 20.0
+
+
+def _exit_when_overdue(stopped: StopFlag) -> None:
+    stopped.wait()
+    time.sleep(STOP_GRACE_SECONDS)
+    log.warning("queue worker %d did not finish within %g s of being stopped; exiting", os.getpid(), STOP_GRACE_SECONDS)
+    os._exit(1)
+
+
+def _child_main(settings: Settings, reader: Any) -> None:
+    _die_with_parent()
     pipe = ParentPipe(reader)
-    signal.signal(signal.SIGTERM, lambda signum, frame: pipe.stop())  # finish the current message, then exit
+    signal.signal(signal.SIGTERM, lambda signum, frame: pipe.stopped.set())  # finish the message in hand, exit
+    if pipe.wait(0) and pipe.stopped.is_set():  # `serve` went away before this worker was up
+        os._exit(1)
+    threading.Thread(target=_exit_when_overdue, args=(pipe.stopped,), name="mailsec-stop-grace", daemon=True).start()
     # Accepting mail is latency-bound (a client waits for 250), scanning is throughput-bound (the queue absorbs
     # bursts): when the cores are busy, the SMTP process goes first.
     with contextlib.suppress(OSError):
@@ -455,7 +488,7 @@ def _child_main(settings: Settings, parent: int, reader: Any) -> None:
     try:
         services.policies.revalidate_seconds = POLICY_REVALIDATE_SECONDS
         if not pipe.stopped.is_set():
-            _warm_up()
+            warm_up()
         worker = QueueWorker(services, threads=1, wake=pipe, stop=pipe.stopped)
         worker._run(f"{worker.identity}:0", batch=PROCESS_BATCH)
     finally:
@@ -463,6 +496,20 @@ def _child_main(settings: Settings, parent: int, reader: Any) -> None:
     # Everything is committed and synced: skip the interpreter's teardown of the scanner's modules (2-3 s here).
     logging.shutdown()
     os._exit(0)
+
+
+PRELOAD_MODULE = "mailsec.gateway.preload"
+
+
+def worker_context() -> Any:
+    """Workers are forked from a fork server that preloaded the scanner (shared copy-on-write; see preload.py),
+    never from `serve`, which has threads and open connections. Without a fork server (not Unix): spawn."""
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+    except ValueError:
+        return multiprocessing.get_context("spawn")
+    ctx.set_forkserver_preload([PRELOAD_MODULE])
+    return ctx
 
 
 def default_worker_processes(cpus: int | None = None) -> int:
@@ -481,7 +528,7 @@ class WorkerProcesses:
     def __init__(self, services: Services, processes: int | None = None) -> None:
         self.services = services
         self.count = max(1, processes or services.settings.queue_workers or default_worker_processes())
-        self._ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and open connections
+        self._ctx = worker_context()
         self._procs: list[Any] = []
         self._writers: list[Any] = []  # our end of each worker's ParentPipe
 
@@ -493,7 +540,7 @@ class WorkerProcesses:
             reader, writer = self._ctx.Pipe(duplex=False)
             proc = self._ctx.Process(
                 target=_child_main,
-                args=(self.services.settings, os.getpid(), reader),
+                args=(self.services.settings, reader),
                 name=f"mailsec-queue-{n}",
                 daemon=True,
             )
