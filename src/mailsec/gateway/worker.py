@@ -368,9 +368,10 @@ class _Batch:
 
 
 def _die_with_parent() -> None:
-    """A SIGKILL of `mailsec serve` takes its workers along (Linux PR_SET_PDEATHSIG: the fork server, their parent,
-    ends with `serve`), so a restart finds their claims held by dead processes and resumes them, exactly as with
-    worker threads. Without prctl, the end of file on the worker's pipe stops it (see ParentPipe)."""
+    """When `mailsec serve` dies (SIGKILL), each worker sees the end of its pipe, finishes the message in hand and
+    exits; the fork server, their parent, ends once they are gone. Should the fork server be killed first, Linux
+    PR_SET_PDEATHSIG takes the workers along. Either way a restart finds their claims held by dead processes and
+    resumes them, exactly as with worker threads."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
@@ -515,7 +516,8 @@ def worker_context() -> Any:
 def default_worker_processes(cpus: int | None = None) -> int:
     """`queue_workers = 0` (the default) with worker processes: one more than the cores, at most 8. Workers run at
     nice 10 and wait on the database and the next hop part of the time, so one more than the cores keeps them busy
-    (2 cores: 3 measured best, see docs/gateway.md); each holds the scanner (~150 MB), hence the cap."""
+    (2 cores: 3 measured best, see docs/gateway.md); beside the scanner they share, each holds ~30 MB of its own
+    (docs/benchmarks.md, "Footprint"), and more workers than cores only contend, hence the cap."""
     count = cpus if cpus is not None else (os.cpu_count() or 1)
     return min(8, max(2, count + 1))
 
