@@ -29,22 +29,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from playwright.async_api import (
-    Browser,
-    BrowserContext,
-    CDPSession,
-    Page,
-    Playwright,
-    ProxySettings,
-    Request,
-    Route,
-    async_playwright,
-)
-from playwright.async_api import Error as PlaywrightError
+from typing import TYPE_CHECKING, Any
 
 from mailsec.preview.errors import PreviewBusy, PreviewError, PreviewTimeout, PreviewUnavailable, RenderFailed
+
+if TYPE_CHECKING:  # Playwright itself is imported with the first browser: ~20 MB a process that never previews
+    from playwright.async_api import (
+        Browser,
+        BrowserContext,
+        CDPSession,
+        Page,
+        Playwright,
+        ProxySettings,
+        Request,
+        Route,
+    )
 
 log = logging.getLogger("mailsec.preview")
 
@@ -131,6 +130,12 @@ class _Slot:
     requests: list[tuple[str, str]] = field(default_factory=list)
     uses: int = 0
     view_height: int = VIEW_HEIGHT
+
+
+def _playwright_error() -> type[Exception]:
+    from playwright.async_api import Error
+
+    return Error
 
 
 def unprivileged_wrapper(chromium_path: str, user: str) -> tuple[Path, int]:
@@ -339,7 +344,7 @@ class Renderer:
             browser = await pw.chromium.launch(chromium_sandbox=True, **options)
             self.sandboxed = True
             return browser
-        except PlaywrightError as exc:
+        except _playwright_error() as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             log.warning("Chromium's sandbox did not start (%s); running the preview browser without it", first)
         self.sandboxed = False
@@ -356,6 +361,8 @@ class Renderer:
             if not Path(self.chromium_path).is_file():
                 raise PreviewUnavailable(install_hint(self.chromium_path))
             try:
+                from playwright.async_api import async_playwright
+
                 self._pw = await async_playwright().start()
                 self._browser = await self._launch(self._pw)
             except PreviewUnavailable:
@@ -440,10 +447,12 @@ class Renderer:
         self._busy += 1
         try:
             for attempt in (1, 2):
-                browser = await self._ensure_browser()
+                launching = time.perf_counter()
+                browser = await self._ensure_browser()  # a (re)launch has its own deadline, not the render's
+                started += time.perf_counter() - launching
                 try:
                     slot = self._idle.pop() if self._idle else await self._new_slot(browser)
-                except PlaywrightError as exc:
+                except _playwright_error() as exc:
                     if attempt == 1 and not browser.is_connected():
                         continue
                     raise RenderFailed(f"the preview browser failed: {exc}") from exc
@@ -453,9 +462,9 @@ class Renderer:
                     png, height, content_height = await asyncio.wait_for(
                         self._shoot(slot, html, max(remaining, 0.001) * 1000), max(remaining, 0.001)
                     )
-                except (TimeoutError, PlaywrightError) as exc:
+                except (TimeoutError, _playwright_error()) as exc:
                     await self._discard(slot)
-                    if isinstance(exc, PlaywrightError) and not browser.is_connected() and attempt == 1:
+                    if isinstance(exc, _playwright_error()) and not browser.is_connected() and attempt == 1:
                         continue  # the browser died under us: relaunch and try once more
                     if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
                         raise PreviewTimeout(f"the render did not finish within {budget:g} s") from exc
