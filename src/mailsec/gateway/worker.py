@@ -531,47 +531,75 @@ class WorkerProcesses:
         self.services = services
         self.count = max(1, processes or services.settings.queue_workers or default_worker_processes())
         self._ctx = worker_context()
+        self._lock = threading.Lock()
+        self._stopping = False
         self._procs: list[Any] = []
         self._writers: list[Any] = []  # our end of each worker's ParentPipe
+        self._launcher: threading.Thread | None = None
 
     def start(self) -> None:
+        """Returns at once: the first worker waits for the fork server to preload the scanner (seconds), and
+        `serve` answers SMTP and the API meanwhile (accepted mail waits in the queue)."""
         freed = QueueRepo(self.services.engine).release_dead_claims()
         if freed:
             log.info("resuming %d message(s) claimed by a process that stopped", freed)
+        self._launcher = threading.Thread(target=self._launch_all, name="mailsec-worker-launcher", daemon=True)
+        self._launcher.start()
+
+    def _launch_all(self) -> None:
         for n in range(self.count):
+            if self._stopping:
+                return
             reader, writer = self._ctx.Pipe(duplex=False)
             proc = self._ctx.Process(
-                target=_child_main,
-                args=(self.services.settings, reader),
-                name=f"mailsec-queue-{n}",
-                daemon=True,
+                target=_child_main, args=(self.services.settings, reader), name=f"mailsec-queue-{n}", daemon=True
             )
-            proc.start()
-            reader.close()  # the worker's copy is its own: when it dies, a wake-up fails instead of piling up
+            try:
+                proc.start()
+            except Exception:
+                log.exception("starting queue worker %d failed", n)
+                writer.close()
+                return
+            finally:
+                reader.close()  # the worker's copy is its own: when it dies, a wake-up fails instead of piling up
             os.set_blocking(writer.fileno(), False)
-            self._procs.append(proc)
-            self._writers.append(writer)
+            with self._lock:
+                self._procs.append(proc)
+                if self._stopping:  # stop() came while this one started: it stops at once
+                    writer.close()
+                    continue
+                self._writers.append(writer)
+            with contextlib.suppress(OSError):
+                os.write(writer.fileno(), b"w")  # mail may have queued up while it started
 
     def wake(self) -> None:
         """Never blocks: a full pipe already holds a wake-up, a dead worker's pipe is broken."""
-        for writer in self._writers:
+        with self._lock:
+            writers = list(self._writers)
+        for writer in writers:
             with contextlib.suppress(OSError, ValueError):
                 os.write(writer.fileno(), b"w")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Each worker finishes the message in hand (claims stay in the queue for the next start otherwise); one
         deadline for all of them, then the stragglers are killed. Safe when the workers are already gone."""
-        writers, self._writers = self._writers, []
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._stopping = True
+            writers, self._writers = self._writers, []
         for writer in writers:
             with contextlib.suppress(OSError):
                 writer.close()
-        for proc in self._procs:
+        if self._launcher is not None:
+            self._launcher.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
             with contextlib.suppress(OSError, ValueError):
                 proc.terminate()
-        deadline = time.monotonic() + timeout
-        for proc in self._procs:
+        for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
-        for proc in self._procs:
+        for proc in procs:
             if proc.is_alive():
                 log.warning("queue worker %s did not stop within %g s; killing it", proc.pid, timeout)
                 proc.kill()
