@@ -572,6 +572,11 @@ class WorkerProcesses:
             with contextlib.suppress(OSError):
                 os.write(writer.fileno(), b"w")  # mail may have queued up while it started
 
+    def running(self) -> list[Any]:
+        """The worker processes started so far (multiprocessing.Process objects)."""
+        with self._lock:
+            return list(self._procs)
+
     def wake(self) -> None:
         """Never blocks: a full pipe already holds a wake-up, a dead worker's pipe is broken."""
         with self._lock:
