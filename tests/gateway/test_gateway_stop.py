@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from gw_support import Dovecot, Gateway, start_gateway
 
@@ -67,6 +68,13 @@ def test_sigterm_exits_in_seconds_and_loses_nothing(stop_gateway: Gateway, dovec
     before = set(dovecot.queue_ids(TARGET))
     accepted = [_send_one(gw, "warm-up")]  # the workers are up and have delivered once
     gw.wait_idle()
+    # A preview starts Chromium and Playwright's driver: they are part of what has to stop.
+    preview = httpx.get(
+        f"{gw.server.base_url}/accounts/{gw.account}/email-security/investigate/{accepted[0]}/preview",
+        headers={"Authorization": f"Bearer {gw.token}"},
+        timeout=120,
+    )
+    assert preview.status_code == 200, preview.text
     lock, stop = threading.Lock(), threading.Event()
     clients = [threading.Thread(target=_client, args=(gw, stop, accepted, lock, w)) for w in range(3)]
     for t in clients:
