@@ -176,6 +176,7 @@ class LiveServer:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.stop()  # a fixture that fails in setup gets no teardown: leave no serve (and its workers) behind
         raise TimeoutError("mailsec serve did not become healthy")
 
     def stop(self) -> None:
