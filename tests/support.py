@@ -157,13 +157,15 @@ class LiveServer:
     def create_token(self, account: str, read_only: bool = False) -> str:
         return self.last_line("token", "create", "--account", account, *(["--read-only"] if read_only else []))
 
-    def start(self, *extra: str) -> None:
+    def start(self, *extra: str, new_session: bool = False) -> None:
+        """`new_session`: serve leads a process group of its own, as under systemd (tests signal the whole group)."""
         log = open(self.data_dir / "serve.log", "ab")  # noqa: SIM115 - the child process owns it
         self.proc = subprocess.Popen(
             [*MAILSEC, "serve", "--api", f"127.0.0.1:{self.port}", *extra],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=new_session,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -174,6 +176,7 @@ class LiveServer:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.stop()  # a fixture that fails in setup gets no teardown: leave no serve (and its workers) behind
         raise TimeoutError("mailsec serve did not become healthy")
 
     def stop(self) -> None:

@@ -156,20 +156,23 @@ def serve(
             fail(f"cannot serve metrics on {settings.metrics_listen!r} (MAILSEC_METRICS_LISTEN): {exc}")
             return
         err.print(f"mailsec metrics on http://{metrics_server.host}:{metrics_server.port}/metrics")
-    gateway = start_gateway(services)
-    if gateway.smtp is not None:
-        err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
-    err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
     # uvicorn re-raises the signal that stopped it once it has shut down; SIGTERM (systemd's stop) would then kill the
-    # process before the gateway stops, so it ends the process the way Ctrl-C does.
+    # process before the gateway stops, so it ends the process the way Ctrl-C does (also while starting up).
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    gateway = None
     try:
+        gateway = start_gateway(services)
+        if gateway.smtp is not None:
+            err.print(f"mailsec SMTP gateway on {gateway.smtp.host}:{gateway.smtp.port}")
+        err.print(f"mailsec API on http://{host}:{port}/client/v4 (data: {services.settings.data_dir.resolve()})")
         uvicorn.run(
             create_app(services), host=host, port=port, log_level=settings.log_level.lower(), access_log=False,
             log_config=None,  # uvicorn's lines go through the same formatter as ours
         )  # fmt: skip
     finally:
-        gateway.stop()  # queue worker processes finish their current message
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the stop short
+        if gateway is not None:
+            gateway.stop()  # queue worker processes finish their current message
         if metrics_server is not None:
             metrics_server.stop()
 

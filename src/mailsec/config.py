@@ -67,6 +67,8 @@ class Settings:
     preview_timeout_seconds: float = 10.0
     preview_max_bytes: int = 20 * 1024 * 1024
     preview_max_height: int = 4000
+    preview_idle_seconds: float = 300.0  # Chromium is closed after this long without a render (0: kept open)
+    preview_user: str = "nobody"  # when mailsec runs as root, Chromium runs as this user
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -218,9 +218,15 @@ def self_signed(root: Path) -> tuple[Path, Path]:
 
 
 def start_gateway(
-    root: Path, dovecot: Dovecot, dovecot_flaky: Dovecot | None, database_url: str | None = None, **env: str
+    root: Path,
+    dovecot: Dovecot,
+    dovecot_flaky: Dovecot | None,
+    database_url: str | None = None,
+    new_session: bool = False,
+    **env: str,
 ) -> Gateway:
-    """`mailsec serve --smtp` on SQLite in `root`, or on `database_url` (a PostgreSQL database of the fixture)."""
+    """`mailsec serve --smtp` on SQLite in `root`, or on `database_url` (a PostgreSQL database of the fixture);
+    `new_session`: in a process group of its own (see LiveServer.start)."""
     smtp_port = free_port()
     env = {
         "MAILSEC_QUEUE_RETRY_SECONDS": "0.4",
@@ -260,6 +266,6 @@ def start_gateway(
         server, smtp_port, account, hold_account, strict, services.accounts.create_token(account),
         services.accounts.create_token(hold_account), services,
     )  # fmt: skip
-    server.start("--smtp", f"127.0.0.1:{smtp_port}")
+    server.start("--smtp", f"127.0.0.1:{smtp_port}", new_session=new_session)
     wait_port("127.0.0.1", smtp_port)
     return gw

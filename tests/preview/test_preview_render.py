@@ -4,6 +4,7 @@ a hostile message against a loopback server, oversized and deeply nested input, 
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 import threading
@@ -27,6 +28,7 @@ from mailsec.mime import parse_message
 from mailsec.preview import Preview, PreviewService, PreviewTimeout, PreviewTooLarge, PreviewUnavailable, Renderer
 from mailsec.preview.document import build_document
 from mailsec.preview.errors import PreviewError
+from mailsec.preview.renderer import MIN_HEIGHT
 from mailsec.preview.service import render_message
 from mailsec.services import Services
 from mailsec.store.previews import PreviewCacheRepo
@@ -58,7 +60,7 @@ def test_corpus_messages_render(case: str, corpora: Path, renderer: Renderer) ->
     shot = renderer.render(doc.html)
     image = open_png(shot.png)
     assert image.width == 800
-    assert 600 <= image.height <= 4000
+    assert MIN_HEIGHT <= image.height <= 4000
     assert variance(image) > MIN_VARIANCE, f"{case} rendered (nearly) blank"
     if case == "plain-text":
         assert not doc.is_html and "<pre>" in doc.html
@@ -394,3 +396,99 @@ def test_cjk_text_is_drawn_with_real_glyphs(renderer: Renderer) -> None:
     assert mean_abs_diff(shot[first], shot[second]) > 0.1  # one line of text on an 800x600 page
     jis = open_png(renderer.render(build_document(parse_message(charset_eml(first, "iso-2022-jp"))).html).png)
     assert mean_abs_diff(jis, shot[first]) == 0
+
+
+PLACEHOLDER_FILL = (0xEE, 0xF1, 0xF5)
+IMAGE_ONLY = (
+    "<html><body><a href='https://login.{host}/verify'>"
+    "<img src='{base}/banner.png' width='570' height='400' alt='Verify your account' style='display:block'></a>"
+    "<img src='{base}/footer.jpg' style='display:block;width:570px;height:120px'>"
+    "<img src='{base}/open.gif' width='1' height='1'></body></html>"
+)
+
+
+def test_image_only_message_shows_placeholders_cropped_to_the_content(renderer: Renderer) -> None:
+    """Image-only phishing: the remote pictures are not fetched, but their boxes are drawn, labelled with the host,
+    and the picture ends where they end (no blank page below)."""
+    server = RecordingServer()
+    try:
+        raw = make_eml(subject="Your parcel", html=IMAGE_ONLY.format(host="phish.example", base=server.base))
+        result = render_raw(renderer, raw)
+        time.sleep(0.3)
+        assert server.requests == [] and server.connections == 0
+    finally:
+        server.close()
+    image = open_png(result.png)
+    assert variance(image) > MIN_VARIANCE, "rendered (nearly) blank"
+    # Body margin 8 + 400 + 120 + the 1 px pixel's line, then the 16 px kept below the content.
+    assert 8 + 400 + 120 <= result.height <= 8 + 400 + 120 + 40, result.height
+    assert image.height == result.height and not result.truncated
+    # The banner's box: filled inside, its dashed border on the left edge, the label's dark text in its middle.
+    assert image.getpixel((300, 30)) == PLACEHOLDER_FILL
+    edge = [image.getpixel((8, y)) for y in range(10, 400)]
+    assert any(p != PLACEHOLDER_FILL and p != (255, 255, 255) for p in edge)
+    label = np.asarray(image)[8 + 150 : 8 + 250, 8 : 8 + 570, :]
+    assert (label.max(axis=2) < 120).sum() > 200, "no label text in the placeholder"
+    assert image.getpixel((300, 8 + 400 + 60)) == PLACEHOLDER_FILL  # the footer's box
+    # What the label says depends on the host: another host, another picture (same size).
+    other = render_raw(renderer, make_eml(html=IMAGE_ONLY.format(host="x", base="https://elsewhere.example")))
+    assert mean_abs_diff(open_png(other.png), image) > 0
+    found = {r["url"]: r for r in result.remote_resources}
+    assert found[f"{server.base}/banner.png"]["placeholder"] is True
+    assert found[f"{server.base}/banner.png"]["requested"] is True
+
+
+def test_picture_is_cropped_to_what_is_drawn(renderer: Renderer) -> None:
+    empty_tail = renderer.render("<p>Short message</p><div style='height:3500px'></div><p style='color:#fff'> </p>")
+    assert empty_tail.height == MIN_HEIGHT and not empty_tail.truncated
+    assert open_png(empty_tail.png).size == (800, MIN_HEIGHT)
+    painted = renderer.render("<body style='margin:0'><div style='height:1500px;background:#036'></div></body>")
+    assert painted.height == 1500 + 16
+    assert open_png(painted.png).getpixel((400, 1490)) == (0, 0x33, 0x66)
+    tall = renderer.render("<body style='margin:0'><div style='height:6000px;border-bottom:4px solid red'></div>")
+    assert tall.height == 4000 and tall.truncated and tall.content_height == 6004
+
+
+def _uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[2])  # effective
+
+
+def _userns_works(user: str) -> bool:
+    """Whether Chromium's sandbox can start here: unprivileged user namespaces for `user` (or for us)."""
+    prefix = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, "unshare", "-U", "true"], capture_output=True).returncode == 0
+
+
+def test_chromium_is_never_root_and_keeps_its_sandbox(renderer: Renderer) -> None:
+    renderer.render(build_document(parse_message(make_eml(body="who am I"))).html)
+    pids = _own_chromium_browser_pids()
+    assert pids, "could not find this test's Chromium"
+    for pid in pids:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        assert _uid(pid) != 0, "Chromium runs as root"
+        assert _uid(pid) == renderer.browser_uid
+        assert (b"--no-sandbox" in cmdline) is not renderer.sandboxed
+    assert renderer.browser_uid == (pwd.getpwnam(renderer.user).pw_uid if os.geteuid() == 0 else os.geteuid())
+    if _userns_works(renderer.user):
+        assert renderer.sandboxed, "Chromium's sandbox could start here but the browser runs without it"
+
+
+def test_idle_browser_closes_and_starts_again_on_demand() -> None:
+    r = Renderer(idle_seconds=1.0)
+    try:
+        others = set(_own_chromium_browser_pids())  # the session's browser stays
+        r.render("<p>first</p>")
+        mine = set(_own_chromium_browser_pids()) - others
+        assert len(mine) == 1 and r.launches == 1
+        deadline = time.monotonic() + 15
+        while r.idle_closes == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert r.idle_closes == 1
+        time.sleep(0.5)
+        assert not mine & set(_own_chromium_browser_pids()), "the idle browser is still running"
+        shot = r.render("<p>second</p>")
+        assert open_png(shot.png).width == 800 and r.launches == 2
+    finally:
+        r.close()
+    assert not (set(_own_chromium_browser_pids()) - others)

@@ -5,11 +5,15 @@ of this process."""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 
 from mailsec.gateway.smtp import SMTPServer
 from mailsec.gateway.worker import QueueWorker, WorkerProcesses
 from mailsec.services import Services
+
+log = logging.getLogger("mailsec.gateway")
 
 
 @dataclass
@@ -18,9 +22,12 @@ class Gateway:
     smtp: SMTPServer | None
 
     def stop(self) -> None:
+        """The listener first (no new 250s), then the workers finish the message in hand."""
+        started = time.monotonic()
         if self.smtp is not None:
             self.smtp.stop()
         self.worker.stop()
+        log.info("gateway stopped in %.1f s", time.monotonic() - started)
 
 
 def start_gateway(services: Services, smtp_listen: str | None = None) -> Gateway:

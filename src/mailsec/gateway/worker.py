@@ -11,8 +11,10 @@ import email.message
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from email import policy as email_policy
 from typing import Any
@@ -146,8 +148,9 @@ class QueueWorker:
         batch = _Batch()
         try:
             for item in items:
-                if self._stop.is_set():
-                    break
+                if self._stop.is_set():  # stopping: the rows not begun go back to the queue, unclaimed
+                    batch.finish(Finish(item.id, item.state))
+                    continue
                 self._run_one(item, batch)
         finally:
             batch.connections.close()
@@ -362,18 +365,19 @@ class _Batch:
 # -- worker processes -----------------------------------------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    """A SIGKILL of `mailsec serve` takes its workers along (Linux PR_SET_PDEATHSIG), so a restart finds their claims
-    held by dead processes and resumes them, exactly as with worker threads."""
+def _die_with_parent() -> None:
+    """When `mailsec serve` dies (SIGKILL), each worker sees the end of its pipe, finishes the message in hand and
+    exits; the fork server, their parent, ends once they are gone. Should the fork server be killed first, Linux
+    PR_SET_PDEATHSIG takes the workers along. Either way a restart finds their claims held by dead processes and
+    resumes them, exactly as with worker threads."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        os._exit(1)
 
 
-def _warm_up() -> None:
+def warm_up() -> None:
     """Load the parser, the content model and the macro scanner (oletools takes ~0.4 s to import) before the
-    first message, not while it waits (offline: no lookups)."""
+    first message, not while it waits (offline: no lookups). Done once in the fork server (gateway/preload.py);
+    again, nearly free, in each worker."""
     from mailsec.mime import parse_message
     from mailsec.scan import scan_message
     from mailsec.scan.attachments import load_macro_scanner
@@ -393,8 +397,86 @@ POLICY_REVALIDATE_SECONDS = 1.0
 PROCESS_BATCH = 4
 
 
-def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
-    _die_with_parent(parent)
+class StopFlag:
+    """Set once, never cleared, without a lock: a signal handler sets it (a handler that took a lock the
+    interrupted code held would deadlock). Waiters select on a pipe that becomes readable for good once set.
+    Quacks like the threading.Event QueueWorker stops on."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        with contextlib.suppress(OSError):
+            os.write(self._w, b"s")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._set:
+            with contextlib.suppress(OSError, ValueError):
+                select.select([self._r], [], [], timeout)
+        return self._set
+
+
+class ParentPipe:
+    """A worker process's wake-up and stop signal, without a lock a killed process could leave held (a
+    multiprocessing Event is a Condition over a semaphore: a worker killed inside `wait()` hangs the parent's next
+    `set()` for ever). The parent writes a byte to wake the worker and closes its end to stop it; end of file also
+    means the parent is gone. SIGTERM to the worker itself (systemd signals the whole group) sets the same stop.
+    Quacks like the threading.Event QueueWorker waits on for work."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+        self._fd: int = reader.fileno()
+        self.stopped = StopFlag()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if self.stopped.is_set():
+            return True
+        try:
+            ready, _, _ = select.select([self._fd, self.stopped._r], [], [], timeout)
+        except (OSError, ValueError):
+            self.stopped.set()
+            return True
+        if self._fd in ready:
+            try:
+                data = os.read(self._fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                self.stopped.set()
+        return bool(ready)
+
+    def clear(self) -> None:
+        """Every wake-up was read by `wait`."""
+
+    def set(self) -> None:
+        """Only the parent wakes a worker process."""
+
+
+# Once told to stop, a worker has this long to finish the message in hand before it exits regardless (a worker
+# orphaned by a SIGKILL of `serve` must not linger holding its claims).
+STOP_GRACE_SECONDS = 20.0
+
+
+def _exit_when_overdue(stopped: StopFlag) -> None:
+    stopped.wait()
+    time.sleep(STOP_GRACE_SECONDS)
+    log.warning("queue worker %d did not finish within %g s of being stopped; exiting", os.getpid(), STOP_GRACE_SECONDS)
+    os._exit(1)
+
+
+def _child_main(settings: Settings, reader: Any) -> None:
+    _die_with_parent()
+    pipe = ParentPipe(reader)
+    signal.signal(signal.SIGTERM, lambda signum, frame: pipe.stopped.set())  # finish the message in hand, exit
+    if pipe.wait(0) and pipe.stopped.is_set():  # `serve` went away before this worker was up
+        os._exit(1)
+    threading.Thread(target=_exit_when_overdue, args=(pipe.stopped,), name="mailsec-stop-grace", daemon=True).start()
     # Accepting mail is latency-bound (a client waits for 250), scanning is throughput-bound (the queue absorbs
     # bursts): when the cores are busy, the SMTP process goes first.
     with contextlib.suppress(OSError):
@@ -404,27 +486,38 @@ def _child_main(settings: Settings, parent: int, wake: Any, stop: Any) -> None:
 
     configure_logging(settings.log_level, settings.log_format)
     services = open_services(settings)
-    services.policies.revalidate_seconds = POLICY_REVALIDATE_SECONDS
-    _warm_up()
-    worker = QueueWorker(services, threads=1, wake=wake, stop=stop)
-
-    def watch_parent() -> None:  # no prctl (not Linux): notice the parent went away within a second
-        while not stop.is_set():
-            if os.getppid() != parent:
-                os._exit(1)
-            stop.wait(1.0)
-
-    threading.Thread(target=watch_parent, daemon=True).start()
     try:
+        services.policies.revalidate_seconds = POLICY_REVALIDATE_SECONDS
+        if not pipe.stopped.is_set():
+            warm_up()
+        worker = QueueWorker(services, threads=1, wake=pipe, stop=pipe.stopped)
         worker._run(f"{worker.identity}:0", batch=PROCESS_BATCH)
     finally:
         services.close()
+    # Everything is committed and synced: skip the interpreter's teardown of the scanner's modules (2-3 s here).
+    logging.shutdown()
+    os._exit(0)
+
+
+PRELOAD_MODULE = "mailsec.gateway.preload"
+
+
+def worker_context() -> Any:
+    """Workers are forked from a fork server that preloaded the scanner (shared copy-on-write; see preload.py),
+    never from `serve`, which has threads and open connections. Without a fork server (not Unix): spawn."""
+    try:
+        ctx = multiprocessing.get_context("forkserver")
+    except ValueError:
+        return multiprocessing.get_context("spawn")
+    ctx.set_forkserver_preload([PRELOAD_MODULE])
+    return ctx
 
 
 def default_worker_processes(cpus: int | None = None) -> int:
     """`queue_workers = 0` (the default) with worker processes: one more than the cores, at most 8. Workers run at
     nice 10 and wait on the database and the next hop part of the time, so one more than the cores keeps them busy
-    (2 cores: 3 measured best, see docs/gateway.md); each holds the scanner (~150 MB), hence the cap."""
+    (2 cores: 3 measured best, see docs/gateway.md); beside the scanner they share, each holds ~30 MB of its own
+    (docs/benchmarks.md, "Footprint"), and more workers than cores only contend, hence the cap."""
     count = cpus if cpus is not None else (os.cpu_count() or 1)
     return min(8, max(2, count + 1))
 
@@ -437,35 +530,82 @@ class WorkerProcesses:
     def __init__(self, services: Services, processes: int | None = None) -> None:
         self.services = services
         self.count = max(1, processes or services.settings.queue_workers or default_worker_processes())
-        ctx = multiprocessing.get_context("spawn")  # no fork of a process with threads and open connections
-        self._ctx = ctx
-        self._stop = ctx.Event()
-        self._wakes = [ctx.Event() for _ in range(self.count)]
+        self._ctx = worker_context()
+        self._lock = threading.Lock()
+        self._stopping = False
         self._procs: list[Any] = []
+        self._writers: list[Any] = []  # our end of each worker's ParentPipe
+        self._launcher: threading.Thread | None = None
 
     def start(self) -> None:
+        """Returns at once: the first worker waits for the fork server to preload the scanner (seconds), and
+        `serve` answers SMTP and the API meanwhile (accepted mail waits in the queue)."""
         freed = QueueRepo(self.services.engine).release_dead_claims()
         if freed:
             log.info("resuming %d message(s) claimed by a process that stopped", freed)
-        for n, wake in enumerate(self._wakes):
+        self._launcher = threading.Thread(target=self._launch_all, name="mailsec-worker-launcher", daemon=True)
+        self._launcher.start()
+
+    def _launch_all(self) -> None:
+        for n in range(self.count):
+            if self._stopping:
+                return
+            reader, writer = self._ctx.Pipe(duplex=False)
             proc = self._ctx.Process(
-                target=_child_main,
-                args=(self.services.settings, os.getpid(), wake, self._stop),
-                name=f"mailsec-queue-{n}",
-                daemon=True,
+                target=_child_main, args=(self.services.settings, reader), name=f"mailsec-queue-{n}", daemon=True
             )
-            proc.start()
-            self._procs.append(proc)
+            try:
+                proc.start()
+            except Exception:
+                log.exception("starting queue worker %d failed", n)
+                writer.close()
+                return
+            finally:
+                reader.close()  # the worker's copy is its own: when it dies, a wake-up fails instead of piling up
+            os.set_blocking(writer.fileno(), False)
+            with self._lock:
+                self._procs.append(proc)
+                if self._stopping:  # stop() came while this one started: it stops at once
+                    writer.close()
+                    continue
+                self._writers.append(writer)
+            with contextlib.suppress(OSError):
+                os.write(writer.fileno(), b"w")  # mail may have queued up while it started
+
+    def running(self) -> list[Any]:
+        """The worker processes started so far (multiprocessing.Process objects)."""
+        with self._lock:
+            return list(self._procs)
 
     def wake(self) -> None:
-        for wake in self._wakes:
-            wake.set()
+        """Never blocks: a full pipe already holds a wake-up, a dead worker's pipe is broken."""
+        with self._lock:
+            writers = list(self._writers)
+        for writer in writers:
+            with contextlib.suppress(OSError, ValueError):
+                os.write(writer.fileno(), b"w")
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        self.wake()
-        for proc in self._procs:
-            proc.join(timeout)
+        """Each worker finishes the message in hand (claims stay in the queue for the next start otherwise); one
+        deadline for all of them, then the stragglers are killed. Safe when the workers are already gone."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._stopping = True
+            writers, self._writers = self._writers, []
+        for writer in writers:
+            with contextlib.suppress(OSError):
+                writer.close()
+        if self._launcher is not None:
+            self._launcher.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            with contextlib.suppress(OSError, ValueError):
+                proc.terminate()
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+        for proc in procs:
             if proc.is_alive():
+                log.warning("queue worker %s did not stop within %g s; killing it", proc.pid, timeout)
                 proc.kill()
                 proc.join(1)

@@ -2,7 +2,9 @@
 
 The document is made inert before Chromium sees it: scripts, frames, plugins, `<base>`, meta refresh and resource
 hints (prefetch/preconnect bypass request interception) are removed; `cid:` references become `data:` URLs from the
-message's own parts. Every remote URL found on the way is recorded, never fetched."""
+message's own parts. Every remote URL found on the way is recorded, never fetched. A remote image is drawn as a
+labelled placeholder of its declared size (an inline SVG `data:` image naming its host), so a message whose content
+is pictures still shows its layout instead of a blank page."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import html
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urljoin, urlsplit
+from xml.sax.saxutils import escape as xml_escape
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
@@ -48,6 +51,14 @@ _FONT_FACE = re.compile(r"@font-face\s*\{[^}]*\}", re.I)
 _CID = re.compile(r"""cid:([^\s"'()<>\\]+)""", re.I)
 _META_URL = re.compile(r"url\s*=\s*['\"]?([^'\";\s]+)", re.I)
 _C1 = re.compile("[\x80-\x9f]")
+_CSS_SIZE = re.compile(r"(?:^|;)\s*(width|height)\s*:\s*([0-9.]+)\s*px\s*(?:!important\s*)?(?=;|$)", re.I)
+_NUMBER = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(?:px)?\s*$", re.I)
+# Placeholder sizes: what an image with no declared size is drawn as, the largest drawn, and the smallest that gets
+# a box and a label (a tracking pixel stays an invisible pixel).
+PLACEHOLDER_DEFAULT = (600, 300)
+PLACEHOLDER_MAX = (1600, 2000)
+PLACEHOLDER_MIN_LABELLED = (24, 12)
+MAX_PLACEHOLDERS = 200
 _IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"GIF8", "image/gif"), (b"\xff\xd8\xff", "image/jpeg"))
 
 _TEXT_TEMPLATE = (
@@ -71,6 +82,87 @@ class PreviewDocument:
     is_html: bool
     remote: list[RemoteResource] = field(default_factory=list)
     inlined_cids: int = 0
+    placeholders: set[str] = field(default_factory=set)  # remote image URLs drawn as placeholders
+
+
+def _declared(value: str | None) -> int | None:
+    m = _NUMBER.match(value or "")
+    return int(float(m.group(1))) if m else None
+
+
+def declared_size(attrs: dict[str, str | None]) -> tuple[int | None, int | None]:
+    """Width and height in pixels from the element's inline style (wins, as in a browser) or its attributes;
+    None where nothing usable is declared (a percentage, `auto`, nothing)."""
+    size: dict[str, int | None] = {"width": _declared(attrs.get("width")), "height": _declared(attrs.get("height"))}
+    for m in _CSS_SIZE.finditer(attrs.get("style") or ""):
+        size[m.group(1).lower()] = int(float(m.group(2))) if m.group(2).count(".") <= 1 else None
+    return size["width"], size["height"]
+
+
+def placeholder_size(width: int | None, height: int | None) -> tuple[int, int]:
+    w = PLACEHOLDER_DEFAULT[0] if width is None else width
+    h = PLACEHOLDER_DEFAULT[1] if height is None else height
+    return max(0, min(w, PLACEHOLDER_MAX[0])), max(0, min(h, PLACEHOLDER_MAX[1]))
+
+
+def placeholder_svg(url: str, width: int, height: int, alt: str = "") -> str:
+    """A grey dashed box of the image's size naming the host it would have come from (and its alt text): a
+    `data:` image, which the renderer lets through and which can neither run script nor load anything."""
+    try:
+        host = urlsplit(url).hostname or url
+    except ValueError:
+        host = url
+    lines = [f"remote image: {host[:80]}"]
+    if alt.strip():
+        lines.append(f"alt: {' '.join(alt.split())[:80]}")
+    labelled = width >= PLACEHOLDER_MIN_LABELLED[0] and height >= PLACEHOLDER_MIN_LABELLED[1]
+    text = "".join(
+        f'<text x="50%" y="50%" dy="{0.35 + 1.5 * (i - (len(lines) - 1) / 2):.2f}em">{xml_escape(line)}</text>'
+        for i, line in enumerate(lines)
+    )
+    svg = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{max(width, 1)}" height="{max(height, 1)}">'
+        + (
+            '<rect width="100%" height="100%" fill="#eef1f5" stroke="#8a94a6" stroke-width="2" '
+            'stroke-dasharray="6 4"/>'
+            '<g font-family="DejaVu Sans, sans-serif" font-size="13" fill="#3d4759" text-anchor="middle">'
+            f"{text}</g>"
+            if labelled
+            else ""
+        )
+        + "</svg>"
+    )
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
+def _draw_placeholders(tree: LexborHTMLParser, rec: _Recorder) -> set[str]:
+    """Every remote `<img>` (and image `<input>`) becomes a placeholder of its declared size; its srcset and any
+    `<picture>` sources go, so that Chromium has nothing remote left to choose for it."""
+    drawn: set[str] = set()
+    for node in tree.css("picture source"):
+        node.decompose()
+    for node in tree.css("img, input[src]"):
+        if len(drawn) >= MAX_PLACEHOLDERS:
+            break
+        attrs = node.attributes
+        if node.tag == "input" and (attrs.get("type") or "").strip().lower() != "image":
+            continue
+        candidates = [attrs.get("src") or ""] + [m.group(1) for m in _SRCSET.finditer(attrs.get("srcset") or "")]
+        url = next((u for u in (rec.resolve(c) for c in candidates) if u), None)
+        if url is None:
+            continue
+        width, height = declared_size(attrs)
+        w, h = placeholder_size(width, height)
+        node.attrs["src"] = placeholder_svg(url, w, h, attrs.get("alt") or "")
+        for name in ("srcset", "sizes", "lowsrc", "dynsrc"):
+            if name in node.attrs:
+                del node.attrs[name]
+        if width is not None:
+            node.attrs["width"] = str(w)
+        if height is not None:
+            node.attrs["height"] = str(h)
+        drawn.add(url)
+    return drawn
 
 
 class _Recorder:
@@ -78,10 +170,11 @@ class _Recorder:
         self.base = base
         self.items: dict[str, RemoteResource] = {}
 
-    def add(self, raw_url: str, kind: str) -> None:
+    def resolve(self, raw_url: str) -> str | None:
+        """The absolute URL a browser would load for this reference, when it is remote."""
         url = html.unescape(raw_url).strip()
-        if not url or len(self.items) >= MAX_RESOURCES:
-            return
+        if not url:
+            return None
         if url.startswith("//"):
             url = "http:" + url
         elif self.base and ":" not in url.split("/", 1)[0]:
@@ -89,8 +182,14 @@ class _Recorder:
         try:
             scheme = urlsplit(url).scheme.lower()
         except ValueError:
+            return None
+        return url if scheme in REMOTE_SCHEMES else None
+
+    def add(self, raw_url: str, kind: str) -> None:
+        if len(self.items) >= MAX_RESOURCES:
             return
-        if scheme in REMOTE_SCHEMES:
+        url = self.resolve(raw_url)
+        if url is not None:
             self.items.setdefault(url, RemoteResource(url[:2000], kind))
 
     def css(self, text: str) -> None:
@@ -147,7 +246,7 @@ def _rels(node: LexborNode) -> set[str]:
     return {r.lower() for r in (node.attributes.get("rel") or "").split()}
 
 
-def _sanitize_and_record(source: str) -> tuple[str, list[RemoteResource]]:
+def _sanitize_and_record(source: str) -> tuple[str, list[RemoteResource], set[str]]:
     tree = LexborHTMLParser(source)
     base_node = tree.css_first("base[href]")
     rec = _Recorder((base_node.attributes.get("href") or "").strip() or None if base_node else None)
@@ -189,7 +288,8 @@ def _sanitize_and_record(source: str) -> tuple[str, list[RemoteResource]]:
 
     for node in tree.css(_DROP):
         node.decompose()
-    return tree.html or "", list(rec.items.values())
+    drawn = _draw_placeholders(tree, rec)
+    return tree.html or "", list(rec.items.values()), {u[:2000] for u in drawn}
 
 
 def limit_nesting(source: str, max_depth: int = MAX_DEPTH) -> str:
@@ -206,11 +306,11 @@ def build_document(parsed: ParsedMessage) -> PreviewDocument:
     if parsed.html_body.strip():
         try:
             source = limit_nesting(fix_c1(parsed.html_body[:MAX_DOCUMENT_CHARS]))
-            sanitized, remote = _sanitize_and_record(source)
+            sanitized, remote, drawn = _sanitize_and_record(source)
         except Exception:  # selectolax does not raise on bad HTML, but a preview must never crash on content
             return PreviewDocument(text_document(parsed.text_body or "(unreadable HTML body)"), is_html=False)
         doc, count = inline_cids(sanitized, parsed.inline_parts)
-        return PreviewDocument(doc, is_html=True, remote=remote, inlined_cids=count)
+        return PreviewDocument(doc, is_html=True, remote=remote, inlined_cids=count, placeholders=drawn)
     body = (
         fix_c1(parsed.text_body[:MAX_DOCUMENT_CHARS]) if parsed.text_body.strip() else "(this message has no text body)"
     )

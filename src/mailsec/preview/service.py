@@ -21,7 +21,7 @@ from mailsec.store.messages import MessageRepo, StoredMessage
 from mailsec.store.previews import PreviewCacheRepo
 
 # Bump when anything that changes the picture changes (document building, browser options), to retire the cache.
-RENDERER_VERSION = "1"
+RENDERER_VERSION = "2"  # 2: remote images drawn as placeholders, picture cropped to the content
 
 
 @dataclass
@@ -53,13 +53,23 @@ def _norm(url: str) -> str:
         return url
 
 
-def merge_resources(found: list[tuple[str, str]], requested: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """What the message would have loaded: URLs found in the document, marked `requested` when Chromium actually
-    tried them; requests found only by the browser are added with Chromium's resource type as their kind."""
+def merge_resources(
+    found: list[tuple[str, str]],
+    requested: list[tuple[str, str]],
+    placeholders: set[str] | frozenset[str] = frozenset(),
+) -> list[dict[str, Any]]:
+    """What the message would have loaded: URLs found in the document, marked `requested` when loading them was
+    attempted and refused (by Chromium, or before it by drawing the image as a placeholder, then also marked
+    `placeholder`); requests found only by the browser are added with Chromium's resource type as their kind."""
     tried = {_norm(url) for url, _ in requested}
+    drawn = {_norm(url) for url in placeholders}
     out: dict[str, dict[str, Any]] = {}
     for url, kind in found:
-        out.setdefault(_norm(url), {"url": url, "kind": kind, "requested": _norm(url) in tried})
+        key = _norm(url)
+        entry = {"url": url, "kind": kind, "requested": key in tried or key in drawn}
+        if key in drawn:
+            entry["placeholder"] = True
+        out.setdefault(key, entry)
     for url, rtype in requested:
         out.setdefault(_norm(url), {"url": url, "kind": rtype, "requested": True})
     return list(out.values())
@@ -82,7 +92,7 @@ def render_message(renderer: Renderer, raw: bytes, max_bytes: int, timeout: floa
         width=shot.width,
         height=shot.height,
         truncated=shot.truncated,
-        remote_resources=merge_resources([(r.url, r.kind) for r in doc.remote], shot.requests),
+        remote_resources=merge_resources([(r.url, r.kind) for r in doc.remote], shot.requests, doc.placeholders),
     )
 
 
@@ -105,6 +115,8 @@ class PreviewService:
             pages=settings.preview_pages,
             timeout=settings.preview_timeout_seconds,
             max_height=settings.preview_max_height,
+            idle_seconds=settings.preview_idle_seconds,
+            user=settings.preview_user,
         )
 
     def cache_key(self, raw_sha256: str) -> str:

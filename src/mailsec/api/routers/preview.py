@@ -34,7 +34,10 @@ _lock = threading.Lock()
 class RemoteResourceOut(BaseModel):
     url: str
     kind: str = Field(description="image, css, font, import, stylesheet, background, media, frame, prefetch, ...")
-    requested: bool = Field(description="Chromium tried to load it (and was refused)")
+    requested: bool = Field(
+        description="Loading it was attempted and refused (by Chromium, or by drawing the image as a placeholder)"
+    )
+    placeholder: bool = Field(False, description="A remote image drawn as a labelled box of its declared size")
 
 
 class PreviewOut(BaseModel):
