@@ -194,6 +194,8 @@ def make_live_server(data_dir: Path, database_url: str, **env: str) -> LiveServe
         "MAILSEC_DATABASE_URL": database_url,
         "MAILSEC_RATE_LIMIT_PER_MINUTE": "1000000",
         "MAILSEC_RATE_LIMIT_BURST": "1000000",
+        "MAILSEC_AUTH_FAILURES_PER_MINUTE": "1000000",  # tests probe every route with bad credentials
+        "MAILSEC_AUTH_FAILURES_BURST": "1000000",
         **env,
     }
     return LiveServer(data_dir=data_dir, database_url=database_url, port=free_port(), env=full_env)

@@ -34,6 +34,10 @@ class Settings:
     search_budget_seconds: float = 5.0
     rate_limit_per_minute: int = 1200
     rate_limit_burst: int = 200
+    search_concurrency_per_account: int = 2  # searches one account may have running at once (jobs included)
+    api_max_body_bytes: int = 4 * 1024 * 1024  # a larger request body is refused with 413 before it is read
+    auth_failures_per_minute: int = 30  # failed authentications per client address and per credential
+    auth_failures_burst: int = 10
     max_message_bytes: int = 50 * 1024 * 1024
     log_level: str = "info"
     # Detection (scan/) settings.

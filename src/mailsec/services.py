@@ -43,7 +43,9 @@ def open_services(settings: Settings) -> Services:
         blobs=BlobStore(settings.resolved_blob_dir),
         accounts=AccountRepo(engine),
         messages=MessageRepo(engine),
-        searches=SearchService(engine, settings.search_budget_seconds),
+        searches=SearchService(
+            engine, settings.search_budget_seconds, per_account=settings.search_concurrency_per_account
+        ),
         domains=DomainRepo(engine),
         policies=PolicyRepo(engine),
     )
