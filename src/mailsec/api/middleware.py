@@ -48,10 +48,6 @@ class _Tracked:
         await self._send(message)
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodyLimit:
     """413 in the envelope for a body over `max_bytes`: at once from Content-Length, else as soon as the bytes
     received pass the limit, before the application has parsed any of it."""
@@ -75,22 +71,35 @@ class BodyLimit:
             await send_error(send, self._error(), close=True)
             return
         seen = 0
+        refused = False
+        started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _BodyTooLarge
+                    refused = True
+                    if not started:
+                        await send_error(send, self._error(), close=True)
+                    return {"type": "http.disconnect"}  # the application stops reading, whatever it does with it
             return message
 
-        tracked = _Tracked(send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return  # the 413 was the answer
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, tracked)
-        except _BodyTooLarge:
-            if not tracked.started:
-                await send_error(send, self._error(), close=True)
+            await self.app(scope, limited, guarded)
+        except Exception:
+            if not refused:
+                raise
 
 
 class TrailingSlash:
@@ -131,12 +140,18 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, StatementError) and exc.orig is not None:
         shown = exc.orig
     first = (str(shown).strip().splitlines() or [""])[0]
+    sqlstate = getattr(shown, "sqlstate", None)
+    if sqlstate:  # PostgreSQL quotes the offending value after the colon: keep the kind of error only
+        first = f"{first.split(':', 1)[0]} (sqlstate {sqlstate})"
     return f"{type(exc).__name__}({type(shown).__name__}): {first[:MAX_LOG_MESSAGE]}"
 
 
 def short_trace(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)[-MAX_LOG_FRAMES:]
-    return " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
+    """Where it happened: the innermost frame, then our own frames (not the framework's), innermost first."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames[:-1] if "/mailsec/" in f.filename or "/tests/" in f.filename][-MAX_LOG_FRAMES:]
+    shown = [*frames[-1:], *reversed(ours)]
+    return " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in shown)
 
 
 class UnexpectedErrors:
