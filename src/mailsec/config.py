@@ -3,6 +3,7 @@ environment. Precedence: explicit arguments > environment > TOML file > defaults
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -105,6 +106,18 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def _warn_if_readable_by_others(path: Path) -> None:
+    """The file may hold the database password and key material: say so when others can read it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        logging.getLogger("mailsec.config").warning(
+            "%s is readable by other users (mode %o); it may hold secrets: chmod 600 it", path, mode & 0o777
+        )
+
+
 def load_settings(
     config_file: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any
 ) -> Settings:
@@ -113,6 +126,7 @@ def load_settings(
     extra: dict[str, Any] = {}
     path = config_file or env.get("MAILSEC_CONFIG")
     if path:
+        _warn_if_readable_by_others(Path(path))
         with open(path, "rb") as fh:
             for key, value in tomllib.load(fh).items():
                 if key in _FIELDS and key != "extra":
