@@ -3,6 +3,8 @@ pathological pattern `(a+)+b` does not slow the scan of any message, its own or 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -67,6 +69,7 @@ def test_patterns_re2_cannot_run_are_refused_and_match_nothing(pattern: str) -> 
 
 def test_an_analyzer_past_its_budget_is_stopped_and_the_message_is_not_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(budget, "ANALYZER_SECONDS", 0.2)
+    assert budget.armed  # armed by the first scan (warm_scanner)
     errors: list[Finding] = []
 
     def spin() -> list[Finding]:
@@ -90,3 +93,20 @@ def test_an_overrun_in_a_thread_is_reported(monkeypatch: pytest.MonkeyPatch) -> 
     thread.start()
     thread.join()
     assert out == ["x"] and [f.name for f in errors] == ["ANALYZER_TIMEOUT"]
+
+
+COLD_SCAN = """
+from mailsec.mime import parse_message
+from mailsec.model import Envelope
+from mailsec.scan import budget, scan_message
+budget.ANALYZER_SECONDS = 0.01
+raw = b"From: a@sender.example\\r\\nTo: b@corp.example\\r\\nSubject: hello\\r\\n\\r\\nsee you at ten\\r\\n"
+first = scan_message(parse_message(raw), Envelope())
+print(sorted(f.name for f in first.findings if f.name.startswith("ANALYZER")), budget.armed)
+"""
+
+
+def test_the_first_scan_of_a_process_loads_its_analyzers_without_a_budget() -> None:
+    """Importing the classifier takes seconds on a busy machine: it must not make the first message SUSPICIOUS."""
+    out = subprocess.run([sys.executable, "-c", COLD_SCAN], capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split() == ["[]", "True"], out.stderr[-2000:]

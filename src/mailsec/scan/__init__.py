@@ -100,6 +100,7 @@ def scan_message(
         "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")
     )
     findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *errors]
+    budget.armed = True
     return _guarded(
         "verdict",
         errors,

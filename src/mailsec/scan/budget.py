@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 ANALYZER_SECONDS = 5.0
+# The first scan in a process imports and loads what analyzers use (the classifier's scikit-learn takes seconds on
+# a busy machine, and an interrupted import is worse than a slow one): budgets apply from the second scan on.
+armed = False
 
 
 class AnalyzerTimeout(Exception):
@@ -27,6 +30,9 @@ def time_limit(seconds: float) -> Iterator[Callable[[], float]]:
     """Raise AnalyzerTimeout in the block once `seconds` have passed (main thread only); yields a function
     answering the seconds used so far."""
     started = time.perf_counter()
+    if not armed:
+        yield lambda: 0.0
+        return
     if seconds <= 0 or not _can_interrupt() or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
         yield lambda: time.perf_counter() - started
         return
