@@ -36,23 +36,24 @@ def _timeout(name: str, used: float) -> Finding:
         name="ANALYZER_TIMEOUT",
         detection=Disposition.SUSPICIOUS,
         score=5.0,
-        reason=f"The {name} analyzer ran past its time budget ({budget.ANALYZER_SECONDS:g} s) on this message; "
+        reason=f"The {name} analyzer ran past its time budget ({budget.seconds_for(name):g} s) on this message; "
         "its checks are incomplete.",
         detail=f"{name}: {used:.2f} s",
     )
 
 
 def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) -> T:
+    limit = budget.seconds_for(name)
     try:
-        with budget.time_limit(budget.ANALYZER_SECONDS) as used:
+        with budget.time_limit(limit) as used:
             result = fn()
-        if used() > budget.ANALYZER_SECONDS:  # a thread cannot be interrupted: the overrun is still reported
+        if used() > limit:  # a thread cannot be interrupted: the overrun is still reported
             log.warning("analyzer %s took %.2f s", name, used())
             errors.append(_timeout(name, used()))
         return result
     except budget.AnalyzerTimeout:
-        log.warning("analyzer %s stopped after %g s", name, budget.ANALYZER_SECONDS)
-        errors.append(_timeout(name, budget.ANALYZER_SECONDS))
+        log.warning("analyzer %s stopped after %g s", name, limit)
+        errors.append(_timeout(name, limit))
         return default
     except Exception as exc:
         log.exception("analyzer %s failed", name)

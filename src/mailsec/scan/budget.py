@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 ANALYZER_SECONDS = 5.0
+# Authentication waits on DNS (SPF may take ten lookups, each up to the DNS timeout), not on the CPU.
+WAITING_ANALYZERS = {"authentication": 3.0}  # multiples of ANALYZER_SECONDS
 # The first scan in a process imports and loads what analyzers use (the classifier's scikit-learn takes seconds on
 # a busy machine, and an interrupted import is worse than a slow one): budgets apply from the second scan on.
 armed = False
@@ -19,6 +21,10 @@ armed = False
 
 class AnalyzerTimeout(Exception):
     """An analyzer ran past its budget on this message."""
+
+
+def seconds_for(analyzer: str) -> float:
+    return ANALYZER_SECONDS * WAITING_ANALYZERS.get(analyzer, 1.0)
 
 
 def _can_interrupt() -> bool:
