@@ -192,25 +192,12 @@ def user_create(
     email: str,
     account: AccountOpt,
     read_only: Annotated[bool, typer.Option("--read-only", help="Read scope only.")] = False,
-    rotate_key: Annotated[
-        bool,
-        typer.Option("--rotate-key", help="The user exists: add the account and replace its key (the old one stops)."),
-    ] = False,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Create a user and issue a global API key; prints the key last. An existing user's key is replaced only
-    with --rotate-key."""
-    from mailsec.store.accounts import AlreadyExists
-
+    """Create a user (or add an account to one) and issue a global API key; prints the key last."""
     services = account_services(data, config, account)
-    try:
-        key = services.accounts.create_user(email, account.lower(), can_write=not read_only, rotate_key=rotate_key)
-    except AlreadyExists as exc:
-        fail(f"{exc}; pass --rotate-key to replace it")
-        return
-    if rotate_key:
-        err.print(f"user {email}: new key issued, the previous one no longer works")
+    key = services.accounts.create_user(email, account.lower(), can_write=not read_only)
     err.print(f"user {email} can reach account {account}; use X-Auth-Email and X-Auth-Key")
     print(key)
 

@@ -116,16 +116,13 @@ class AccountRepo:
             )
         return token
 
-    def create_user(self, email: str, account_id: str, can_write: bool = True, rotate_key: bool = False) -> str:
-        """Create the user and issue its global API key. For an existing user, AlreadyExists unless `rotate_key`:
-        then the account is added and a new key replaces the old one (which stops working at once)."""
+    def create_user(self, email: str, account_id: str, can_write: bool = True) -> str:
+        """Create the user (or add the account to an existing one) and issue a new global API key."""
         self._require(account_id)
         key = secrets.token_hex(24)
         email = email.strip().lower()
         with self.engine.begin() as conn:
             row = conn.execute(select(users.c.id).where(users.c.email == email)).first()
-            if row is not None and not rotate_key:
-                raise AlreadyExists(f"user {email} exists; rotating its key would lock out whoever holds it")
             if row is None:
                 user_id = conn.execute(
                     insert(users).values(email=email, key_hash=hash_secret(key), created_us=_now_us())
