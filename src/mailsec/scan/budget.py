@@ -19,8 +19,9 @@ WAITING_ANALYZERS = {"authentication": 3.0}  # multiples of ANALYZER_SECONDS
 armed = False
 
 
-class AnalyzerTimeout(Exception):
-    """An analyzer ran past its budget on this message."""
+class AnalyzerTimeout(BaseException):
+    """An analyzer ran past its budget on this message. Not an Exception: an analyzer's own `except Exception`
+    (around one link, one attachment) must not swallow it and carry on unbounded."""
 
 
 def seconds_for(analyzer: str) -> float:
