@@ -198,6 +198,8 @@ def make_live_server(data_dir: Path, database_url: str, **env: str) -> LiveServe
         "MAILSEC_RATE_LIMIT_PER_MINUTE": "1000000",
         "MAILSEC_RATE_LIMIT_BURST": "1000000",
         "MAILSEC_DNS_SERVERS": "off",  # serve asks the system resolver by default; tests use the loopback zones
+        "MAILSEC_AUTH_FAILURES_PER_MINUTE": "1000000",  # tests probe every route with bad credentials
+        "MAILSEC_AUTH_FAILURES_BURST": "1000000",
         **env,
     }
     return LiveServer(data_dir=data_dir, database_url=database_url, port=free_port(), env=full_env)

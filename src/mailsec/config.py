@@ -3,6 +3,7 @@ environment. Precedence: explicit arguments > environment > TOML file > defaults
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
@@ -34,6 +35,10 @@ class Settings:
     search_budget_seconds: float = 5.0
     rate_limit_per_minute: int = 1200
     rate_limit_burst: int = 200
+    search_concurrency_per_account: int = 2  # searches one account may have running at once (jobs included)
+    api_max_body_bytes: int = 4 * 1024 * 1024  # a larger request body is refused with 413 before it is read
+    auth_failures_per_minute: int = 30  # failed authentications per client address and per credential
+    auth_failures_burst: int = 10
     max_message_bytes: int = 50 * 1024 * 1024
     log_level: str = "info"
     log_format: str = "text"  # or "json": one JSON object a line
@@ -113,6 +118,18 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+def _warn_if_readable_by_others(path: Path) -> None:
+    """The file may hold the database password and key material: say so when others can read it."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if mode & 0o077:
+        logging.getLogger("mailsec.config").warning(
+            "%s is readable by other users (mode %o); it may hold secrets: chmod 600 it", path, mode & 0o777
+        )
+
+
 def load_settings(
     config_file: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any
 ) -> Settings:
@@ -121,6 +138,7 @@ def load_settings(
     extra: dict[str, Any] = {}
     path = config_file or env.get("MAILSEC_CONFIG")
     if path:
+        _warn_if_readable_by_others(Path(path))
         with open(path, "rb") as fh:
             for key, value in tomllib.load(fh).items():
                 if key in _FIELDS and key != "extra":

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 from mailsec.config import Settings
 from mailsec.store.accounts import AccountRepo
 from mailsec.store.blobs import BlobStore
-from mailsec.store.db import open_database
+from mailsec.store.db import ensure_private_dir, open_database
 from mailsec.store.domains import DomainRepo
 from mailsec.store.messages import MessageRepo
 from mailsec.store.policies import PolicyRepo
@@ -35,7 +35,7 @@ class Services:
 
 
 def open_services(settings: Settings) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_private_dir(settings.data_dir)
     engine = open_database(settings.resolved_database_url)
     return Services(
         settings=settings,
@@ -43,7 +43,9 @@ def open_services(settings: Settings) -> Services:
         blobs=BlobStore(settings.resolved_blob_dir),
         accounts=AccountRepo(engine),
         messages=MessageRepo(engine),
-        searches=SearchService(engine, settings.search_budget_seconds),
+        searches=SearchService(
+            engine, settings.search_budget_seconds, per_account=settings.search_concurrency_per_account
+        ),
         domains=DomainRepo(engine),
         policies=PolicyRepo(engine),
     )

@@ -255,12 +255,12 @@ def start_gateway(
             (hold_account, "downhold.example", "DIRECT", dovecot_flaky.lmtp_url),
         ]
     for acc, name, mode, hop in domains:
-        services.domains.add(acc, name, mode=mode, next_hop=hop)
+        services.domains.add(acc, name, mode=mode, next_hop=hop, verified=True)
     from mailsec.store.queue import QueueRepo
 
     QueueRepo(services.engine).set_quarantine_dispositions(hold_account, ALL_DISPOSITIONS)
     strict = services.accounts.create_account("Strict").id
-    services.domains.add(strict, "strict.example", mode="DIRECT", next_hop=dovecot.lmtp_url)
+    services.domains.add(strict, "strict.example", mode="DIRECT", next_hop=dovecot.lmtp_url, verified=True)
     QueueRepo(services.engine).set_quarantine_dispositions(strict, STRICT_HELD)
     gw = Gateway(
         server, smtp_port, account, hold_account, strict, services.accounts.create_token(account),

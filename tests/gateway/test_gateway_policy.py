@@ -47,7 +47,7 @@ def pgw(tmp_path_factory: pytest.TempPathFactory, pdovecot: Dovecot) -> Iterator
     """The gateway, with one more account (default policy) owning policy.example; its id and a write token."""
     gw = start_gateway(tmp_path_factory.mktemp("gw-policy") / "data", pdovecot, None)
     account = gw.services.accounts.create_account("Policy").id
-    gw.services.domains.add(account, "policy.example", mode="DIRECT", next_hop=pdovecot.lmtp_url)
+    gw.services.domains.add(account, "policy.example", mode="DIRECT", next_hop=pdovecot.lmtp_url, verified=True)
     yield gw, account, gw.services.accounts.create_token(account)
     gw.server.stop()
     gw.services.close()

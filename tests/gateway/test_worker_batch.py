@@ -53,8 +53,8 @@ def test_one_session_per_batch_and_a_new_one_after_the_hop_restarts(dovecot_flak
 def test_batch_delivers_quarantines_and_finishes_every_row(services: Services, dovecot: Dovecot) -> None:
     inbox = services.accounts.create_account("Inbox").id
     held = services.accounts.create_account("Held").id
-    services.domains.add(inbox, "kill.example", mode="DIRECT", next_hop=dovecot.lmtp_url)
-    services.domains.add(held, "hold.example", mode="DIRECT", next_hop=dovecot.lmtp_url)
+    services.domains.add(inbox, "kill.example", mode="DIRECT", next_hop=dovecot.lmtp_url, verified=True)
+    services.domains.add(held, "hold.example", mode="DIRECT", next_hop=dovecot.lmtp_url, verified=True)
     set_quarantine_policy(services.engine, held, ALL_DISPOSITIONS)
     marker = uuid.uuid4().hex[:10]
     accepted = []

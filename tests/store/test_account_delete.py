@@ -36,7 +36,7 @@ def _queued(services: Services, account_id: str) -> int:
 def test_delete_account_removes_its_queue_rows_and_data(services: Services) -> None:
     gone = services.accounts.create_account("Gone").id
     kept = services.accounts.create_account("Kept").id
-    services.domains.add(gone, "gone.example", mode="DIRECT", next_hop="lmtp://127.0.0.1:24")
+    services.domains.add(gone, "gone.example", mode="DIRECT", next_hop="lmtp://127.0.0.1:24", verified=True)
     stored = pipeline.process_message(services, make_eml(subject="stored"), gone, Envelope(rcpt_to=("a@gone.example",)))
     _queue_some(services, gone, 3)
     _queue_some(services, kept, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,8 +19,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailsec import __version__
 from mailsec.actions.bulk import BulkJobRunner
-from mailsec.api.auth import RateLimiter, require_read, require_write
+from mailsec.api.auth import FailureThrottle, RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
+from mailsec.api.middleware import BodyLimit, RejectNul, TrailingSlash, UnexpectedErrors
 from mailsec.api.routers import bulk, domains, investigate, move, preview, quarantine_policy, release, settings
 from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
@@ -124,6 +125,9 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     templates = route_templates(ROUTERS)
     app.state.rate_limiter = RateLimiter(services.settings.rate_limit_per_minute, services.settings.rate_limit_burst)
+    app.state.auth_throttle = FailureThrottle(
+        services.settings.auth_failures_per_minute, services.settings.auth_failures_burst
+    )
 
     @app.middleware("http")
     async def authenticate_first(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -138,8 +142,6 @@ def create_app(services: Services) -> FastAPI:
                 return _error(exc)
         return await call_next(request)
 
-    app.add_middleware(AccessLog, templates=templates)  # added last: outermost
-
     @app.exception_handler(APIError)
     async def api_error(_: Request, exc: APIError) -> JSONResponse:
         return _error(exc)
@@ -149,7 +151,8 @@ def create_app(services: Services) -> FastAPI:
         if exc.status_code == 404:
             return _error(APIError(404, 7000, "No route for that URI"))
         if exc.status_code == 405:
-            return _error(APIError(405, 10405, f"Method {request.method} not allowed for this route"))
+            allow = {"Allow": ", ".join(allowed_methods(app, request))}
+            return _error(APIError(405, 10405, f"Method {request.method} not allowed for this route", headers=allow))
         return _error(APIError(exc.status_code, 1000 + exc.status_code, str(exc.detail)))
 
     @app.exception_handler(RequestValidationError)
@@ -160,15 +163,42 @@ def create_app(services: Services) -> FastAPI:
         message = f"{where or 'request'}: {first.get('msg', 'invalid value')}"
         return _error(APIError(400, 1001, message, pointer=f"/{where}" if where else None))
 
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", exc_info=exc)
-        return _error(APIError(500, 1500, "Internal error; the server log has the details"))
-
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
     for router in ROUTERS:
         app.include_router(router)
+    add_request_guards(app, services.settings.api_max_body_bytes)
+    app.add_middleware(AccessLog, templates=templates)  # added last: outermost
     return app
+
+
+def add_request_guards(app: FastAPI, max_body_bytes: int) -> None:
+    """Outermost first: unexpected errors become the envelope, bodies are bounded, NUL bytes and trailing
+    slashes are dealt with before routing and authentication."""
+    app.add_middleware(TrailingSlash)
+    app.add_middleware(RejectNul)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(UnexpectedErrors)
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        elif getattr(route, "path_regex", None) is not None:
+            yield route
+
+
+def allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route answers on this path, for a 405's `Allow`."""
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in _leaf_routes(app.router.routes):
+        if route.path_regex.match(path):
+            methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)

@@ -2,7 +2,8 @@
 
 `scan_message` is a pure function of its inputs: the parsed message, the envelope, the account's policy, the injected
 resolvers and the content model. No database, no network except through the resolvers. Each analyzer runs guarded:
-a bug in one becomes an `ANALYZER_ERROR` finding (score 0) and a log line, never an exception out of the scan."""
+a bug in one becomes an `ANALYZER_ERROR` finding (score 0) and a log line, never an exception out of the scan; one
+that runs past its time budget (`budget.ANALYZER_SECONDS`) becomes `ANALYZER_TIMEOUT` (SUSPICIOUS)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, Verdict
-from mailsec.scan import fingerprint
+from mailsec.scan import budget, fingerprint
 from mailsec.scan.attachments import AttachmentOutcome, analyze_attachments
 from mailsec.scan.auth import AuthOutcome, check_authentication
 from mailsec.scan.content import ContentModel, analyze_content, shipped_model
@@ -28,9 +29,32 @@ T = TypeVar("T")
 __all__ = ["ContentModel", "scan_message", "shipped_model"]
 
 
+def _timeout(name: str, used: float) -> Finding:
+    """A message whose analysis was cut short is not clean: SUSPICIOUS on its own, and it says which checks are
+    missing."""
+    return Finding(
+        name="ANALYZER_TIMEOUT",
+        detection=Disposition.SUSPICIOUS,
+        score=5.0,
+        reason=f"The {name} analyzer ran past its time budget ({budget.seconds_for(name):g} s) on this message; "
+        "its checks are incomplete.",
+        detail=f"{name}: {used:.2f} s",
+    )
+
+
 def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) -> T:
+    limit = budget.seconds_for(name)
     try:
-        return fn()
+        with budget.time_limit(limit) as used:
+            result = fn()
+        if used() > limit:  # a thread cannot be interrupted: the overrun is still reported
+            log.warning("analyzer %s took %.2f s", name, used())
+            errors.append(_timeout(name, used()))
+        return result
+    except budget.AnalyzerTimeout:
+        log.warning("analyzer %s stopped after %g s", name, limit)
+        errors.append(_timeout(name, limit))
+        return default
     except Exception as exc:
         log.exception("analyzer %s failed", name)
         errors.append(
@@ -81,6 +105,7 @@ def scan_message(
         "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")
     )
     findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *errors]
+    budget.armed = True
     return _guarded(
         "verdict",
         errors,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
 
 from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
 from mailsec.scan.lookalike import brand_domains, find_lookalike, registered_domain
 from mailsec.scan.policy import ImpersonationEntry, Policy, similarity_trust, trusted_lookalike_finding
+from mailsec.scan.saferegex import UntrustedPattern, compile_untrusted
 
 D = Disposition
 _EMAIL_IN_NAME_RE = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
@@ -61,12 +61,8 @@ def normalize_name(name: str) -> str:
     return " ".join(n.split())
 
 
-@lru_cache(maxsize=1024)
-def _compile(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern, re.I)
-    except re.error:
-        return None
+def _compile(pattern: str) -> UntrustedPattern | None:
+    return compile_untrusted(pattern)
 
 
 def _is_registered_address(entry: ImpersonationEntry, email: str) -> bool:

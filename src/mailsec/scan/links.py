@@ -27,6 +27,7 @@ from mailsec.scan.lookalike import (
     shortener_domains,
 )
 from mailsec.scan.policy import Policy, similarity_trust, trusted_lookalike_finding
+from mailsec.scan.saferegex import UntrustedPattern, compile_untrusted
 
 D = Disposition
 MAX_LINKS = 500
@@ -83,26 +84,25 @@ def _text_domain(text: str) -> str | None:
     return rd
 
 
-def _ignored(href: str, patterns: Iterable[re.Pattern[str] | str]) -> bool:
+def _ignored(href: str, patterns: Iterable[UntrustedPattern | str]) -> bool:
     for p in patterns:
-        if isinstance(p, re.Pattern):
-            if p.search(href):
+        if isinstance(p, str):
+            if p.lower() in href.lower():
                 return True
-        elif p.lower() in href.lower():
+        elif p.search(href):
             return True
     return False
 
 
-def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str] | str]:
-    """The account's URL ignore patterns: regular expressions searched in the URL; an invalid one is a substring."""
-    out: list[re.Pattern[str] | str] = []
+def compile_patterns(patterns: Iterable[str]) -> list[UntrustedPattern | str]:
+    """The account's URL ignore patterns: regular expressions (RE2: linear time) searched in the URL; one RE2
+    cannot run is a substring."""
+    out: list[UntrustedPattern | str] = []
     for p in patterns:
         if not p:
             continue
-        try:
-            out.append(re.compile(p, re.I))
-        except re.error:
-            out.append(p)
+        compiled = compile_untrusted(p)
+        out.append(compiled if compiled is not None else p)
     return out
 
 

@@ -4,12 +4,12 @@ registry and URL ignore patterns. Built from the settings API's rows; pure data,
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, Validation
+from mailsec.scan.saferegex import UntrustedPattern, compile_untrusted
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,16 @@ class PolicyOutcome:
 _MAX_CANDIDATE = 320  # longest address worth matching; bounds the work a hostile header can cause a regex
 
 
-@lru_cache(maxsize=4096)
-def _regex(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern, re.IGNORECASE)
-    except re.error:
-        return None
+@dataclass(frozen=True)
+class _Regex:
+    """A tenant's pattern, compiled for RE2 (linear time; see saferegex)."""
+
+    compiled: UntrustedPattern
+
+
+def _regex(pattern: str) -> _Regex | None:
+    compiled = compile_untrusted(pattern)
+    return _Regex(compiled) if compiled is not None else None
 
 
 def _domain_of(address: str) -> str:
@@ -107,7 +111,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 @lru_cache(maxsize=16384)
-def _rule(pattern: str, pattern_type: str, is_regex: bool) -> tuple[str, str | re.Pattern[str] | IPNetwork | None]:
+def _rule(pattern: str, pattern_type: str, is_regex: bool) -> tuple[str, str | _Regex | IPNetwork | None]:
     """A settings pattern prepared once: its effective kind and what to compare with (None: matches nothing)."""
     kind = _effective_type(pattern, pattern_type)
     if is_regex:
@@ -152,9 +156,9 @@ def matches(pattern: str, pattern_type: str, is_regex: bool, c: Candidates) -> b
     kind, want = _rule(pattern, pattern_type, is_regex)
     if want is None:
         return False
-    if isinstance(want, re.Pattern):
+    if isinstance(want, _Regex):
         values: Iterable[str] = c.ip_texts if kind == "IP" else c.emails if kind == "EMAIL" else c.domains
-        return any(want.fullmatch(v) for v in values)
+        return any(want.compiled.fullmatch(v) for v in values)
     if isinstance(want, str):
         return want in (c.emails if kind == "EMAIL" else c.parents)
     return any(ip.version == want.version and ip in want for ip in c.ips)

@@ -18,7 +18,7 @@ class BlobNotFound(KeyError):
 class BlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)  # blobs are raw mail: private
 
     def path_for(self, digest: str) -> Path:
         if len(digest) != 64 or not _HEX.issuperset(digest):

@@ -75,7 +75,26 @@ domains = Table(
     Column("settings_json", Text, nullable=False, default="{}"),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    # ACTIVE (mail is accepted) or PENDING (claimed through the API, control not yet proven by DNS TXT).
+    Column("status", String(16), nullable=False, default="ACTIVE", server_default="ACTIVE"),
+    Column("verify_token", String(64)),  # set for domains that prove control with a TXT record
+    Column("checked_us", BigInteger),  # the last TXT check
 )
+
+# Who claimed, verified, changed or released which domain: kept when the domain or its account is gone.
+domain_audit = Table(
+    "domain_audit",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("account_id", String(32), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("actor", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+)
+Index("ix_domain_audit_domain", domain_audit.c.domain, domain_audit.c.at_us)
+Index("ix_domain_audit_account", domain_audit.c.account_id, domain_audit.c.at_us)
 
 messages = Table(
     "messages",

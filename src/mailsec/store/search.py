@@ -8,11 +8,15 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, Integer, and_, exists, func, literal_column, or_, select, text
+from sqlalchemy import Connection, Engine, Integer, and_, exists, func, literal_column, or_, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailsec.model import MESSAGE_ACTION_OPERATIONS, DeliveryMode, Disposition, MessageAction
@@ -22,6 +26,29 @@ from mailsec.store.schema import action_log, message_terms, messages
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 20
 DEFAULT_WINDOW = timedelta(days=30)
+# Bounds on what one search may ask for and hold: a query or subject of at most MAX_TERMS words of at most
+# MAX_TERM_CHARS each; only the first FTS_PHRASE_CHARS of a word go to the text index (a word's trigram lists are
+# all read at once), the rest is checked on the rows it narrowed to; a statement (a deep `page` offset included) runs
+# SEARCH_STATEMENT_SECONDS at most, in the background too.
+MAX_TERMS = 16
+MAX_TERM_CHARS = 128
+MAX_QUERY_CHARS = 1024
+FTS_PHRASE_CHARS = 24
+MAX_FIELD_CHARS = {
+    "sender": 320,
+    "recipient": 320,
+    "domain": 255,
+    "alert_id": 128,
+    "message_id": 998,
+    "exact_subject": 998,
+    "smtp_helo_ip": 64,
+    "final_disposition": 32,
+    "message_action": 32,
+    "delivery_status": 32,
+    "cursor": 200,
+}
+SEARCH_STATEMENT_SECONDS = 120.0
+_INT64 = (-(2**63), 2**63 - 1)
 SUBMISSION_MODES = tuple(m.value for m in DeliveryMode if m.value.endswith("SUBMISSION"))
 
 
@@ -85,11 +112,11 @@ def decode_cursor(cursor: str) -> tuple[int, int, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         scanned_us, pk, direction = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if direction not in ("next", "prev"):
+        if direction not in ("next", "prev") or not all(isinstance(v, int) for v in (scanned_us, pk)):
             raise ValueError(direction)
-        if not all(type(v) is int and 0 <= v < 2**63 for v in (scanned_us, pk)):
-            raise ValueError("cursor position out of range")
-        return scanned_us, pk, direction
+        if not all(_INT64[0] <= v <= _INT64[1] for v in (scanned_us, pk)):
+            raise ValueError("out of range")
+        return int(scanned_us), int(pk), direction
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
         raise SearchError("cursor is not a cursor this server issued") from exc
 
@@ -97,11 +124,12 @@ def decode_cursor(cursor: str) -> tuple[int, int, str]:
 def resolve_window(params: SearchParams, now: datetime | None = None) -> tuple[datetime, datetime]:
     now = now or datetime.now(UTC)
     end = params.end or now
-    start = params.start or (end - DEFAULT_WINDOW)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
     if end.tzinfo is None:
         end = end.replace(tzinfo=UTC)
+    earliest = datetime.min.replace(tzinfo=UTC)
+    start = params.start or (end - DEFAULT_WINDOW if end - earliest > DEFAULT_WINDOW else earliest)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
     if start > now + timedelta(minutes=5):
         raise SearchError("start is in the future")
     if start > end:
@@ -109,11 +137,37 @@ def resolve_window(params: SearchParams, now: datetime | None = None) -> tuple[d
     return start, end
 
 
+def _check_text(name: str, value: str | None, limit: int) -> None:
+    if value is None:
+        return
+    if len(value) > limit:
+        raise SearchError(f"{name} is longer than {limit} characters")
+    if any(ord(c) < 0x20 and c not in "\t" for c in value):
+        raise SearchError(f"{name} contains a NUL or control character")
+
+
+def _check_words(name: str, value: str | None) -> None:
+    """Bounds on `query` and `subject`: how many words, how long each, how long in all."""
+    if not value:
+        return
+    _check_text(name, value, MAX_QUERY_CHARS)
+    words = value.split()
+    if len(words) > MAX_TERMS:
+        raise SearchError(f"{name} has {len(words)} terms; at most {MAX_TERMS}")
+    longest = max((len(w) for w in words), default=0)
+    if longest > MAX_TERM_CHARS:
+        raise SearchError(f"{name} has a term of {longest} characters; at most {MAX_TERM_CHARS}")
+
+
 def validate(params: SearchParams) -> None:
     if not 1 <= params.per_page <= MAX_PER_PAGE:
         raise SearchError(f"per_page must be between 1 and {MAX_PER_PAGE}")
     if params.page is not None and params.page < 1:
         raise SearchError("page starts at 1")
+    _check_words("query", params.query)
+    _check_words("subject", params.subject)
+    for name, limit in MAX_FIELD_CHARS.items():
+        _check_text(name, getattr(params, name), limit)
     if params.final_disposition and params.final_disposition.upper() not in {d.value for d in Disposition}:
         raise SearchError(f"final_disposition {params.final_disposition!r} is not a disposition")
     if params.message_action and params.message_action.upper() not in {a.value for a in MessageAction}:
@@ -159,9 +213,11 @@ def _query_filters(engine: Engine, query: str, account_id: str, window: tuple[in
     fts_terms = []
     for term in terms:
         if engine.dialect.name == "sqlite" and len(term) >= 3:
-            fts_terms.append('"' + term.replace('"', '""') + '"')
-        else:
-            conds.append(messages.c.search_text.like(f"%{_like_escape(term)}%", escape="\\"))
+            phrase = term[:FTS_PHRASE_CHARS]
+            fts_terms.append('"' + phrase.replace('"', '""') + '"')
+            if phrase == term:
+                continue
+        conds.append(messages.c.search_text.like(f"%{_like_escape(term)}%", escape="\\"))
     if fts_terms:
         # The FTS5 match list is bounded to the pk range of the window's messages (min/max over the time index):
         # without it a common term materialises every match of every year before the time filter applies.
@@ -240,6 +296,41 @@ def build_conditions(
     return conds
 
 
+class SearchTooLong(SearchError):
+    """The statement ran past SEARCH_STATEMENT_SECONDS and was stopped."""
+
+
+@contextmanager
+def statement_deadline(conn: Connection, seconds: float) -> Iterator[None]:
+    """Stop the statements run in the block after `seconds`: `statement_timeout` on PostgreSQL, a progress
+    handler on SQLite. Either way the caller gets SearchTooLong, and the connection is left as it was."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(seconds * 1000)}")  # ends with the transaction
+        try:
+            yield
+        except OperationalError as exc:
+            if "statement timeout" in str(exc.orig):
+                raise SearchTooLong(f"the search ran past {seconds:g} s; narrow it (time window, terms)") from None
+            raise
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    deadline = time.monotonic() + seconds
+
+    def past_deadline() -> int:
+        return 1 if time.monotonic() > deadline else 0
+
+    raw.set_progress_handler(past_deadline, 20_000)
+    try:
+        yield
+    except OperationalError as exc:
+        if "interrupted" in str(exc.orig):
+            raise SearchTooLong(f"the search ran past {seconds:g} s; narrow it (time window, terms)") from None
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)
+
+
 def run_search(engine: Engine, account_id: str, params: SearchParams, now: datetime | None = None) -> SearchPage:
     conds = build_conditions(engine, account_id, params, now)
     per_page = params.per_page
@@ -260,7 +351,7 @@ def run_search(engine: Engine, account_id: str, params: SearchParams, now: datet
         if params.page and params.page > 1:
             stmt = stmt.offset((params.page - 1) * per_page)
     stmt = stmt.limit(per_page + 1)
-    with engine.connect() as conn:
+    with engine.connect() as conn, statement_deadline(conn, SEARCH_STATEMENT_SECONDS):
         rows = [(int(r.pk), int(r.scanned_us)) for r in conn.execute(stmt)]
     more = len(rows) > per_page
     rows = rows[:per_page]

@@ -9,6 +9,7 @@ import ipaddress
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import Response
 from pydantic import BaseModel, Field, field_validator
 
 from mailsec.api.auth import require_read, require_write
@@ -28,9 +29,11 @@ from mailsec.api.routers.settings import (
     page_of,
     services_of,
 )
+from mailsec.config import Settings
 from mailsec.ids import parse_numeric_id
+from mailsec.scan.resolvers import DnspythonResolver
 from mailsec.store.accounts import AlreadyExists
-from mailsec.store.domains import Domain, normalize_domain
+from mailsec.store.domains import PENDING, Domain, DomainRefused, normalize_domain, validate_transport
 
 router = APIRouter(prefix=PREFIX, tags=["settings"], responses=ERROR_RESPONSES)
 
@@ -161,9 +164,16 @@ def domain_out(d: Domain) -> dict[str, Any]:
         "regions": list(s.get("regions") or ["GLOBAL"]),
         "require_tls_inbound": bool(s.get("require_tls_inbound", False)),
         "require_tls_outbound": bool(s.get("require_tls_outbound", False)),
-        "status": "ACTIVE",
+        "status": d.status,
         "transport": d.next_hop,
     }
+
+
+class DomainVerificationOut(BaseModel):
+    last_checked_at: str | None = None
+    status: str
+    txt_record_name: str | None = None
+    txt_record_value: str | None = None
 
 
 def _check_ips(values: list[str] | None) -> None:
@@ -186,8 +196,17 @@ def _load_domain(request: Request, account_id: str, domain_id: str | int) -> Dom
     return found
 
 
+def _check_transport(value: str | None) -> None:
+    try:
+        validate_transport(value or "")
+    except ValueError as exc:
+        raise bad_request(str(exc), pointer="/transport") from exc
+
+
 def _updated(request: Request, account_id: str, current: Domain, changes: dict[str, Any], replace: bool) -> Domain:
+    actor = require_write(request, account_id).principal
     _check_ips(changes.get("ip_restrictions"))
+    _check_transport(changes.get("transport"))
     settings = {} if replace else dict(current.settings)
     settings.update({k: v for k, v in changes.items() if k in DOMAIN_SETTINGS or k == "allowed_delivery_modes"})
     mode = current.mode
@@ -195,7 +214,12 @@ def _updated(request: Request, account_id: str, current: Domain, changes: dict[s
     if modes and mode not in modes:
         mode = modes[0]
     updated = services_of(request).domains.update(
-        account_id, current.id, mode=mode, next_hop=changes.get("transport", current.next_hop), settings=settings
+        account_id,
+        current.id,
+        actor=actor,
+        mode=mode,
+        next_hop=changes.get("transport", current.next_hop),
+        settings=settings,
     )
     if updated is None:
         raise not_found(f"domain {current.id}")
@@ -216,7 +240,9 @@ def _put_changes(body: BaseModel) -> dict[str, Any]:
 
 
 def _created(request: Request, account_id: str, body: DomainCreate) -> Domain:
+    actor = require_write(request, account_id).principal
     _check_ips(body.ip_restrictions)
+    _check_transport(body.transport)
     try:
         name = normalize_domain(body.domain)
     except ValueError as exc:
@@ -224,17 +250,23 @@ def _created(request: Request, account_id: str, body: DomainCreate) -> Domain:
     settings = body.model_dump(include={*DOMAIN_SETTINGS, "allowed_delivery_modes"}, exclude_none=True)
     try:
         return services_of(request).domains.add(
-            account_id, name, mode=body.allowed_delivery_modes[0], next_hop=body.transport or "", settings=settings
+            account_id,
+            name,
+            mode=body.allowed_delivery_modes[0],
+            next_hop=body.transport or "",
+            settings=settings,
+            actor=actor,
         )
-    except AlreadyExists as exc:
+    except (AlreadyExists, DomainRefused) as exc:
         raise bad_request(str(exc), pointer="/domain") from exc
     except ValueError as exc:
         raise bad_request(str(exc)) from exc
 
 
 def _delete(request: Request, account_id: str, domain_id: str | int) -> None:
+    actor = require_write(request, account_id).principal
     pk = _domain_pk(domain_id)
-    if pk is None or not services_of(request).domains.delete(account_id, pk):
+    if pk is None or not services_of(request).domains.delete(account_id, pk, actor=actor):
         raise not_found(f"domain {domain_id}")
 
 
@@ -281,6 +313,8 @@ def list_domains(
 
 @router.post("/domains", summary="Protect a domain", response_model=Envelope[DomainOut])
 def create_domain(request: Request, account_id: str, body: DomainCreate) -> Any:
+    """A domain added here is PENDING (no mail is accepted for it) until its TXT record is found: see
+    `GET /domains/{id}/verification`."""
     require_write(request, account_id)
     return ok(domain_out(_created(request, account_id, body)))
 
@@ -390,6 +424,41 @@ def replace_domain(request: Request, account_id: str, domain_id: str, body: Doma
     require_write(request, account_id)
     current = _load_domain(request, account_id, domain_id)
     return ok(domain_out(_updated(request, account_id, current, _put_changes(body), True)))
+
+
+def _txt_lookup(settings: Settings) -> Any:
+    """A resolver with an empty cache, so a record published a moment ago is seen; None when DNS is not set up."""
+    if not settings.dns_servers:
+        return None
+    resolver = DnspythonResolver(settings.dns_servers, settings.dns_port, settings.dns_timeout_seconds)
+    return resolver.txt
+
+
+@router.get(
+    "/domains/{domain_id}/verification",
+    summary="Get domain verification details",
+    response_model=Envelope[DomainVerificationOut],
+    responses={204: {"description": "Domain is verified by other means; no TXT record required."}},
+)
+def get_domain_verification(request: Request, account_id: str, domain_id: str) -> Any:
+    """The TXT record that proves control of a domain added through the API; asking checks it (through the
+    configured resolver, at most once every few seconds) and activates the domain once the record is there."""
+    actor = require_read(request, account_id).principal
+    found = _load_domain(request, account_id, domain_id)
+    if not found.verify_token:
+        return Response(status_code=204)
+    if found.status == PENDING:
+        lookup = _txt_lookup(services_of(request).settings)
+        if lookup is not None:
+            found = services_of(request).domains.check_txt(account_id, found.id, lookup, actor=actor) or found
+    return ok(
+        {
+            "last_checked_at": iso_ts(found.checked_us) if found.checked_us else None,
+            "status": found.status,
+            "txt_record_name": found.challenge_name,
+            "txt_record_value": found.challenge_value,
+        }
+    )
 
 
 @router.delete("/domains/{domain_id}", summary="Stop protecting a domain", response_model=Envelope[DeletedOut])

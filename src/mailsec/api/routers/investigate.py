@@ -18,7 +18,7 @@ from mailsec.services import Services
 from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
 from mailsec.store.search import SearchError, SearchPage, SearchParams
-from mailsec.store.search_jobs import PendingSearch
+from mailsec.store.search_jobs import CLIENT_ERROR, PendingSearch, SearchBusy
 
 PREFIX = "/client/v4/accounts/{account_id}/email-security"
 router = APIRouter(prefix=PREFIX, tags=["investigate"], responses=ERROR_RESPONSES)
@@ -38,9 +38,9 @@ def parse_time(value: str | None, name: str) -> datetime | None:
         text = text[:-1] + "+00:00"
     try:
         dt = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise bad_request(f"{name} is not an ISO 8601 date-time: {value!r}", pointer=f"/{name}") from exc
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt
+        return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise bad_request(f"{name} is not an ISO 8601 date-time: {value[:64]!r}", pointer=f"/{name}") from exc
 
 
 def load_message(request: Request, account_id: str, ref: str) -> StoredMessage:
@@ -153,6 +153,8 @@ def search(
         outcome = services.searches.search(account_id, params)
     except SearchError as exc:
         raise bad_request(str(exc)) from exc
+    except SearchBusy as exc:
+        raise APIError(429, 1015, f"{exc}; retry shortly", headers={"retry-after": "1"}) from exc
     if isinstance(outcome, PendingSearch):
         return pending_response(request, account_id, outcome.job_id, per_page)
     return page_response(services, outcome, action_log, cursor is None and (page or 1) == 1)
@@ -175,7 +177,10 @@ def poll_search(request: Request, account_id: str, job_id: str) -> Any:
     if state.status == "running":
         return pending_response(request, account_id, job_id, 0)
     if state.status == "failed" or state.page is None:
-        raise APIError(500, 1002, f"search job failed: {state.error}")
+        error = state.error or ""
+        if error.startswith(CLIENT_ERROR):
+            raise bad_request(f"search job failed: {error.removeprefix(CLIENT_ERROR)}")
+        raise APIError(500, 1002, f"search job failed: {error}")
     return page_response(services, state.page, False, False)
 
 

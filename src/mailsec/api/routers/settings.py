@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_
 
 from mailsec.api.auth import require_read, require_write
 from mailsec.api.envelope import ERROR_RESPONSES, Envelope, bad_request, not_found, ok
+from mailsec.scan.saferegex import check_pattern
 from mailsec.services import Services
 from mailsec.store import policies as kinds
 from mailsec.store.policies import PolicyNotFound, PolicyRow
@@ -199,9 +200,9 @@ class PageEnvelope(Envelope[T], Generic[T]):
 
 def _check_regex(pattern: str, where: str) -> None:
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise bad_request(f"{where}: not a valid regular expression: {exc}", pointer=f"/{where}") from exc
+        check_pattern(pattern)
+    except ValueError as exc:
+        raise bad_request(f"{where}: {exc}", pointer=f"/{where}") from exc
 
 
 def _check_domain(value: str, where: str) -> None:
