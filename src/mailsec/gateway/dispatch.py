@@ -11,6 +11,7 @@ from email.header import Header, decode_header
 from typing import Any
 
 from mailsec.gateway.deliver import Connections, NextHop, Reply, deliver, parse_next_hop
+from mailsec.gateway.reencode import relay_form
 from mailsec.model import TraceDirection
 from mailsec.services import Services
 from mailsec.store.messages import DeliveryWrites, StoredMessage
@@ -163,6 +164,7 @@ def outgoing_bytes(
     host = services.settings.smtp_hostname
     if raw is None:
         raw = services.blobs.get(message.row["raw_sha256"])
+    raw = relay_form(raw)  # no X-MailSec-* from outside, no line over 998 octets
     policy = policy or quarantine_policy(services, message.account_id)
     tag = policy.tag_for(str(message.row["final_disposition"]))
     if tag:

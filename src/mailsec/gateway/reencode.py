@@ -19,7 +19,7 @@ MAX_LINE = 998  # octets, without the CRLF (RFC 5321 4.5.3.1.6)
 FOLD_AT = 900  # where an over-long header line is folded (at the last space before it)
 
 _LONG_LINE = re.compile(rb"[^\r\n]{%d}" % (MAX_LINE + 1))
-_LONG_TEXT_LINE = re.compile(r"[^\r\n]{%d}" % (MAX_LINE + 1))  # over text decoded ascii/surrogateescape: 1 char a byte
+_LONG_TEXT_LINE = re.compile(_LONG_LINE.pattern.decode("ascii"))  # on text decoded ascii/surrogateescape
 _HEAD_END = re.compile(rb"\r?\n\r?\n|\r\r")
 _FIELD_START = re.compile(rb"(?m)^(?![ \t])")
 _OWN_FIELD = re.compile(rb"(?i)x-mailsec-[^:\r\n]*:")
