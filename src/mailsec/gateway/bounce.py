@@ -71,10 +71,10 @@ def notify_sender(
                 message.pk, OUTBOUND, f"delivery status notification to <{sender}> not sent: {route}"
             )
             return None
-        reply = deliver(
+        replies = deliver(
             route, "", [sender], data, helo=settings.smtp_hostname, timeout=settings.delivery_timeout_seconds
         )
-        answer = reply.get(sender, Reply(451, "4.3.0 no reply"))
+        answer = replies.get(sender, Reply(451, "4.3.0 no reply"))
         services.messages.add_trace(
             message.pk, OUTBOUND, f"delivery status notification to <{sender}> via {route}: {answer}"
         )

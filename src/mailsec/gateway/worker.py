@@ -19,7 +19,7 @@ from typing import Any
 
 from mailsec import pipeline
 from mailsec.config import Settings
-from mailsec.gateway import dispatch
+from mailsec.gateway import bounce, dispatch
 from mailsec.gateway.deliver import Connections, NextHop
 from mailsec.model import DeliveryMode, Envelope, TraceDirection
 from mailsec.services import Services, open_services
@@ -329,7 +329,7 @@ class QueueWorker:
 
         mail_from = str(item.envelope.get("mail_from", message.row.get("envelope_from") or ""))
         label = f"{'release ' if released else ''}delivery attempt {attempts}"
-        dispatch.deliver_message(
+        outcome = dispatch.deliver_message(
             services,
             message,
             pending,
@@ -343,6 +343,10 @@ class QueueWorker:
             conclude=conclude,
             sending_written=sending_written,
         )
+        failed = {r: reply for r, reply in outcome.replies.items() if known.get(r) == "bounced"}
+        if failed:  # accepted with 250, now refused for good: the sender is told (RFC 3464)
+            expired = frozenset(r for r, reply in failed.items() if not reply.permanent)
+            bounce.notify_sender(services, message, mail_from, failed, raw, from_us(item.created_us), expired)
         for f in finish:
             batch.finish(f)
 
