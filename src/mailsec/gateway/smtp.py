@@ -50,6 +50,10 @@ def _owners(envelope: Envelope) -> dict[str, Domain]:
 _ROUTING_CHARS = re.compile(r"[%!@]")
 
 
+# A domain as RCPT may name it: dot-separated labels (U-labels too) or an address literal
+_ADDRESS_DOMAIN = re.compile(r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)*[^\W_](?:[\w-]{0,61}[^\W_])?\.?|\[[^\[\]\s]+\]")
+
+
 def routed_local_part(address: str) -> bool:
     return _ROUTING_CHARS.search(address.rpartition("@")[0]) is not None
 
@@ -84,9 +88,12 @@ class GatewaySMTP(SMTP):
         """aiosmtpd's parse, where any failure (the stdlib's header parser raises more than HeaderParseError on
         input such as `<'@[@corp.example>`) means a malformed address, not a Python error in the reply."""
         try:
-            return super()._getaddr(arg)
+            address, rest = super()._getaddr(arg)
         except Exception:
             return None, None
+        if address and address != "<>" and not _ADDRESS_DOMAIN.fullmatch(address.rpartition("@")[2]):
+            return None, None  # no domain, or one no DNS name or address literal can be (`"@corp.example>"`)
+        return address, rest
 
     async def _refuse_malformed(self, keyword: str, arg: str | None, what: str) -> bool:
         stripped = self._strip_command_keyword(keyword, arg) if arg else None
