@@ -14,6 +14,7 @@ from mailsec.mime import parse_message
 from mailsec.mime.structure import MAX_DEPTH, NestingTooDeepDefect, parse_structure
 from mailsec.model import Disposition, Envelope
 from mailsec.scan import scan_message
+from support import make_eml
 
 # A DOS/PE stub libmagic recognises as a program
 PE = b"MZ" + b"\x90\x00" * 29 + b"\x40\x00\x00\x00" + b"PE\x00\x00\x4c\x01\x03\x00" + b"\x00" * 400
@@ -119,3 +120,12 @@ def test_ordinary_mail_is_not_unread() -> None:
     parsed = parse_message(nested_multipart(5, b"Content-Type: text/plain\n\nhello\n"))
     assert parsed.unread == [] and "hello" in parsed.text_body
     assert "MIME_UNREADABLE" not in {f.name for f in scan_message(parsed, ENVELOPE, model=False).findings}
+
+
+@pytest.mark.parametrize("name", ["invoice.exe", "invoice.pdf"])
+def test_a_program_behind_fifty_harmless_attachments_is_seen(name: str) -> None:
+    harmless = [(f"note{i}.txt", "text/plain", b"note %d" % i) for i in range(60)]
+    raw = make_eml(attachments=[*harmless, (name, "application/pdf", PE)])
+    verdict = scan_message(parse_message(raw), ENVELOPE, model=False)
+    assert "EXECUTABLE_ATTACHMENT" in {f.name for f in verdict.findings}
+    assert verdict.disposition is Disposition.MALICIOUS
