@@ -243,6 +243,32 @@ def test_foreign_mailsec_headers_and_bare_cr_do_not_pass(hgw: Gateway, hdovecot:
     assert b"line one\r\nline two" in got
 
 
+@pytest.mark.parametrize("dot", [b"\n.\r\n", b"\r.\r", b"\n.\n"])
+def test_a_smuggled_end_of_data_stays_inside_the_message(hgw: Gateway, sink: tuple[Sink, int], dot: bytes) -> None:
+    smuggled = (
+        b"MAIL FROM:<ceo@hostile.example>\r\nRCPT TO:<smuggled@strictpeer.example>\r\nDATA\r\nSubject: x\r\n\r\nx"
+    )
+    raw = b"From: alice@sender.example\r\nSubject: smuggling\r\n\r\nbefore" + dot + smuggled + b"\r\n"
+    before = len(sink[0].received)
+    with socket.create_connection(("127.0.0.1", hgw.smtp_port), timeout=30) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(b"EHLO client.example\r\n")
+        while f.readline()[3:4] == b"-":
+            pass
+        s.sendall(b"MAIL FROM:<alice@sender.example>\r\nRCPT TO:<peer@strictpeer.example>\r\nDATA\r\n")
+        assert [f.readline()[:3] for _ in range(3)] == [b"250", b"250", b"354"]
+        s.sendall(raw + b".\r\n")
+        answer = f.readline().decode()
+        assert answer.startswith("250"), answer
+        qid = answer.rsplit(" ", 1)[1].strip()
+    wait_status(hgw, hgw.account, qid, {"delivered"})
+    time.sleep(0.5)
+    arrived = sink[0].received[before:]
+    assert [rcpts for _, rcpts, _ in arrived] == [["peer@strictpeer.example"]]
+    assert b"RCPT TO:<smuggled@strictpeer.example>" in arrived[0][2]
+
+
 # -- SMTP session rules ------------------------------------------------------------------------------------------
 
 
