@@ -10,6 +10,7 @@ import time
 import pytest
 
 import mailsec.mime.parse as parse_module
+import mailsec.scan as scan_module
 from mailsec.mime import parse_message
 from mailsec.mime.structure import MAX_DEPTH, NestingTooDeepDefect, parse_structure
 from mailsec.model import Disposition, Envelope
@@ -129,3 +130,16 @@ def test_a_program_behind_fifty_harmless_attachments_is_seen(name: str) -> None:
     verdict = scan_message(parse_message(raw), ENVELOPE, model=False)
     assert "EXECUTABLE_ATTACHMENT" in {f.name for f in verdict.findings}
     assert verdict.disposition is Disposition.MALICIOUS
+
+
+def test_attachments_the_analyzer_failed_on_are_not_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    def analyzer_bug(parsed: object) -> object:
+        raise MemoryError("fault injection: the attachment analyzer fails")
+
+    monkeypatch.setattr(scan_module, "analyze_attachments", analyzer_bug)
+    with_attachment = parse_message(nested_multipart(2))
+    verdict = scan_message(with_attachment, ENVELOPE, model=False)
+    assert {"ANALYZER_ERROR", "ATTACHMENTS_UNCHECKED"} <= {f.name for f in verdict.findings}
+    assert verdict.disposition is Disposition.MALICIOUS
+    plain = parse_message(nested_multipart(2, b"Content-Type: text/plain\n\nhello\n"))
+    assert "ATTACHMENTS_UNCHECKED" not in {f.name for f in scan_message(plain, ENVELOPE, model=False).findings}

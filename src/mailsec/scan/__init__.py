@@ -20,7 +20,7 @@ from mailsec.scan.impersonation import analyze_impersonation
 from mailsec.scan.links import analyze_links
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
 from mailsec.scan.resolvers import Resolvers
-from mailsec.scan.unread import analyze_unread
+from mailsec.scan.unread import analyze_unread, unchecked_attachments
 from mailsec.scan.verdict import combine
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def scan_message(
     structure = _guarded(
         "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")
     )
-    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *unread, *errors]
+    unchecked = unchecked_attachments(parsed, errors)
+    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *unread, *unchecked, *errors]
     return _guarded(
         "verdict",
         errors,
