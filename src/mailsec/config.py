@@ -58,6 +58,9 @@ class Settings:
     smtp_hostname: str = "mailsec.local"
     tls_cert: str = ""
     tls_key: str = ""
+    smtp_idle_timeout_seconds: float = 300.0  # an SMTP session silent this long gets 421 and is closed
+    smtp_error_limit: int = 20  # refused commands (4xx/5xx) one SMTP session may collect before 421 and close
+    dsn_relay: str = ""  # smtp://HOST:PORT for bounce notices to senders outside the protected domains
     queue_workers: int = 0  # 0: with --smtp, the CPU count + 1 worker processes (at most 8); else 1 thread
     queue_worker_processes: int = 1  # 1: queue workers are child processes (keep the GIL for SMTP); 0: threads
     queue_poll_seconds: float = 0.5

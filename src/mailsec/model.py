@@ -211,6 +211,8 @@ class ParsedMessage:
     smtp_previous_hop_ip: str | None
     x_originating_ip: str | None
     defects: list[str]
+    # What the parser could not read, or read only by flattening a hostile structure: such a message is never clean
+    unread: list[str] = field(default_factory=list)
     inline_parts: dict[str, tuple[str, bytes]] = field(default_factory=dict, repr=False)
     html_view: HtmlView | None = field(default=None, repr=False, compare=False)
     _header_index: tuple[list[tuple[str, str]], dict[str, list[str]]] | None = field(

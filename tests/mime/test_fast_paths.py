@@ -14,7 +14,7 @@ import pytest
 
 from mailsec.mime import parse_message
 from mailsec.mime.headers import _simple_getaddresses, decode_bytes, decode_header_value
-from mailsec.mime.structure import MAX_DEPTH, IndexedMessage, parse_structure, stdlib_parse
+from mailsec.mime.structure import MAX_DEPTH, IndexedMessage, NestingTooDeepDefect, parse_structure, stdlib_parse
 from mailsec.scan.features import extract_text
 from support import make_eml
 
@@ -82,14 +82,18 @@ def test_structure_matches_the_stdlib_parser(raw: bytes) -> None:
     assert _tree(parse_structure(text)) == _tree(stdlib_parse(text))
 
 
-def test_deep_nesting_goes_to_the_stdlib_parser() -> None:
+def test_nesting_up_to_the_cap_is_the_stdlib_tree_and_deeper_is_flattened() -> None:
     raw = b"Subject: bottom\n\nbody\n"
-    for _ in range(MAX_DEPTH + 5):
+    for _ in range(MAX_DEPTH - 1):
         raw = b"Content-Type: message/rfc822\n\n" + raw
     text = raw.decode()
+    assert _tree(parse_structure(text)) == _tree(stdlib_parse(text))
+    text = "Content-Type: message/rfc822\n\n" * 6 + text
     msg = parse_structure(text)
-    assert not isinstance(msg, IndexedMessage)  # the stdlib built it
-    assert _tree(msg) == _tree(stdlib_parse(text))
+    assert isinstance(msg, IndexedMessage)  # not handed to the stdlib parser, which dies of recursion further down
+    flattened = [p for p in msg.walk() if any(isinstance(d, NestingTooDeepDefect) for d in p.defects)]
+    assert len(flattened) == 1
+    assert [(p["Subject"], p.get_payload()) for p in flattened[0].get_payload()] == [("bottom", "body\n")]
 
 
 def test_indexed_message_forgets_changed_headers() -> None:

@@ -51,7 +51,8 @@ def parse_next_hop(value: str) -> NextHop:
 
 
 def _crlf(data: bytes) -> bytes:
-    return re.sub(rb"\r?\n", b"\r\n", data)
+    """Every line end as CRLF: bare LF and bare CR alike (the parser splits lines at both, so the next hop must too)."""
+    return re.sub(rb"\r\n|\r|\n", b"\r\n", data)
 
 
 def _text(msg: bytes | str) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 from mailsec.gateway import decide
 from mailsec.gateway.deliver import Connections, NextHop, Reply, deliver, parse_next_hop
 from mailsec.gateway.fold import clean, fold_header
+from mailsec.gateway.reencode import relay_form
 from mailsec.model import RecipientState, TraceDirection
 from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
@@ -183,6 +184,7 @@ def outgoing_bytes(
     host = services.settings.smtp_hostname
     if raw is None:
         raw = services.blobs.get(message.raw_sha256)
+    raw = relay_form(raw)  # no X-MailSec-* from outside, no line over 998 octets
     policy = policy or quarantine_policy(services, message.account_id)
     tag = policy.tag_for(message.final_disposition.value)
     if tag:

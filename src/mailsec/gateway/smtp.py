@@ -5,15 +5,18 @@ durable. Blocking work (database, fsync) runs in a thread pool so one slow disk 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import re
 import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import idna
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from mailsec.config import parse_hostport
 from mailsec.gateway.receive import GroupCommit, prepare, receive
@@ -63,11 +66,92 @@ def _owners(envelope: Envelope) -> dict[str, Domain]:
     return owners
 
 
+# Sender-specified routing in a local part (`user%other@`, `host!user@`, `"user@other"@`): a relay that honours it
+# is an open relay, so it is refused as Postfix does by default (allow_untrusted_routing = no).
+_ROUTING_CHARS = re.compile(r"[%!@]")
+
+
+# A domain as RCPT may name it: dot-separated labels (U-labels too) or an address literal
+_ADDRESS_DOMAIN = re.compile(r"(?:[^\W_](?:[\w-]{0,61}[^\W_])?\.)*[^\W_](?:[\w-]{0,61}[^\W_])?\.?|\[[^\[\]\s]+\]")
+
+
+def routed_local_part(address: str) -> bool:
+    return _ROUTING_CHARS.search(address.rpartition("@")[0]) is not None
+
+
+def a_label_address(address: str) -> str | None:
+    """The address with its domain in A-label (punycode) form, so a recipient written in U-labels finds the domain
+    it belongs to; None when the domain is no valid IDN."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    try:
+        ascii_domain = idna.encode(domain.rstrip("."), uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return None
+    return f"{local}@{ascii_domain}"
+
+
 class GatewaySMTP(SMTP):
     """aiosmtpd's SMTP, noting the connection (and TLS) in the session's trace. Lines longer than RFC 5321's 1,000
-    octets are accepted (as Postfix does): real mail has them, and refusing would bounce legitimate messages."""
+    octets are accepted (as Postfix does): real mail has them, and refusing would bounce legitimate messages (they
+    are re-encoded before relaying). Session rules as Postfix's: a malformed address gets a plain `501`, a session
+    that collects `error_limit` refusals or stays silent for `timeout` seconds gets `421` and is closed."""
 
     line_length_limit = 1024 * 1024
+
+    def __init__(self, *args: Any, error_limit: int = 20, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.error_limit = error_limit
+        self.error_count = 0
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's parse, where any failure (the stdlib's header parser raises more than HeaderParseError on
+        input such as `<'@[@corp.example>`) means a malformed address, not a Python error in the reply."""
+        try:
+            address, rest = super()._getaddr(arg)
+        except Exception:
+            return None, None
+        if address and address != "<>" and not _ADDRESS_DOMAIN.fullmatch(address.rpartition("@")[2]):
+            return None, None  # no domain, or one no DNS name or address literal can be (`"@corp.example>"`)
+        return address, rest
+
+    async def _refuse_malformed(self, keyword: str, arg: str | None, what: str) -> bool:
+        stripped = self._strip_command_keyword(keyword, arg) if arg else None
+        if stripped and self._getaddr(stripped)[0] is None:
+            await self.push(f"501 5.1.3 Bad {what} address syntax")
+            return True
+        return False
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        greeted = bool(self.session and self.session.host_name)
+        ready = greeted and self.envelope is not None and not self.envelope.mail_from
+        if ready and await self._refuse_malformed("FROM:", arg, "sender"):
+            return
+        await super().smtp_MAIL(arg)
+
+    @syntax("RCPT TO: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        ready = self.envelope is not None and bool(self.envelope.mail_from)
+        if ready and await self._refuse_malformed("TO:", arg, "recipient"):
+            return
+        await super().smtp_RCPT(arg)
+
+    async def push(self, status: Any) -> None:
+        await super().push(status)
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        if text[:1] in ("4", "5") and not text.startswith("421"):
+            self.error_count += 1
+            if self.error_count >= self.error_limit and self.transport is not None:
+                await super().push(f"421 4.7.0 {self.hostname} Error: too many errors")
+                self.transport.close()
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(Exception):
+                self._writer.write(f"421 4.4.2 {self.hostname} Error: timeout exceeded\r\n".encode("ascii"))
+        super()._timeout_cb()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -183,6 +267,13 @@ class GatewayHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
+        if "@" in address and routed_local_part(address):
+            _trace(session).append((f"RCPT TO:<{address}> refused: sender-specified routing", now_us()))
+            return f"550 5.7.1 <{address}>: relay access denied (sender-specified routing)"
+        ascii_address = a_label_address(address)
+        if ascii_address is None:
+            return "501 5.1.3 Bad recipient address syntax"
+        address = ascii_address
         try:
             owner = await self._owner_of(address)
         except Exception:
@@ -275,7 +366,8 @@ class SMTPServer:
             hostname=s.smtp_hostname,
             ident="mailsec ESMTP",
             tls_context=tls_context(s.tls_cert, s.tls_key),
-            timeout=300,
+            timeout=s.smtp_idle_timeout_seconds,
+            error_limit=s.smtp_error_limit,
             loop=self.loop,
         )
 

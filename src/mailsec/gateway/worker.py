@@ -22,7 +22,7 @@ from typing import Any
 from mailsec import pipeline
 from mailsec.actions import auto_move
 from mailsec.config import Settings
-from mailsec.gateway import decide, dispatch
+from mailsec.gateway import bounce, decide, dispatch
 from mailsec.gateway.deliver import Connections, NextHop
 from mailsec.model import DeliveryMode, DeliveryStatus, Destination, Envelope, TraceDirection
 from mailsec.services import Services, open_services
@@ -326,6 +326,11 @@ class QueueWorker:
             attempt=attempt,
             sending_written=sending_written,
         )
+        bounced = outcome.conclusion.bounced
+        if bounced:  # accepted with 250, now refused for good: the sender is told (RFC 3464)
+            failed = {r: outcome.replies[r] for r in bounced if r in outcome.replies}
+            expired = frozenset(r for r, reply in failed.items() if not reply.permanent)
+            bounce.notify_sender(services, message, mail_from, failed, raw, from_us(item.created_us), expired)
         wait = outcome.conclusion.requeue_in_us
         if wait is None:
             batch.finish(Finish(item.id, "done", attempts=attempts))

@@ -8,12 +8,14 @@ import ipaddress
 import re
 from datetime import UTC, datetime
 from email.message import Message
+from email.parser import HeaderParser
+from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from itertools import islice
 
 from mailsec.htmltree import TEXT_MAX_CHARS, parse_html, text_and_tags
 from mailsec.mime.headers import decode_bytes, decode_header_value, parse_addresses, unescape_surrogates
-from mailsec.mime.structure import parse_structure
+from mailsec.mime.structure import MAX_DEPTH, NestingTooDeepDefect, parse_structure
 from mailsec.model import Attachment, HtmlView, Link, ParsedMessage
 
 MAX_TEXT_CHARS = 2_000_000
@@ -181,15 +183,26 @@ def _dedupe_links(links: list[Link]) -> list[Link]:
     return out
 
 
+def _headers_only(text: str) -> Message:
+    """The top-level headers of a message whose structure defeated both parsers (reading headers never recurses)."""
+    try:
+        return HeaderParser(policy=compat32).parsestr(text, headersonly=True)
+    except Exception:
+        return Message()
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse hostile bytes into the shared model. Problems become `defects`, never exceptions."""
     defects: list[str] = []
+    unread: list[str] = []
+    text = raw.decode("ascii", "surrogateescape")
     try:
         # The tree message_from_bytes(policy=compat32) builds, without the stdlib's line-by-line feed machinery
-        msg = parse_structure(raw.decode("ascii", "surrogateescape"))
+        msg = parse_structure(text)
     except Exception as exc:  # the stdlib parser is lenient, but a defect beats a crash
         defects.append(f"unparseable message: {type(exc).__name__}")
-        msg = Message()
+        unread.append(f"the MIME structure could not be parsed ({type(exc).__name__}); only the headers were read")
+        msg = _headers_only(text)
 
     # raw_items, not get_all: compat32's get_all turns 8-bit header bytes into U+FFFD. Each value is unescaped
     # once and indexed by lower-case name, so looking up a header does not walk all of them.
@@ -236,14 +249,18 @@ def parse_message(raw: bytes) -> ParsedMessage:
         parts = list(msg.walk())
     except Exception as exc:
         defects.append(f"broken MIME structure: {type(exc).__name__}")
+        unread.append(f"the MIME parts could not be walked ({type(exc).__name__}); only the top part was read")
         parts = [msg]
     for part in parts:
         count += 1
         if count > MAX_PARTS:
             defects.append(f"more than {MAX_PARTS} MIME parts; the rest were not read")
+            unread.append(f"more than {MAX_PARTS} MIME parts; the rest were not read")
             break
         for defect in getattr(part, "defects", []) or []:
             defects.append(type(defect).__name__)
+            if isinstance(defect, NestingTooDeepDefect):
+                unread.append(f"MIME parts nested deeper than {MAX_DEPTH} levels; the parts below were read flattened")
         if part.is_multipart():
             attached = _attached_message(part)
             if attached is not None:
@@ -295,6 +312,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         smtp_previous_hop_ip=hop_ips[1] if len(hop_ips) > 1 else None,
         x_originating_ip=_valid_ip(x_orig) if x_orig else None,
         defects=defects,
+        unread=unread,
         inline_parts=inline_parts,
         html_view=html_view,
     )

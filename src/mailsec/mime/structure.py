@@ -4,8 +4,11 @@
 `NeedMoreData` check, and every multipart compiles a fresh boundary regex. With the whole message at hand the same
 algorithm runs as plain recursion over a list of lines, and a part's body is one slice up to the next boundary line.
 The `Message` tree it builds is the stdlib's, field for field (headers, payloads, preamble, epilogue, defects); any
-surprise, and nesting deeper than `MAX_DEPTH`, hands the message to the stdlib parser instead, so hostile input gets
-exactly the stdlib's answer."""
+surprise hands the message to the stdlib parser instead, so hostile input gets exactly the stdlib's answer.
+
+Nesting deeper than `MAX_DEPTH` is hostile (the stdlib parser would die of RecursionError around depth 1,000 and the
+message would read as empty): below that depth the parts are read in one loop, without recursion, and every leaf part
+is attached directly to the part at the cap, marked with `NestingTooDeepDefect`. Leaves at any depth stay visible."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from email.policy import compat32
 from io import StringIO
 from itertools import compress, count, repeat
 
-MAX_DEPTH = 200  # deeper nesting is hostile: the stdlib parser (and its recursion limit) decides
+MAX_DEPTH = 200  # deeper nesting is hostile: flattened, see _Parser._parse_flat
 
 _NLCRE = re.compile(r"\r\n|\r|\n")
 _NLCRE_bol = re.compile(r"(\r\n|\r|\n)")
@@ -39,8 +42,8 @@ def _strip_eol(text: str) -> str:
     return text
 
 
-class _TooDeep(Exception):
-    pass
+class NestingTooDeepDefect(errors.MessageDefect):
+    """The parts below this one nest deeper than MAX_DEPTH; its leaf parts were attached to it directly."""
 
 
 _MISSING = object()
@@ -110,6 +113,19 @@ def _boundary_match(line: str, separator: str) -> tuple[bool, str | None] | None
     if body.strip(" \t"):
         return None
     return end, linesep
+
+
+class _Boundary:
+    """The end-of-part test for one multipart's boundary lines; it knows its separator, so the flat reader can look
+    enclosing boundaries up by name."""
+
+    __slots__ = ("separator",)
+
+    def __init__(self, separator: str) -> None:
+        self.separator = separator
+
+    def __call__(self, line: str) -> tuple[bool, str | None] | None:
+        return _boundary_match(line, self.separator)
 
 
 class _Parser:
@@ -202,16 +218,21 @@ class _Parser:
 
     def _parsegen(self) -> None:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise _TooDeep
         try:
-            self._parse_one()
+            if self.depth > MAX_DEPTH:
+                self._parse_flat()
+            else:
+                self._parse_one()
         finally:
             self.depth -= 1
 
     def _parse_one(self) -> None:
         cur = self._new_message()
-        # The header lines: up to the first line that is no header (a blank one is consumed) or a false EOF.
+        self._read_headers(cur)
+        self._parse_one_body(cur)
+
+    def _read_headers(self, cur: Message) -> None:
+        """The header lines: up to the first line that is no header (a blank one is consumed) or a false EOF."""
         lines, eof, match = self.lines, self.eof, _headerRE.match
         boundary_only = all(is_boundary for _, is_boundary in eof)
         start = pos = self.pos
@@ -232,6 +253,7 @@ class _Parser:
         self.pos = pos
         self._parse_headers(cur, headers)
 
+    def _parse_one_body(self, cur: Message) -> None:
         if cur.get_content_type() == "message/delivery-status":
             while True:
                 self.eof.append((_NLCRE.match, False))
@@ -262,10 +284,7 @@ class _Parser:
             return
         if str(cur.get("content-transfer-encoding", "8bit")).lower() not in ("7bit", "8bit", "binary"):
             cur.defects.append(errors.InvalidMultipartContentTransferEncodingDefect())
-        separator = "--" + boundary
-
-        def match(line: str) -> tuple[bool, str | None] | None:
-            return _boundary_match(line, separator)
+        match = _Boundary("--" + boundary)
 
         capturing_preamble = True
         preamble: list[str] = []
@@ -329,6 +348,99 @@ class _Parser:
             if bolmo:
                 epilogue_lines[0] = firstline[len(bolmo.group(0)) :]
         cur.epilogue = "".join(epilogue_lines)
+
+    def _parse_flat(self) -> None:
+        """A part nested past MAX_DEPTH, read in one loop instead of recursion: its headers, then every leaf part
+        below it (through any multipart and message/* levels) attached to it directly, in order. Boundaries work as
+        in the stdlib (a line of an enclosing part's boundary ends the inner ones); preambles and epilogues are
+        dropped. Boundaries are looked up by name, so a thousand open levels cost no more per line than one."""
+        top = self._new_message()
+        top.defects.append(NestingTooDeepDefect())
+        outer_seps = {m.separator for m, _ in self.eof if isinstance(m, _Boundary)}
+        outer_other = [m for m, _ in self.eof if not isinstance(m, _Boundary)]
+        seps: list[str] = []  # the open multiparts' separators, outermost first
+        digests: list[bool] = []
+        level_of: dict[str, int] = {}  # separator -> its outermost open level
+
+        def stop(line: str) -> tuple[int, bool] | None:
+            """(level, is a close boundary) of the boundary line `line`; level -1 for an enclosing part's."""
+            if outer_other and any(ateof(line) for ateof in outer_other):
+                return -1, False
+            if not line.startswith("--"):
+                return None
+            body = line.rstrip("\r\n").rstrip(" \t")
+            if body in outer_seps or (body.endswith("--") and body[:-2] in outer_seps):
+                return -1, False
+            level = level_of.get(body)
+            if body.endswith("--"):
+                closing = level_of.get(body[:-2])
+                if closing is not None and (level is None or closing < level):
+                    return closing, True
+            return None if level is None else (level, False)
+
+        def read() -> tuple[list[str], tuple[int, bool] | None]:
+            lines, start = self.lines, self.pos
+            while self.pos < self.n:
+                hit = stop(lines[self.pos])
+                if hit is not None:
+                    return lines[start : self.pos], hit
+                self.pos += 1
+            return lines[start:], None
+
+        def new_part(digest: bool) -> Message:
+            part = IndexedMessage(policy=compat32)
+            if digest:
+                part.set_default_type("message/rfc822")
+            self.eof.append((lambda line: stop(line) is not None, True))
+            try:
+                self._read_headers(part)
+            finally:
+                self.eof.pop()
+            return part
+
+        def close_level() -> None:
+            sep = seps.pop()
+            digests.pop()
+            if level_of.get(sep) == len(seps):
+                del level_of[sep]
+
+        self._read_headers(top)
+        leaves: list[Message] = []
+        cur: Message | None = top
+        while cur is not None:
+            boundary = cur.get_boundary() if cur.get_content_maintype() == "multipart" else None
+            if boundary is not None:
+                sep = "--" + boundary
+                level_of.setdefault(sep, len(seps))
+                seps.append(sep)
+                digests.append(cur.get_content_type() == "multipart/digest")
+                _, hit = read()
+            elif cur.get_content_maintype() == "message" and cur.get_content_type() != "message/delivery-status":
+                cur = new_part(False)
+                continue
+            else:
+                body, hit = read()
+                if cur is top:
+                    cur.set_payload("".join(body))
+                else:
+                    cur.set_payload(_strip_eol("".join(body)) if seps else "".join(body))
+                    leaves.append(cur)
+            cur = None
+            while hit is not None and hit[0] >= 0:
+                level, closing = hit
+                while len(seps) > level + 1:
+                    close_level()
+                self.pos += 1
+                if closing:
+                    close_level()
+                    _, hit = read()  # the epilogue
+                    continue
+                while self.pos < self.n and (run := stop(self.lines[self.pos])) is not None and run[0] == level:
+                    self.pos += 1
+                cur = new_part(digests[-1])
+                break
+        if leaves:
+            top._payload = leaves  # type: ignore[attr-defined]  # what Message.attach builds, in one step
 
     def _parse_headers(self, cur: Message, lines: list[str]) -> None:
         headers: list[tuple[str, str]] = cur._headers  # type: ignore[attr-defined]  # where Message.set_raw appends

@@ -21,6 +21,7 @@ from mailsec.scan.impersonation import analyze_impersonation
 from mailsec.scan.links import analyze_links
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
 from mailsec.scan.resolvers import Resolvers
+from mailsec.scan.unread import analyze_unread, unchecked_attachments
 from mailsec.scan.verdict import combine
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def scan_message(
         "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy))
     )
     content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
+    unread = _guarded("unread", errors, none, lambda: analyze_unread(parsed))
     outcome = _guarded(
         "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation)
     )
@@ -104,7 +106,8 @@ def scan_message(
     structure = _guarded(
         "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")
     )
-    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *errors]
+    unchecked = unchecked_attachments(parsed, errors)
+    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *unread, *unchecked, *errors]
     budget.armed = True
     return _guarded(
         "verdict",

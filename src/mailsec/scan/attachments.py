@@ -670,6 +670,20 @@ def _walk_zip(item: _Item, col: _Collector, budget: _Budget) -> None:
         )
 
 
+def _shallow(item: _Item, col: _Collector) -> None:
+    """An attachment past the first MAX_ATTACHMENTS: its name and true type only (archives and documents are not
+    opened), so a program cannot hide behind fifty harmless files."""
+    _name_only(item, col)
+    if not item.data or any(f.attachment == item.att.sha256 for f in col.findings):
+        return
+    mime, desc = true_type(item.data[:CHUNK])
+    if _family(mime, desc) == "executable":
+        what = desc.split(",")[0][:80] if desc else mime
+        col.add(
+            item, "EXECUTABLE_ATTACHMENT", D.MALICIOUS, 8.0, f"{_label(item)} is a program ({what})", "Malware", mime
+        )
+
+
 def _name_only(item: _Item, col: _Collector) -> None:
     ext = extension(item.name)
     if ext in EXECUTABLE_EXT:
@@ -727,10 +741,13 @@ def _walk_gzip(item: _Item, col: _Collector, budget: _Budget) -> None:
 def analyze_attachments(parsed: ParsedMessage) -> AttachmentOutcome:
     """Findings per attachment, the worst disposition per attachment sha256, and which ones are encrypted."""
     col = _Collector()
-    for att in parsed.attachments[:MAX_ATTACHMENTS]:
+    for index, att in enumerate(parsed.attachments):
         if att.content_type == "message/rfc822":
             continue  # a forwarded message: its own parts are already attachments of this one
         item = _Item(att, att.name, att.content_type, att.content, att.name or f"({att.content_type})", 0)
+        if index >= MAX_ATTACHMENTS:
+            _shallow(item, col)
+            continue
         try:
             _inspect(item, col, _Budget())
         except (MemoryError, RecursionError) as exc:
