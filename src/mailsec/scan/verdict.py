@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 from mailsec.model import THREAT_CATEGORIES, Disposition, Finding, SenderInfo, Validation, Verdict
+from mailsec.scan import registry
 from mailsec.scan.policy import PolicyOutcome
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,7 @@ ALLOW_EXEMPT = frozenset({D.SPOOF, D.SPAM, D.BULK})
 # probability 0.7) over the MALICIOUS threshold; an authenticated sender (DMARC pass, -1) needs a surer classifier.
 CORROBORATED_PHISHING = 0.7
 CORROBORATION_SCORE = 3.0
-DECEPTIONS = frozenset({
-    "LINK_BRAND_MISMATCH", "LINK_PROTECTED_DOMAIN_MISMATCH", "LINK_TEXT_MISMATCH", "LINK_LOOKALIKE_PROTECTED_DOMAIN",
-    "LINK_LOOKALIKE_BRAND", "LINK_BRAND_EMBEDDED", "LINK_BRAND_IN_SUBDOMAIN", "LINK_USERINFO_TRICK", "LINK_IP_HOST",
-    "LINK_PUNYCODE_HOST", "BODY_CREDENTIAL_FORM", "HTML_CREDENTIAL_FORM", "HTML_FORM_EXTERNAL_POST",
-    "HTML_ATTACHMENT_REDIRECT", "ATTACHMENT_TYPE_MISMATCH", "PDF_ACTIVE_CONTENT", "SENDER_LOOKALIKE_BRAND",
-    "SENDER_LOOKALIKE_PROTECTED_DOMAIN", "DISPLAY_NAME_ADDRESS_MISMATCH", "REPLY_TO_DIVERTED", "SPOOFED_SENDER",
-    "DMARC_FAIL",
-})  # fmt: skip
+DECEPTIONS = registry.DECEPTIONS
 
 
 def level(finding: Finding) -> Disposition | None:
