@@ -16,6 +16,7 @@ from mailsec.scan.attachments import AttachmentOutcome, analyze_attachments
 from mailsec.scan.auth import AuthOutcome, check_authentication
 from mailsec.scan.content import ContentModel, analyze_content, shipped_model
 from mailsec.scan.features import MessageText, extract_text
+from mailsec.scan.identity import SenderIdentity, identify
 from mailsec.scan.impersonation import analyze_impersonation
 from mailsec.scan.links import analyze_links
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
@@ -61,16 +62,20 @@ def scan_message(
     errors: list[Finding] = []
     empty_text = MessageText("", "", "", (), ())
     mt = _guarded("text", errors, empty_text, lambda: extract_text(parsed))
-    auth = _guarded("authentication", errors, AuthOutcome(), lambda: check_authentication(parsed, envelope, resolvers))
+    who = _guarded("identity", errors, SenderIdentity(), lambda: identify(parsed, envelope))
+    auth = _guarded(
+        "authentication", errors, AuthOutcome(), lambda: check_authentication(parsed, envelope, resolvers, who)
+    )
+    who = who.authenticate(auth.authenticated_domain) if auth.authenticated_domain else who
     attachments = _guarded("attachments", errors, AttachmentOutcome(), lambda: analyze_attachments(parsed))
     none: list[Finding] = []
     links = _guarded("links", errors, none, lambda: list(analyze_links(parsed, policy)))
     impersonation = _guarded(
-        "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy))
+        "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy, who))
     )
     content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
     outcome = _guarded(
-        "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation)
+        "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation, who)
     )
     edf = _guarded("fingerprint", errors, None, lambda: fingerprint.edf_hash(mt))
     structure = _guarded(

@@ -12,6 +12,7 @@ import unicodedata
 from functools import lru_cache
 
 from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
+from mailsec.scan.identity import SenderIdentity, identify
 from mailsec.scan.lookalike import brand_domains, find_lookalike, registered_domain
 from mailsec.scan.policy import ImpersonationEntry, Policy, similarity_trust, trusted_lookalike_finding
 
@@ -232,8 +233,11 @@ def _reply_to(parsed: ParsedMessage, sender: Address, protected: tuple[str, ...]
     return []
 
 
-def analyze_impersonation(parsed: ParsedMessage, envelope: Envelope, policy: Policy) -> list[Finding]:
+def analyze_impersonation(
+    parsed: ParsedMessage, envelope: Envelope, policy: Policy, identity: SenderIdentity | None = None
+) -> list[Finding]:
     """Findings about who the message pretends to come from."""
+    who = identity or identify(parsed, envelope)
     sender = parsed.from_
     if sender is None:
         return []
@@ -243,7 +247,7 @@ def analyze_impersonation(parsed: ParsedMessage, envelope: Envelope, policy: Pol
     findings += _address_in_name(sender, protected)
     from_domain = sender.domain
     findings += _lookalike_sender(from_domain, "From", protected, policy)
-    mail_from_domain = envelope.mail_from.rpartition("@")[2].lower() if "@" in envelope.mail_from else ""
+    mail_from_domain = who.envelope_domain
     if mail_from_domain and registered_domain(mail_from_domain) != registered_domain(from_domain):
         findings += [
             f
