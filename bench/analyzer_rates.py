@@ -44,7 +44,7 @@ def scan_groups(limit: int, use_model: bool, jsonl: Path | None) -> dict[str, di
     for name, label, folder in GROUPS:
         fires: Counter[str] = Counter()
         dispositions: Counter[str] = Counter()
-        paths = list_messages(CORPORA / folder)[: limit or None]
+        paths = [p for p in list_messages(CORPORA / folder) if p.suffix != ".jsonl"][: limit or None]
         flagged = held = 0
         for path in paths:
             verdict = scan_message(parse_message(path.read_bytes()), Envelope(), model=None if use_model else False)

@@ -14,13 +14,16 @@ from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, Verdict
 from mailsec.scan import fingerprint
 from mailsec.scan.attachments import AttachmentOutcome, analyze_attachments
 from mailsec.scan.auth import AuthOutcome, check_authentication
+from mailsec.scan.bulk import bulk_finding, recognise
 from mailsec.scan.content import ContentModel, analyze_content, shipped_model
 from mailsec.scan.features import MessageText, extract_text
-from mailsec.scan.identity import SenderIdentity, identify
+from mailsec.scan.identity import SenderIdentity, identify, identity_findings
 from mailsec.scan.impersonation import analyze_impersonation
 from mailsec.scan.links import analyze_links
+from mailsec.scan.lure import Lure, find_lure
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
 from mailsec.scan.resolvers import Resolvers
+from mailsec.scan.structure import analyze_structure
 from mailsec.scan.verdict import combine
 
 log = logging.getLogger(__name__)
@@ -69,10 +72,15 @@ def scan_message(
     who = who.authenticate(auth.authenticated_domain) if auth.authenticated_domain else who
     attachments = _guarded("attachments", errors, AttachmentOutcome(), lambda: analyze_attachments(parsed))
     none: list[Finding] = []
-    links = _guarded("links", errors, none, lambda: list(analyze_links(parsed, policy)))
+    links = _guarded("links", errors, none, lambda: list(analyze_links(parsed, policy, who)))
     impersonation = _guarded(
         "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy, who))
     )
+    signals = _guarded("identity", errors, none, lambda: identity_findings(who))
+    signals += _guarded("bulk", errors, none, lambda: bulk_finding(recognise(parsed)))
+    lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
+    evidence = [*links, *attachments.findings, *impersonation]
+    signals += _guarded("structure", errors, none, lambda: analyze_structure(parsed, who, evidence, lure))
     content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
     outcome = _guarded(
         "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation, who)
@@ -81,7 +89,7 @@ def scan_message(
     structure = _guarded(
         "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")
     )
-    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *errors]
+    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *signals, *content, *errors]
     return _guarded(
         "verdict",
         errors,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from mailsec.model import Envelope, ParsedMessage
-from mailsec.scan.lookalike import registered_domain
+from mailsec.model import Envelope, Finding, ParsedMessage
+from mailsec.scan.lookalike import FREEMAIL, is_established, registered_domain
+from mailsec.scan.registry import spec
 from mailsec.scan.sender import address_domain, connecting_host, envelope_sender
 
 
@@ -59,3 +60,19 @@ def identify(parsed: ParsedMessage, envelope: Envelope) -> SenderIdentity:
         client_ip=ip,
         helo=helo,
     )
+
+
+def identity_findings(who: SenderIdentity) -> list[Finding]:
+    """SENDER_AUTHENTICATED when DMARC passed for an established organisation's domain: that organisation vouches for
+    the message, so its wording must be weighed against a sender who answers for it. A free mailbox proves only that
+    someone has an account there, and an unknown domain only that someone registered it: no relief for either."""
+    if not who.authenticated or who.from_org in FREEMAIL or not is_established(who.from_org):
+        return []
+    return [
+        spec("SENDER_AUTHENTICATED").make(
+            f"Authenticated sender: DMARC passes for {who.authenticated_domain}, the domain of an established "
+            f"organisation ({who.from_org}).",
+            field="from",
+            value=who.authenticated_domain,
+        )
+    ]

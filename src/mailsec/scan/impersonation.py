@@ -13,42 +13,21 @@ from functools import lru_cache
 
 from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
 from mailsec.scan.identity import SenderIdentity, identify
-from mailsec.scan.lookalike import brand_domains, find_lookalike, registered_domain
+from mailsec.scan.lookalike import (
+    FREEMAIL,
+    brand_domains,
+    brand_names,
+    find_lookalike,
+    is_established,
+    registered_domain,
+    same_name,
+)
 from mailsec.scan.policy import ImpersonationEntry, Policy, similarity_trust, trusted_lookalike_finding
+from mailsec.scan.registry import spec
 
 D = Disposition
 _EMAIL_IN_NAME_RE = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
 _NAME_NOISE_RE = re.compile(r"[\"'`()\[\]<>,.|_\-]+")
-FREEMAIL = frozenset(
-    [
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "ymail.com",
-        "hotmail.com",
-        "outlook.com",
-        "live.com",
-        "msn.com",
-        "aol.com",
-        "icloud.com",
-        "me.com",
-        "mail.com",
-        "gmx.com",
-        "gmx.de",
-        "gmx.net",
-        "web.de",
-        "yandex.ru",
-        "yandex.com",
-        "mail.ru",
-        "protonmail.com",
-        "proton.me",
-        "zoho.com",
-        "qq.com",
-        "163.com",
-        "126.com",
-        "naver.com",
-    ]
-)
 
 
 def normalize_name(name: str) -> str:
@@ -194,6 +173,72 @@ def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...]
     return []
 
 
+# Brand names that are also everyday words, first names or surnames: they claim the brand only when the display name
+# is the brand and nothing else but words a company's sender name is made of.
+STRICT_BRAND_NAMES = frozenset({
+    "apple", "meta", "wise", "chase", "steam", "zoom", "ledger", "norton", "peacock", "caixa", "outlook", "prime video",
+    "telegram", "discord", "github", "google", "amazon", "ebay", "stripe", "booking.com", "irs", "dhl", "usps",
+    "fedex", "itau", "itaú", "ameli", "xfinity", "verizon", "costco", "walmart", "spotify", "netflix", "tiktok",
+})  # fmt: skip
+SENDER_WORDS = frozenset({
+    "support", "team", "service", "services", "customer", "care", "help", "account", "accounts", "security",
+    "billing", "notification", "notifications", "alert", "alerts", "online", "no-reply", "noreply", "info", "mail",
+    "official", "admin", "update", "updates", "verification", "express", "delivery", "shipping", "the", "id", "pay",
+    "store", "shop", "bank", "banking", "card", "wallet", "plus", "premium", "prime", "rewards", "center", "centre",
+    "inc", "llc", "ltd", "via", "app", "web", "mobile", "cloud", "storage", "drive", "docs",
+})  # fmt: skip
+SCORE_BRAND_CLAIM = 2.0
+SCORE_BRAND_CLAIM_FREEMAIL = 4.0
+
+
+@lru_cache(maxsize=4096)
+def claimed_brand(display_name: str) -> tuple[str, frozenset[str]] | None:
+    """The brand a display name claims to be, with the domains that brand sends from; None when it claims none."""
+    have = normalize_name(display_name)
+    if not have:
+        return None
+    words = have.split()
+    joined = f" {have} "
+    for name, domains in brand_names():
+        if f" {name} " not in joined:
+            continue
+        rest = [w for w in joined.replace(f" {name} ", " ", 1).split() if w not in SENDER_WORDS]
+        if name in STRICT_BRAND_NAMES and rest:
+            continue
+        if len(words) - len(name.split()) > 4:
+            continue
+        return name, domains
+    return None
+
+
+def _brand_claim(sender: Address, who: SenderIdentity | None) -> list[Finding]:
+    """A display name claiming a well-known brand on an address the brand does not send from."""
+    if not sender.name or not sender.domain:
+        return []
+    claim = claimed_brand(sender.name)
+    if claim is None:
+        return []
+    name, domains = claim
+    org = registered_domain(sender.domain)
+    if org in domains or any(same_name(org, d) for d in domains):
+        return []
+    freemail = org in FREEMAIL
+    if not freemail and is_established(org):
+        return []  # one large organisation does not pose as another ("Apple via LinkedIn")
+    if who is not None and who.authenticated and not freemail and name.replace(" ", "") in org:
+        return []  # the brand's own regional domain, authenticated (`bradesco-seguros.com.br`)
+    return [
+        spec("SENDER_BRAND_CLAIM").make(
+            f"The sender calls itself {sender.name.strip()[:80]!r}, the name of {sorted(domains)[0]}, but writes from "
+            f"{org}" + (", a free mailbox" if freemail else ""),
+            score=SCORE_BRAND_CLAIM_FREEMAIL if freemail else SCORE_BRAND_CLAIM,
+            field="from",
+            value=f"{sender.name[:200]} <{sender.email}>",
+            detail=name,
+        )
+    ]
+
+
 def _is_list_mail(parsed: ParsedMessage) -> bool:
     return any(parsed.header(h) for h in ("List-Id", "List-Post", "List-Unsubscribe", "Mailing-List", "X-Mailing-List"))
 
@@ -245,6 +290,7 @@ def analyze_impersonation(
     findings: list[Finding] = []
     findings += _registry(parsed, sender, protected, policy)
     findings += _address_in_name(sender, protected)
+    findings += _brand_claim(sender, who)
     from_domain = sender.domain
     findings += _lookalike_sender(from_domain, "From", protected, policy)
     mail_from_domain = who.envelope_domain

@@ -7,6 +7,7 @@ the worst disposition, in the design's severity order, whose sum reaches its thr
 reaches a threshold on its own (an auto-executing macro) decides regardless of negative evidence. Phishing text the
 classifier is sure of plus a deception found by another analyzer adds PHISHING_CORROBORATED (content alone is never
 MALICIOUS; two independent analyzers agreeing can be).
+Bulk mail sent by an ESP (BULK_SENDER) is BULK at worst when only its wording argues for more.
 Then policy: a block policy makes the message MALICIOUS; an acceptable-sender allow policy exempts it from SPOOF,
 SPAM and BULK; only a trusted-sender policy clears MALICIOUS."""
 
@@ -94,6 +95,20 @@ def corroboration(findings: Sequence[Finding]) -> Finding | None:
     )
 
 
+def bulk_cap(findings: Sequence[Finding], disposition: Disposition) -> str | None:
+    """Why a SPAM-or-worse verdict drops to BULK: the message was sent in bulk by an ESP or list manager
+    (BULK_SENDER) and every finding arguing for SPAM or worse is about its wording. None when it does not apply."""
+    if disposition.severity <= D.BULK.severity or not any(f.name == "BULK_SENDER" for f in findings):
+        return None
+    for f in findings:
+        lv = level(f)
+        if f.score > 0 and lv is not None and lv.severity > D.BULK.severity:
+            declared = registry.REGISTRY.get(f.name)
+            if declared is None or declared.analyzer != "content":
+                return None
+    return f"Would be {disposition.value} on its wording alone, but it is bulk mail from an ESP: BULK at worst."
+
+
 def disposition_for(findings: Sequence[Finding], exempt: frozenset[Disposition] = frozenset()) -> Disposition:
     scores = level_scores(findings)
     for step in LADDER:
@@ -140,6 +155,10 @@ def combine(
     exempt = ALLOW_EXEMPT if policy.allowed else frozenset()
     disposition = disposition_for(scored, exempt)
     policy_reasons: list[str] = []
+    capped = bulk_cap(scored, disposition)
+    if capped:
+        disposition = D.BULK
+        policy_reasons.append(capped)
     policy_categories: list[str] = []
     if policy.blocked:
         pattern = properties.get("blocklisted_pattern")
@@ -171,7 +190,7 @@ def combine(
         disposition = D.NONE
     elif policy.allowed:
         before = disposition_for(scored)
-        if before is not disposition:
+        if before is not disposition and not capped:
             pattern = properties.get("allowlisted_pattern")
             by = f"the allow policy {pattern!r}" if pattern else "an allow policy"
             policy_reasons.append(f"Would be {before.value}, but {by} exempts it from SPOOF, SPAM and BULK.")
