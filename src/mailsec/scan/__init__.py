@@ -17,6 +17,7 @@ from mailsec.scan.auth import AuthOutcome, check_authentication
 from mailsec.scan.bulk import bulk_finding, recognise
 from mailsec.scan.content import ContentModel, analyze_content, shipped_model
 from mailsec.scan.features import MessageText, extract_text
+from mailsec.scan.history import SenderHistory, history_findings
 from mailsec.scan.identity import SenderIdentity, identify, identity_findings
 from mailsec.scan.impersonation import analyze_impersonation
 from mailsec.scan.links import analyze_links
@@ -29,7 +30,7 @@ from mailsec.scan.verdict import combine
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["ContentModel", "scan_message", "shipped_model"]
+__all__ = ["ContentModel", "SenderHistory", "scan_message", "shipped_model"]
 
 
 def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) -> T:
@@ -55,10 +56,12 @@ def scan_message(
     policy: Policy | None = None,
     resolvers: Resolvers | None = None,
     model: ContentModel | Any | None = None,
+    history: SenderHistory | None = None,
 ) -> Verdict:
     """Run every analyzer on an already parsed message and combine their findings with the policy.
 
-    `model` is the content model; None means the one shipped in the package, `False` means no content model."""
+    `model` is the content model; None means the one shipped in the package, `False` means no content model.
+    `history` is the account's record of this sender (read from the store by the pipeline); None means unknown."""
     policy = policy or EMPTY_POLICY
     resolvers = resolvers or Resolvers()
     content_model: ContentModel | None = shipped_model() if model is None else (model or None)
@@ -77,6 +80,7 @@ def scan_message(
         "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy, who))
     )
     signals = _guarded("identity", errors, none, lambda: identity_findings(who))
+    signals += _guarded("history", errors, none, lambda: history_findings(history, who))
     signals += _guarded("bulk", errors, none, lambda: bulk_finding(recognise(parsed)))
     lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
     evidence = [*links, *attachments.findings, *impersonation]

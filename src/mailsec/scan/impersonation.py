@@ -21,6 +21,7 @@ from mailsec.scan.lookalike import (
     is_established,
     registered_domain,
     same_name,
+    skeleton,
 )
 from mailsec.scan.policy import ImpersonationEntry, Policy, similarity_trust, trusted_lookalike_finding
 from mailsec.scan.registry import spec
@@ -187,27 +188,34 @@ SENDER_WORDS = frozenset({
     "store", "shop", "bank", "banking", "card", "wallet", "plus", "premium", "prime", "rewards", "center", "centre",
     "inc", "llc", "ltd", "via", "app", "web", "mobile", "cloud", "storage", "drive", "docs",
 })  # fmt: skip
+_SENDER_SKELETONS = frozenset(skeleton(w) for w in SENDER_WORDS)
 SCORE_BRAND_CLAIM = 2.0
 SCORE_BRAND_CLAIM_FREEMAIL = 4.0
 
 
 @lru_cache(maxsize=4096)
-def claimed_brand(display_name: str) -> tuple[str, frozenset[str]] | None:
-    """The brand a display name claims to be, with the domains that brand sends from; None when it claims none."""
+def claimed_brand(display_name: str) -> tuple[str, frozenset[str], bool] | None:
+    """The brand a display name claims to be, the domains that brand sends from, and whether the name spells it with
+    look-alike characters (Cyrillic letters that render as `Ledger`); None when it claims none. Compared on
+    confusable skeletons."""
     have = normalize_name(display_name)
     if not have:
         return None
-    words = have.split()
-    joined = f" {have} "
+    plain = skeleton(have)
+    words = plain.split()
+    joined = f" {plain} "
     for name, domains in brand_names():
-        if f" {name} " not in joined:
+        sk = skeleton(name)
+        if f" {sk} " not in joined:
             continue
-        rest = [w for w in joined.replace(f" {name} ", " ", 1).split() if w not in SENDER_WORDS]
-        if name in STRICT_BRAND_NAMES and rest:
+        disguised = f" {name} " not in f" {have} "
+        rest = [w for w in joined.replace(f" {sk} ", " ", 1).split() if w not in _SENDER_SKELETONS]
+        signed = joined.endswith((f" from {sk} ", f" at {sk} ", f" by {sk} "))  # "Hiba from Ledger"
+        if name in STRICT_BRAND_NAMES and rest and not signed and not disguised:
             continue
         if len(words) - len(name.split()) > 4:
             continue
-        return name, domains
+        return name, domains, disguised
     return None
 
 
@@ -218,20 +226,22 @@ def _brand_claim(sender: Address, who: SenderIdentity | None) -> list[Finding]:
     claim = claimed_brand(sender.name)
     if claim is None:
         return []
-    name, domains = claim
+    name, domains, disguised = claim
     org = registered_domain(sender.domain)
     if org in domains or any(same_name(org, d) for d in domains):
         return []
     freemail = org in FREEMAIL
-    if not freemail and is_established(org):
+    if not freemail and not disguised and is_established(org):
         return []  # one large organisation does not pose as another ("Apple via LinkedIn")
     if who is not None and who.authenticated and not freemail and name.replace(" ", "") in org:
         return []  # the brand's own regional domain, authenticated (`bradesco-seguros.com.br`)
     return [
         spec("SENDER_BRAND_CLAIM").make(
             f"The sender calls itself {sender.name.strip()[:80]!r}, the name of {sorted(domains)[0]}, but writes from "
-            f"{org}" + (", a free mailbox" if freemail else ""),
-            score=SCORE_BRAND_CLAIM_FREEMAIL if freemail else SCORE_BRAND_CLAIM,
+            f"{org}"
+            + (", a free mailbox" if freemail else "")
+            + (", spelt with look-alike letters" if disguised else ""),
+            score=SCORE_BRAND_CLAIM_FREEMAIL if freemail or disguised else SCORE_BRAND_CLAIM,
             field="from",
             value=f"{sender.name[:200]} <{sender.email}>",
             detail=name,

@@ -102,11 +102,20 @@ def _free_hosting() -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+# Object stores hold build artifacts and images as much as pages: only a page there (`.html`, a folder) counts.
+OBJECT_STORES = frozenset({"storage.googleapis.com", "firebasestorage.googleapis.com", "s3.amazonaws.com",
+                           "blob.core.windows.net", "r2.dev"})  # fmt: skip
+_PAGE_SUFFIXES = (".html", ".htm", ".shtml", ".xhtml", ".php", ".svg", "/")
+
+
 def free_hosting(host: str, path: str = "") -> str | None:
     """The free hosting, form or file-drop service `host` (with `path`) is on (data/free_hosting.txt), else None."""
     host = host.lower().rstrip(".")
     for suffix, prefix in _free_hosting():
         if (host == suffix or host.endswith("." + suffix)) and (not prefix or path.startswith(prefix)):
+            last = path.rpartition("/")[2]
+            if suffix in OBJECT_STORES and not (path.lower().endswith(_PAGE_SUFFIXES) or "." not in last):
+                return None
             return suffix + prefix
     return None
 

@@ -95,16 +95,24 @@ def corroboration(findings: Sequence[Finding]) -> Finding | None:
     )
 
 
+VOUCHED = frozenset({"DMARC_PASS", "SENDER_AUTHENTICATED", "SENDER_KNOWN", "SENDER_REPLIED_TO"})
+
+
 def bulk_cap(findings: Sequence[Finding], disposition: Disposition) -> str | None:
     """Why a SPAM-or-worse verdict drops to BULK: the message was sent in bulk by an ESP or list manager
-    (BULK_SENDER) and every finding arguing for SPAM or worse is about its wording. None when it does not apply."""
+    (BULK_SENDER) and every finding arguing for SPAM or worse is about its wording. Phishing wording is capped only
+    when the sender is vouched for (authenticated, or known to the account): phishers rent ESP accounts too. None
+    when the cap does not apply."""
     if disposition.severity <= D.BULK.severity or not any(f.name == "BULK_SENDER" for f in findings):
         return None
+    vouched = any(f.name in VOUCHED and f.score < 0 for f in findings)
     for f in findings:
         lv = level(f)
         if f.score > 0 and lv is not None and lv.severity > D.BULK.severity:
             declared = registry.REGISTRY.get(f.name)
             if declared is None or declared.analyzer != "content":
+                return None
+            if f.name == "CONTENT_PHISHING" and not vouched:
                 return None
     return f"Would be {disposition.value} on its wording alone, but it is bulk mail from an ESP: BULK at worst."
 

@@ -285,3 +285,18 @@ preview_cache = Table(
     Column("data_json", Text, nullable=False, default="{}"),
     Column("created_us", BigInteger, nullable=False),
 )
+
+sender_history = Table(
+    "sender_history",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "domain" (registered domain) or "address"
+    Column("value", String(320), primary_key=True),
+    Column("inbound", Integer, nullable=False, default=0),
+    Column("days", Integer, nullable=False, default=0),
+    Column("last_day", Integer, nullable=False, default=0),  # days since the epoch of the last inbound message
+    Column("outbound", Integer, nullable=False, default=0),
+    Column("flagged", Integer, nullable=False, default=0),
+    Column("first_us", BigInteger, nullable=False),
+    Column("last_us", BigInteger, nullable=False),
+)
