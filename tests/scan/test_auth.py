@@ -89,6 +89,11 @@ def zones(keys: dict[str, Key]) -> Zones:
     z.txt("arc._domainkey.other.test", keys["other"].record)
     # a DNS blocklist listing IP
     z.a("4.3.2.1.bl.test", "127.0.0.2")
+    # an established organisation's domain (scan/data/established.txt) and a free mailbox, both authenticating
+    z.txt("github.com", f"v=spf1 ip4:{IP} -all")
+    z.txt("_dmarc.github.com", "v=DMARC1; p=reject")
+    z.txt("gmail.com", f"v=spf1 ip4:{IP} -all")
+    z.txt("_dmarc.gmail.com", "v=DMARC1; p=none")
     z.a("test", "127.0.0.1")  # so the probe of an answering server finds something
     return z
 
@@ -252,6 +257,18 @@ def test_policy_and_spf_judge_the_same_connecting_ip_behind_a_relay(resolvers: R
     v = scan_message(parsed, relay, block_relay, resolvers, model=False)
     assert v.disposition is Disposition.NONE and "blocklisted_pattern" not in v.properties
     assert "SENDER_AUTHENTICATED" not in {f.name for f in v.findings}  # pass.test is no established domain
+
+
+def test_an_authenticated_established_sender_is_relief_a_free_mailbox_is_not(resolvers: Resolvers) -> None:
+    env = Envelope(mail_from="noreply@github.com", client_ip=IP, helo="out.github.com")
+    v = scan_message(
+        parse_message(make_eml(sender="GitHub <noreply@github.com>")), env, resolvers=resolvers, model=False
+    )
+    found = {f.name: f.score for f in v.findings}
+    assert v.validation.dmarc == "pass" and found["DMARC_PASS"] == -1.0 and found["SENDER_AUTHENTICATED"] == -1.5
+    env = Envelope(mail_from="someone@gmail.com", client_ip=IP, helo="mail.gmail.com")
+    v = scan_message(parse_message(make_eml(sender="someone@gmail.com")), env, resolvers=resolvers, model=False)
+    assert v.validation.dmarc == "pass" and "SENDER_AUTHENTICATED" not in {f.name for f in v.findings}
 
 
 # -- DKIM -------------------------------------------------------------------------------------------------------------

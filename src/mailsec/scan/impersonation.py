@@ -133,6 +133,56 @@ def _address_in_name(sender: Address, protected: tuple[str, ...]) -> list[Findin
     ]
 
 
+_DOMAIN_IN_NAME_RE = re.compile(r"(?<![\w@.-])((?:[a-z0-9-]{1,63}\.)+[a-z]{2,24})(?![\w.-])", re.I)
+
+
+def _domain_in_name(sender: Address) -> list[Finding]:
+    """`"amazon.co.jp" <x@fqfggh.shop>`: the display name is (or shows) a domain name that is not the sender's."""
+    if not sender.name or not sender.domain or "@" in sender.name:
+        return []
+    m = _DOMAIN_IN_NAME_RE.search(sender.name)
+    if not m:
+        return []
+    shown = m.group(1).lower()
+    shown_rd = registered_domain(shown)
+    label = shown_rd.partition(".")[0]
+    if "." not in shown_rd or len(label) < 3 or shown_rd == registered_domain(sender.domain):
+        return []  # `R.Hughes` is a name with an initial, not the domain r.hughes
+    if not _TLD_RE.match(shown_rd.rpartition(".")[2]):
+        return []
+    return [
+        spec("SENDER_NAME_DOMAIN_MISMATCH").make(
+            f"The sender's name shows the domain {shown} but the mail comes from {sender.email}",
+            field="from",
+            value=f"{sender.name[:200]} <{sender.email}>",
+        )
+    ]
+
+
+def _recipient_claim(parsed: ParsedMessage, sender: Address, who: SenderIdentity) -> list[Finding]:
+    """The display name names the recipient's own domain (`"sourceforge.net Mail Admin" <x@elsewhere>`): mail posing as
+    the reader's own IT or mail service, the shape of mailbox and webmail credential phishing. The whole domain, not
+    its first label: "kernel test robot" writing to a kernel.org address claims nothing."""
+    if not sender.name or not who.from_org:
+        return []
+    rcpts = {registered_domain(a.domain) for a in [*parsed.to, *parsed.cc][:20] if a.domain}
+    rcpts.discard(who.from_org)
+    rcpts -= FREEMAIL
+    name = sender.name.lower()
+    for org in sorted(rcpts):
+        if "." in org and org in name:
+            return [
+                spec("SENDER_CLAIMS_RECIPIENT_DOMAIN").make(
+                    f"The sender calls itself {sender.name.strip()[:80]!r}, naming your own {org}, but writes from "
+                    f"{who.from_org}",
+                    field="from",
+                    value=f"{sender.name[:200]} <{sender.email}>",
+                    detail=org,
+                )
+            ]
+    return []
+
+
 def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...], policy: Policy) -> list[Finding]:
     if not sender_domain:
         return []
@@ -187,7 +237,9 @@ SENDER_WORDS = frozenset({
     "official", "admin", "update", "updates", "verification", "express", "delivery", "shipping", "the", "id", "pay",
     "store", "shop", "bank", "banking", "card", "wallet", "plus", "premium", "prime", "rewards", "center", "centre",
     "inc", "llc", "ltd", "via", "app", "web", "mobile", "cloud", "storage", "drive", "docs",
+    "com", "net", "org", "co", "jp", "de", "br", "uk", "fr", "it", "es", "ca", "au", "us", "in", "nl", "mx",
 })  # fmt: skip
+_TLD_RE = re.compile(r"^(?:[a-z]{2,24}|xn--[a-z0-9-]+)$")
 _SENDER_SKELETONS = frozenset(skeleton(w) for w in SENDER_WORDS)
 SCORE_BRAND_CLAIM = 2.0
 SCORE_BRAND_CLAIM_FREEMAIL = 4.0
@@ -228,9 +280,9 @@ def _brand_claim(sender: Address, who: SenderIdentity | None) -> list[Finding]:
         return []
     name, domains, disguised = claim
     org = registered_domain(sender.domain)
-    if org in domains or any(same_name(org, d) for d in domains):
+    freemail = org in FREEMAIL  # Microsoft owns outlook.com, but anyone can write from an address there
+    if not freemail and (org in domains or any(same_name(org, d) for d in domains)):
         return []
-    freemail = org in FREEMAIL
     if not freemail and not disguised and is_established(org):
         return []  # one large organisation does not pose as another ("Apple via LinkedIn")
     if who is not None and who.authenticated and not freemail and name.replace(" ", "") in org:
@@ -301,6 +353,9 @@ def analyze_impersonation(
     findings += _registry(parsed, sender, protected, policy)
     findings += _address_in_name(sender, protected)
     findings += _brand_claim(sender, who)
+    if not findings:
+        findings += _domain_in_name(sender)
+    findings += _recipient_claim(parsed, sender, who)
     from_domain = sender.domain
     findings += _lookalike_sender(from_domain, "From", protected, policy)
     mail_from_domain = who.envelope_domain

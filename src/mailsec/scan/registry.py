@@ -137,6 +137,11 @@ _SPECS: tuple[FindingSpec, ...] = (
     FindingSpec("SENDER_BRAND_CLAIM", "impersonation", D.SUSPICIOUS, 2.0, "BrandImpersonation",
                 "the display name claims a well-known brand but the From domain is not the brand's (list mail and "
                 "senders authenticated for an established domain excepted)", deception=True),
+    FindingSpec("SENDER_NAME_DOMAIN_MISMATCH", "impersonation", D.SPOOF, 2.0, "Spoof",
+                "the display name shows a domain name (`amazon.co.jp`) that is not the sender's", deception=True),
+    FindingSpec("SENDER_CLAIMS_RECIPIENT_DOMAIN", "impersonation", D.SUSPICIOUS, 3.0, "CredentialHarvester",
+                "the display name names the recipient's own organisation (its mail or IT service) but the sender "
+                "writes from another domain", deception=True),
     FindingSpec("REPLY_TO_DIVERTED", "impersonation", D.SUSPICIOUS, 1.0, "BEC",
                 "Reply-To's registered domain differs from From's (not a recipient's domain, not list mail)",
                 deception=True, varies="2 to a free mailbox; MALICIOUS-BEC 4 when the sender poses as someone trusted"),
