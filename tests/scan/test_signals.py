@@ -126,3 +126,29 @@ def test_display_name_showing_another_domain() -> None:
     assert "SENDER_BRAND_CLAIM" in names(make_eml(sender='"amazon.co.jp" <x@fqfggh.example>'))  # a brand: the claim
     assert "SENDER_NAME_DOMAIN_MISMATCH" not in names(make_eml(sender='"shop.example" <news@shop.example>'))
     assert "SENDER_NAME_DOMAIN_MISMATCH" not in names(make_eml(sender='"Dr. J. Smith" <js@uni.example>'))
+
+
+def test_sender_domains_that_no_organisation_mails_from() -> None:
+    assert "SENDER_INVALID_DOMAIN" in names(make_eml(sender='"Correios" <contato@correios>'))
+    assert "SENDER_INVALID_DOMAIN" in names(make_eml(sender="winner@prize.notatld"))
+    for fine in ("root@localhost", "cron@build.corp.internal", "ann@sender.example", "x@[192.0.2.1]"):
+        assert "SENDER_INVALID_DOMAIN" not in names(make_eml(sender=fine)), fine
+    assert "SENDER_FREE_HOSTING" in names(make_eml(sender="noreply@yander6-86008.firebaseapp.com"))
+    assert "SENDER_FREE_HOSTING" in names(make_eml(sender="ref@qmhs.onmicrosoft.com"))
+    assert "SENDER_FREE_HOSTING" not in names(make_eml(sender="billing@shop.example"))
+
+
+def test_disguised_subjects_and_names() -> None:
+    assert "TEXT_DISGUISED" in names(make_eml(subject="Account suspended", sender='"L\u0435dg\u0435r" <a@b.example>'))
+    assert "TEXT_DISGUISED" in names(make_eml(subject="\u30b3\u2061\u30a4\u30f3 \u505c\u6b62"))  # invisible char
+    assert "TEXT_DISGUISED" in names(make_eml(subject="\U0001d5e3\U0001d5ee\U0001d606 now"))  # mathematical bold
+    for fine in ("Caf\u00e9 menu \u2615\ufe0f", "\u041f\u0440\u0438\u0432\u0435\u0442 team", "\u05e9\u05dc\u05d5\u05dd"):
+        assert "TEXT_DISGUISED" not in names(make_eml(subject=fine)), fine
+
+
+def test_a_brand_domain_that_only_links_elsewhere() -> None:
+    html = '<a href="https://funnyrx.example/pontos">Resgatar</a>'
+    found = names(make_eml(sender='"Banco Bradesco" <sac@bradesco.com.br>', html=html))
+    assert "BRAND_SENDER_FOREIGN_LINKS" in found
+    own = '<a href="https://banco.bradesco/x">Ver</a><a href="https://www.bradesco.com.br/extrato">Extrato</a>'
+    assert "BRAND_SENDER_FOREIGN_LINKS" not in names(make_eml(sender="sac@bradesco.com.br", html=own))

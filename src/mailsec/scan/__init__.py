@@ -16,6 +16,7 @@ from mailsec.scan.attachments import AttachmentOutcome, analyze_attachments
 from mailsec.scan.auth import AuthOutcome, check_authentication
 from mailsec.scan.bulk import bulk_finding, recognise
 from mailsec.scan.content import ContentModel, analyze_content, shipped_model
+from mailsec.scan.disguise import analyze_disguise
 from mailsec.scan.features import MessageText, extract_text
 from mailsec.scan.history import SenderHistory, history_findings
 from mailsec.scan.identity import SenderIdentity, identify, identity_findings
@@ -83,7 +84,8 @@ def scan_message(
     signals += _guarded("history", errors, none, lambda: history_findings(history, who))
     signals += _guarded("bulk", errors, none, lambda: bulk_finding(recognise(parsed)))
     lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
-    evidence = [*links, *attachments.findings, *impersonation]
+    signals += _guarded("disguise", errors, none, lambda: analyze_disguise(parsed))
+    evidence = [*links, *attachments.findings, *impersonation, *signals]
     signals += _guarded("structure", errors, none, lambda: analyze_structure(parsed, who, evidence, lure))
     content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
     outcome = _guarded(

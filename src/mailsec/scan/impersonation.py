@@ -11,6 +11,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from publicsuffixlist import PublicSuffixList
+
 from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
 from mailsec.scan.identity import SenderIdentity, identify
 from mailsec.scan.lookalike import (
@@ -18,6 +20,8 @@ from mailsec.scan.lookalike import (
     brand_domains,
     brand_names,
     find_lookalike,
+    free_hosting,
+    ip_literal,
     is_established,
     registered_domain,
     same_name,
@@ -157,6 +161,44 @@ def _domain_in_name(sender: Address) -> list[Finding]:
             value=f"{sender.name[:200]} <{sender.email}>",
         )
     ]
+
+
+_STRICT_PSL = PublicSuffixList(accept_unknown=False)
+TENANT_SUFFIXES = ("onmicrosoft.com",)
+# names that are not on the public internet but are real inside networks and tests (RFC 2606, 6761, 6762, habits)
+PRIVATE_TLDS = frozenset({"example", "test", "invalid", "localhost", "localdomain", "local", "lan", "internal",
+                          "intranet", "corp", "home", "private"})  # fmt: skip
+
+
+def _odd_sender_domain(sender: Address) -> list[Finding]:
+    """A From domain that cannot exist, or one on free hosting or a cloud tenant's default name."""
+    domain = sender.domain.strip().lower().rstrip(".")
+    if not domain or not sender.email or "@" not in sender.email:
+        return []
+    tld = domain.rpartition(".")[2]
+    try:
+        valid = tld in PRIVATE_TLDS or ("." in domain and _STRICT_PSL.publicsuffix(domain) not in (None, domain))
+    except Exception:
+        valid = False
+    if not valid and not ip_literal(domain):
+        return [
+            spec("SENDER_INVALID_DOMAIN").make(
+                f"The sender address {sender.email[:120]} has a domain that cannot exist ({domain[:80]})",
+                field="from",
+                value=sender.email[:320],
+            )
+        ]
+    hosted = free_hosting(domain) or next((t for t in TENANT_SUFFIXES if domain.endswith("." + t)), None)
+    if hosted:
+        return [
+            spec("SENDER_FREE_HOSTING").make(
+                f"The sender writes from {domain}, a name on {hosted} that anyone can have, not an organisation's "
+                "mail domain",
+                field="from",
+                value=sender.email[:320],
+            )
+        ]
+    return []
 
 
 def _recipient_claim(parsed: ParsedMessage, sender: Address, who: SenderIdentity) -> list[Finding]:
@@ -356,6 +398,7 @@ def analyze_impersonation(
     if not findings:
         findings += _domain_in_name(sender)
     findings += _recipient_claim(parsed, sender, who)
+    findings += _odd_sender_domain(sender)
     from_domain = sender.domain
     findings += _lookalike_sender(from_domain, "From", protected, policy)
     mail_from_domain = who.envelope_domain

@@ -137,11 +137,24 @@ _SPECS: tuple[FindingSpec, ...] = (
     FindingSpec("SENDER_BRAND_CLAIM", "impersonation", D.SUSPICIOUS, 2.0, "BrandImpersonation",
                 "the display name claims a well-known brand but the From domain is not the brand's (list mail and "
                 "senders authenticated for an established domain excepted)", deception=True),
-    FindingSpec("SENDER_NAME_DOMAIN_MISMATCH", "impersonation", D.SPOOF, 2.0, "Spoof",
-                "the display name shows a domain name (`amazon.co.jp`) that is not the sender's", deception=True),
+    FindingSpec("SENDER_NAME_DOMAIN_MISMATCH", "impersonation", D.SPOOF, 1.5, "Spoof",
+                "the display name shows a domain name that is not the sender's (not a deception on its own: "
+                "publishers name themselves after their site and mail through an ESP's domain)"),
     FindingSpec("SENDER_CLAIMS_RECIPIENT_DOMAIN", "impersonation", D.SUSPICIOUS, 3.0, "CredentialHarvester",
                 "the display name names the recipient's own organisation (its mail or IT service) but the sender "
                 "writes from another domain", deception=True),
+    FindingSpec("SENDER_INVALID_DOMAIN", "impersonation", D.SPOOF, 2.0, "Spoof",
+                "the From address has a domain that cannot exist (no public suffix: `contato@correios`)",
+                deception=True),
+    FindingSpec("SENDER_FREE_HOSTING", "impersonation", D.SUSPICIOUS, 2.0, "Spoof",
+                "the From domain is a free hosting or cloud tenant default domain (`x.firebaseapp.com`, "
+                "`x.onmicrosoft.com`) that no organisation's mail is sent from", deception=True),
+    FindingSpec("TEXT_DISGUISED", "disguise", D.SUSPICIOUS, 2.0, "Spoof",
+                "the subject or sender name hides itself: invisible characters, letters of another script inside a "
+                "Latin word, mathematical or small-capital letters", deception=True),
+    FindingSpec("BRAND_SENDER_FOREIGN_LINKS", "structure", D.SUSPICIOUS, 2.0, "BrandImpersonation",
+                "the From domain is a well-known brand's, unauthenticated, and every link goes to an unrelated, "
+                "unestablished site", deception=True),
     FindingSpec("REPLY_TO_DIVERTED", "impersonation", D.SUSPICIOUS, 1.0, "BEC",
                 "Reply-To's registered domain differs from From's (not a recipient's domain, not list mail)",
                 deception=True, varies="2 to a free mailbox; MALICIOUS-BEC 4 when the sender poses as someone trusted"),

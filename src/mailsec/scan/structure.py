@@ -20,7 +20,7 @@ from mailsec.scan.bulk import is_click_tracker
 from mailsec.scan.identity import SenderIdentity
 from mailsec.scan.impersonation import claimed_brand
 from mailsec.scan.links import parse_url
-from mailsec.scan.lookalike import is_established, same_name
+from mailsec.scan.lookalike import FREEMAIL, brand_domains, brand_names, is_established, same_name
 from mailsec.scan.lure import Lure
 from mailsec.scan.registry import spec
 
@@ -72,10 +72,38 @@ def _brand_lure(parsed: ParsedMessage, findings: Sequence[Finding], lure: Lure) 
     return None
 
 
+def _brand_sender_foreign_links(parsed: ParsedMessage, identity: SenderIdentity) -> list[Finding]:
+    """The From domain is a brand's own (`bradesco.com.br`), it is not authenticated, and every web link leads to an
+    unrelated, unestablished site: a forged brand sender, since brands link to themselves."""
+    if identity.authenticated or identity.from_org not in brand_domains() or identity.from_org in FREEMAIL:
+        return []
+    hosts = [u for link in parsed.links[:MAX_LINKS] if (u := parse_url(link.href)) is not None and u.rd]
+    if not hosts:
+        return []
+    owned = {identity.from_org} | next((d for _, d in brand_names() if identity.from_org in d), frozenset[str]())
+    for u in hosts:
+        if u.rd in owned or any(same_name(u.rd, d) for d in owned) or is_established(u.rd) or is_click_tracker(u.host):
+            return []
+    return [
+        spec("BRAND_SENDER_FOREIGN_LINKS").make(
+            f"The mail claims to come from {identity.from_org} without authenticating, and every link goes elsewhere "
+            f"({hosts[0].host})",
+            field="from",
+            value=identity.from_address,
+        )
+    ]
+
+
 def analyze_structure(
     parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure
 ) -> list[Finding]:
-    """PHISHING_STRUCTURE when phishing is certain from structure alone (see the module doc), else nothing."""
+    """PHISHING_STRUCTURE when phishing is certain from structure alone (see the module doc), else nothing; and
+    BRAND_SENDER_FOREIGN_LINKS, the doubtful half of it."""
+    forged = _brand_sender_foreign_links(parsed, identity)
+    return forged + _certain(parsed, identity, [*findings, *forged], lure)
+
+
+def _certain(parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure) -> list[Finding]:
     why: str | None = None
     form = _first(findings, FORMS)
     if form is not None and form.name != "HTML_CREDENTIAL_FORM" and (lure or _first(findings, ("SENDER_BRAND_CLAIM",))):
