@@ -177,7 +177,7 @@ def _odd_sender_domain(sender: Address) -> list[Finding]:
         return []
     tld = domain.rpartition(".")[2]
     try:
-        valid = tld in PRIVATE_TLDS or ("." in domain and _STRICT_PSL.publicsuffix(domain) not in (None, domain))
+        valid = tld in PRIVATE_TLDS or ("." in domain and _STRICT_PSL.publicsuffix(domain) is not None)
     except Exception:
         valid = False
     if not valid and not ip_literal(domain):
