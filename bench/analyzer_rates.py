@@ -5,7 +5,7 @@ that fires on newsletters, is visible. Offline as `mailsec eval` runs (no DNS), 
     .venv/bin/python bench/analyzer_rates.py [--limit N] [--no-model] [--jsonl FILE] [--write-doc]
 
 `--no-model` scans without the content classifier: what the structural analyzers catch on their own. `--write-doc`
-replaces the table between the analyzer-rates markers of docs/detection.md."""
+replaces the table between the analyzer-rates markers of docs/detection.md (analyzer-rates-rules for `--no-model`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 DOC = ROOT / "docs" / "detection.md"
-START, END = "<!-- analyzer-rates:start -->", "<!-- analyzer-rates:end -->"
+MARKERS = {
+    True: ("<!-- analyzer-rates:start -->", "<!-- analyzer-rates:end -->"),
+    False: ("<!-- analyzer-rates-rules:start -->", "<!-- analyzer-rates-rules:end -->"),
+}
 
 from mailsec.evaluate import caught, list_messages  # noqa: E402
 from mailsec.mime import parse_message  # noqa: E402
@@ -109,7 +112,8 @@ def main() -> None:
     print(intro + "\n\n" + md)
     if args.write_doc:
         text = DOC.read_text("utf-8")
-        a, b = text.index(START) + len(START), text.index(END)
+        start, end = MARKERS[not args.no_model]
+        a, b = text.index(start) + len(start), text.index(end)
         DOC.write_text(text[:a] + "\n" + intro + "\n\n" + md + "\n" + text[b:], "utf-8")
 
 
