@@ -153,3 +153,17 @@ def test_a_brand_domain_that_only_links_elsewhere() -> None:
     assert "BRAND_SENDER_FOREIGN_LINKS" in found
     own = '<a href="https://banco.bradesco/x">Ver</a><a href="https://www.bradesco.com.br/extrato">Extrato</a>'
     assert "BRAND_SENDER_FOREIGN_LINKS" not in names(make_eml(sender="sac@bradesco.com.br", html=own))
+
+
+def test_hostile_names_and_subjects_are_judged_quickly_without_errors() -> None:
+    import time
+
+    name = "a." * 5000 + "!" + "\u0435" * 2000 + "\u2061" * 100
+    raw = make_eml(sender=f'"{name}" <x@{"b" * 60}.example>', subject="\U0001d5e3" * 3000 + "PayPal " * 500,
+                   to=", ".join(f"u{i}@corp{i}.example" for i in range(300)))  # fmt: skip
+    scan_message(parse_message(make_eml()), Envelope(), model=False)  # data files loaded once per process
+    started = time.process_time()
+    v = scan_message(parse_message(raw), Envelope(), model=False)
+    assert time.process_time() - started < 0.5
+    assert "ANALYZER_ERROR" not in {f.name for f in v.findings}
+    assert "TEXT_DISGUISED" in {f.name for f in v.findings}

@@ -32,6 +32,8 @@ from mailsec.scan.registry import spec
 
 D = Disposition
 _EMAIL_IN_NAME_RE = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
+MAX_NAME = 300
+"""Display-name characters searched for addresses and domains: the address patterns backtrack on hostile names."""
 _NAME_NOISE_RE = re.compile(r"[\"'`()\[\]<>,.|_\-]+")
 
 
@@ -116,7 +118,7 @@ def _registry(parsed: ParsedMessage, sender: Address, protected: tuple[str, ...]
 
 def _address_in_name(sender: Address, protected: tuple[str, ...]) -> list[Finding]:
     """`"ceo@corp.example" <x@evil.example>`: the display name shows one address, the mail comes from another."""
-    m = _EMAIL_IN_NAME_RE.search(sender.name or "")
+    m = _EMAIL_IN_NAME_RE.search((sender.name or "")[:MAX_NAME])
     if not m:
         return []
     shown = m.group(0).lower()
@@ -144,7 +146,7 @@ def _domain_in_name(sender: Address) -> list[Finding]:
     """`"amazon.co.jp" <x@fqfggh.shop>`: the display name is (or shows) a domain name that is not the sender's."""
     if not sender.name or not sender.domain or "@" in sender.name:
         return []
-    m = _DOMAIN_IN_NAME_RE.search(sender.name)
+    m = _DOMAIN_IN_NAME_RE.search(sender.name[:MAX_NAME])
     if not m:
         return []
     shown = m.group(1).lower()
