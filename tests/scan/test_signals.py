@@ -167,3 +167,12 @@ def test_hostile_names_and_subjects_are_judged_quickly_without_errors() -> None:
     assert time.process_time() - started < 0.5
     assert "ANALYZER_ERROR" not in {f.name for f in v.findings}
     assert "TEXT_DISGUISED" in {f.name for f in v.findings}
+
+
+def test_a_sender_no_organisation_mails_from_sending_the_reader_elsewhere_is_malicious() -> None:
+    html = '<a href="https://premio-agora.example/resgatar">Resgatar</a>'
+    assert verdict(make_eml(sender='"Correios" <contato@correios>', html=html)) is D.MALICIOUS
+    assert verdict(make_eml(sender="noreply@yander6-86008.firebaseapp.com", html=html)) is D.MALICIOUS
+    # Firebase's own password-reset mail links to the project's own pages: nothing certain
+    own = '<a href="https://yander6-86008.firebaseapp.com/__/auth/action?mode=resetPassword">Reset</a>'
+    assert verdict(make_eml(sender="noreply@yander6-86008.firebaseapp.com", html=own)) is not D.MALICIOUS

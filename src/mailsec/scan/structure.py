@@ -5,6 +5,8 @@ content classifier does not.
 - a credential form (in the body or an attached page) together with a lure: a link elsewhere, a risky attachment,
   replies diverted, a brand claimed;
 - a lookalike domain (sender or link) together with a lure beyond the lookalike itself;
+- a sender address no organisation mails from (a domain that cannot exist, free hosting, a cloud tenant's default
+  name) sending the reader to a site that is neither its own nor established, or handing over an attachment;
 - the recipient's own organisation named by a sender outside it (the mail-admin notice), with a link elsewhere;
 - a well-known brand claimed by a sender that is not the brand, sending the reader to a site that is neither the
   brand's nor an established one (or handing over a risky attachment, or diverting replies to a free mailbox).
@@ -115,6 +117,13 @@ def _certain(parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence
             why = f"{look.reason}; and it asks the reader to act: {lure.evidence or 'a brand it is not'}"
     if why is None:
         why = _brand_lure(parsed, findings, lure)
+    odd = _first(findings, ("SENDER_INVALID_DOMAIN", "SENDER_FREE_HOSTING"))
+    if why is None and odd is not None:
+        risky = _first(findings, RISKY_DESTINATIONS)
+        site = _foreign_site(parsed, frozenset({identity.from_org}))
+        if risky is not None or site or "attachment" in lure.kinds:
+            where = risky.reason if risky is not None else f"it sends the reader to {site}" if site else "an attachment"
+            why = f"{odd.reason}; {where}"
     claim = _first(findings, ("SENDER_CLAIMS_RECIPIENT_DOMAIN",))
     if why is None and claim is not None:
         risky = _first(findings, RISKY_DESTINATIONS)
