@@ -39,13 +39,14 @@ def _first(findings: Sequence[Finding], names: Sequence[str]) -> Finding | None:
     return next((f for f in findings if f.name in names and f.score > 0), None)
 
 
-def _foreign_site(parsed: ParsedMessage, brand_domains: frozenset[str]) -> str | None:
-    """The first linked site that is neither the brand's, nor an established domain, nor an ESP click-tracker."""
+def _foreign_site(parsed: ParsedMessage, owned: frozenset[str]) -> str | None:
+    """The first linked site that is neither `owned` (the claimed brand's or the sender's domains), nor an
+    established domain, nor an ESP click-tracker."""
     for link in parsed.links[:MAX_LINKS]:
         url = parse_url(link.href)
         if url is None or not url.rd:
             continue
-        if url.rd in brand_domains or any(same_name(url.rd, d) for d in brand_domains):
+        if url.rd in owned or any(same_name(url.rd, d) for d in owned):
             continue
         if is_established(url.rd) or is_click_tracker(url.host):
             continue
