@@ -80,13 +80,14 @@ def scan_message(
     impersonation = _guarded(
         "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy, who))
     )
-    signals = _guarded("identity", errors, none, lambda: identity_findings(who))
-    signals += _guarded("history", errors, none, lambda: history_findings(history, who))
-    signals += _guarded("bulk", errors, none, lambda: bulk_finding(recognise(parsed)))
+    signals: list[Finding] = []  # each guarded call gets its own empty default: a failure must not share a list
+    signals += _guarded("identity", errors, [], lambda: identity_findings(who))
+    signals += _guarded("history", errors, [], lambda: history_findings(history, who))
+    signals += _guarded("bulk", errors, [], lambda: bulk_finding(recognise(parsed)))
+    signals += _guarded("disguise", errors, [], lambda: analyze_disguise(parsed))
     lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
-    signals += _guarded("disguise", errors, none, lambda: analyze_disguise(parsed))
     evidence = [*links, *attachments.findings, *impersonation, *signals]
-    signals += _guarded("structure", errors, none, lambda: analyze_structure(parsed, who, evidence, lure))
+    signals += _guarded("structure", errors, [], lambda: analyze_structure(parsed, who, evidence, lure))
     content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
     outcome = _guarded(
         "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation, who)
