@@ -11,14 +11,19 @@ from typing import Any
 
 from mailsec import ids
 from mailsec.mime import parse_message
-from mailsec.model import DeliveryMode, Envelope, ParsedMessage, TraceDirection, Verdict
+from mailsec.model import DeliveryMode, Disposition, Envelope, ParsedMessage, TraceDirection, Verdict
 from mailsec.observability import Timer, metrics
 from mailsec.scan import scan_message
 from mailsec.scan.auth import AuthOutcome
+from mailsec.scan.identity import identify
+from mailsec.scan.lookalike import registered_domain
 from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
+from mailsec.store.history import HistoryRepo
 from mailsec.store.messages import StoredMessage
 from mailsec.store.records import MessageRecord
+
+HELD = frozenset({Disposition.MALICIOUS, Disposition.MALICIOUS_BEC, Disposition.SPOOF})
 
 
 @dataclass
@@ -41,10 +46,25 @@ def _now() -> datetime:
 def scan_for_account(
     services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str, auth: AuthOutcome | None = None
 ) -> Verdict:
-    """The account's policy and the configured resolvers, handed to the pure scanner (`auth`: authentication
-    results already known, not checked again)."""
+    """The account's policy, its history with the sender and the configured resolvers, handed to the pure scanner
+    (`auth`: authentication results already known, not checked again)."""
     resolvers = build_resolvers(services.settings)
-    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers, auth=auth)
+    who = identify(parsed, envelope)
+    history = HistoryRepo(services.engine).read(account_id, who.from_org, who.from_address)
+    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers, auth=auth, history=history)
+
+
+def remember_sender(services: Services, account_id: str, parsed: ParsedMessage, envelope: Envelope, v: Verdict) -> None:
+    """After a scan: mail from the account's own domains counts as written to its recipients outside them; any other
+    mail adds to its sender's record (as flagged when the verdict holds it)."""
+    who = identify(parsed, envelope)
+    protected = {registered_domain(d.strip().lower()) for d in services.policies.policy(account_id).protected_domains}
+    repo = HistoryRepo(services.engine)
+    if who.from_org and who.from_org in protected:
+        rcpts = envelope.rcpt_to or tuple(a.email for a in [*parsed.to, *parsed.cc] if a.email)
+        repo.record_outbound(account_id, [r for r in rcpts if registered_domain(r.rpartition("@")[2]) not in protected])
+        return
+    repo.record_inbound(account_id, who.from_org, who.from_address, v.disposition in HELD)
 
 
 def process_message(
@@ -108,6 +128,7 @@ def process_message(
         before_save(record)
     stored, recipients = services.messages.save_stored(record)
     metrics().scanned.labels(disposition=str(verdict.disposition)).inc()
+    remember_sender(services, account_id, parsed, envelope, verdict)
     return Processed(
         stored.pk, postfix_id, record.investigate_id, verdict, parsed=parsed, stored=stored, recipients=recipients
     )

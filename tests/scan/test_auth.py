@@ -20,6 +20,8 @@ from mailsec.model import Disposition, Envelope
 from mailsec.pipeline import process_message
 from mailsec.scan import scan_message
 from mailsec.scan.auth import AuthOutcome, check_authentication
+from mailsec.scan.identity import identify
+from mailsec.scan.policy import BlockPolicy, Policy
 from mailsec.scan.resolvers import DnspythonResolver, DnsTempError, Resolvers, build_resolvers
 from mailsec.scan.sender import connecting_host
 from support import CORPORA, free_port, make_eml
@@ -87,6 +89,11 @@ def zones(keys: dict[str, Key]) -> Zones:
     z.txt("arc._domainkey.other.test", keys["other"].record)
     # a DNS blocklist listing IP
     z.a("4.3.2.1.bl.test", "127.0.0.2")
+    # an established organisation's domain (scan/data/established.txt) and a free mailbox, both authenticating
+    z.txt("github.com", f"v=spf1 ip4:{IP} -all")
+    z.txt("_dmarc.github.com", "v=DMARC1; p=reject")
+    z.txt("gmail.com", f"v=spf1 ip4:{IP} -all")
+    z.txt("_dmarc.gmail.com", "v=DMARC1; p=none")
     z.a("test", "127.0.0.1")  # so the probe of an answering server finds something
     return z
 
@@ -228,6 +235,40 @@ def test_spf_uses_the_first_public_received_hop_for_imported_mail(resolvers: Res
     assert _auth(make_eml(sender="a@fail.test"), resolvers, "a@fail.test", ip="10.1.1.1").validation.spf == "none"
     out = check_authentication(parsed, Envelope(), resolvers)
     assert out.validation.spf == "pass" and out.sender_info.ip == "1.2.3.9"
+
+
+def test_policy_and_spf_judge_the_same_connecting_ip_behind_a_relay(resolvers: Resolvers) -> None:
+    """An internal relay hands the gateway a message from 1.2.3.9: SPF, sender info and IP policies all see 1.2.3.9,
+    never the relay's 10.1.1.1 (before the shared identity, an IP block policy matched the relay)."""
+    raw = (
+        b"Received: from out.pass.test (out.pass.test [1.2.3.9]) by relay.x.test; Tue, 24 Nov 2026 10:00:01 +0000\r\n"
+        + make_eml(sender="a@pass.test")
+    )
+    parsed = parse_message(raw)
+    relay = Envelope(mail_from="bounce@pass.test", client_ip="10.1.1.1", helo="relay.x.test")
+    who = identify(parsed, relay)
+    assert (who.client_ip, who.helo, who.envelope_domain, who.from_org) == ("1.2.3.9", "out.pass.test", "pass.test",
+                                                                           "pass.test")  # fmt: skip
+    block_sender = Policy(block=(BlockPolicy("1.2.3.9", "IP"),))
+    block_relay = Policy(block=(BlockPolicy("10.1.1.0/24", "IP"),))
+    v = scan_message(parsed, relay, block_sender, resolvers, model=False)
+    assert v.validation.spf == "pass" and v.sender_info.ip == "1.2.3.9"
+    assert v.disposition is Disposition.MALICIOUS and v.properties["blocklisted_pattern"] == "1.2.3.9"
+    v = scan_message(parsed, relay, block_relay, resolvers, model=False)
+    assert v.disposition is Disposition.NONE and "blocklisted_pattern" not in v.properties
+    assert "SENDER_AUTHENTICATED" not in {f.name for f in v.findings}  # pass.test is no established domain
+
+
+def test_an_authenticated_established_sender_is_relief_a_free_mailbox_is_not(resolvers: Resolvers) -> None:
+    env = Envelope(mail_from="noreply@github.com", client_ip=IP, helo="out.github.com")
+    v = scan_message(
+        parse_message(make_eml(sender="GitHub <noreply@github.com>")), env, resolvers=resolvers, model=False
+    )
+    found = {f.name: f.score for f in v.findings}
+    assert v.validation.dmarc == "pass" and found["DMARC_PASS"] == -1.0 and found["SENDER_AUTHENTICATED"] == -1.5
+    env = Envelope(mail_from="someone@gmail.com", client_ip=IP, helo="mail.gmail.com")
+    v = scan_message(parse_message(make_eml(sender="someone@gmail.com")), env, resolvers=resolvers, model=False)
+    assert v.validation.dmarc == "pass" and "SENDER_AUTHENTICATED" not in {f.name for f in v.findings}
 
 
 # -- DKIM -------------------------------------------------------------------------------------------------------------

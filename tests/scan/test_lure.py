@@ -41,3 +41,11 @@ def test_evidence_names_what_was_found() -> None:
     assert lure.kinds == ("link", "reply-to", "brand")
     assert "attacker.example" in lure.evidence and "help@other.example" in lure.evidence
     assert "DocuSign" in lure.evidence
+
+
+def test_links_to_established_sites_and_trackers_are_no_lure_free_hosting_is() -> None:
+    html = '<a href="https://github.com/acme/vault">Source</a><a href="https://www.dhl.de/track?id=1">Track</a>'
+    html += '<a href="https://acme.us1.list-manage.com/track/click?u=1">News</a>'
+    assert lure_of(sender="noreply@vault.acme.example", html=html) == ()
+    form = '<a href="https://sites.google.com/view/acme-verify">Verify</a>'
+    assert lure_of(sender="noreply@vault.acme.example", html=html + form) == ("link",)

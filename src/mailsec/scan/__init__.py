@@ -15,19 +15,25 @@ from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, Verdict
 from mailsec.scan import budget, fingerprint
 from mailsec.scan.attachments import AttachmentOutcome, analyze_attachments
 from mailsec.scan.auth import AuthOutcome, check_authentication
+from mailsec.scan.bulk import bulk_finding, recognise
 from mailsec.scan.content import ContentModel, analyze_content, shipped_model
+from mailsec.scan.disguise import analyze_disguise
 from mailsec.scan.features import MessageText, extract_text
+from mailsec.scan.history import SenderHistory, history_findings
+from mailsec.scan.identity import SenderIdentity, identify, identity_findings
 from mailsec.scan.impersonation import analyze_impersonation
 from mailsec.scan.links import analyze_links
+from mailsec.scan.lure import Lure, find_lure
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
 from mailsec.scan.resolvers import Resolvers
+from mailsec.scan.structure import analyze_structure
 from mailsec.scan.unread import analyze_unread, unchecked_attachments
 from mailsec.scan.verdict import combine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["ContentModel", "scan_message", "shipped_model"]
+__all__ = ["ContentModel", "SenderHistory", "scan_message", "shipped_model"]
 
 
 def _timeout(name: str, used: float) -> Finding:
@@ -77,37 +83,51 @@ def scan_message(
     resolvers: Resolvers | None = None,
     model: ContentModel | Any | None = None,
     auth: AuthOutcome | None = None,
+    history: SenderHistory | None = None,
 ) -> Verdict:
     """Run every analyzer on an already parsed message and combine their findings with the policy.
 
-    `model` is the content model; None means the one shipped in the package, `False` means no content model."""
+    `model` is the content model; None means the one shipped in the package, `False` means no content model.
+    `history` is the account's record of this sender (read from the store by the pipeline); None means unknown."""
     policy = policy or EMPTY_POLICY
     resolvers = resolvers or Resolvers()
     content_model: ContentModel | None = shipped_model() if model is None else (model or None)
     errors: list[Finding] = []
     empty_text = MessageText("", "", "", (), ())
     mt = _guarded("text", errors, empty_text, lambda: extract_text(parsed))
+    who = _guarded("identity", errors, SenderIdentity(), lambda: identify(parsed, envelope))
     if auth is None:  # `auth`: results recorded when the message was received (a rescan without DNS)
         auth = _guarded(
-            "authentication", errors, AuthOutcome(), lambda: check_authentication(parsed, envelope, resolvers)
+            "authentication", errors, AuthOutcome(), lambda: check_authentication(parsed, envelope, resolvers, who)
         )
+    who = who.authenticate(auth.authenticated_domain) if auth.authenticated_domain else who
     attachments = _guarded("attachments", errors, AttachmentOutcome(), lambda: analyze_attachments(parsed))
     none: list[Finding] = []
-    links = _guarded("links", errors, none, lambda: list(analyze_links(parsed, policy)))
+    links = _guarded("links", errors, none, lambda: list(analyze_links(parsed, policy, who)))
     impersonation = _guarded(
-        "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy))
+        "impersonation", errors, none, lambda: list(analyze_impersonation(parsed, envelope, policy, who))
     )
+    signals: list[Finding] = []  # each guarded call gets its own empty default: a failure must not share a list
+    signals += _guarded("identity", errors, [], lambda: identity_findings(who))
+    signals += _guarded("history", errors, [], lambda: history_findings(history, who))
+    signals += _guarded("bulk", errors, [], lambda: bulk_finding(recognise(parsed)))
+    signals += _guarded("disguise", errors, [], lambda: analyze_disguise(parsed))
+    lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
+    evidence = [*links, *attachments.findings, *impersonation, *signals]
+    signals += _guarded("structure", errors, [], lambda: analyze_structure(parsed, who, evidence, lure))
     content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
     unread = _guarded("unread", errors, none, lambda: analyze_unread(parsed))
     outcome = _guarded(
-        "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation)
+        "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation, who)
     )
     edf = _guarded("fingerprint", errors, None, lambda: fingerprint.edf_hash(mt))
     structure = _guarded(
         "fingerprint", errors, None, lambda: fingerprint.htmltext_structure_hash(mt, parsed.text_body or "")
     )
     unchecked = unchecked_attachments(parsed, errors)
-    findings = [*auth.findings, *links, *attachments.findings, *impersonation, *content, *unread, *unchecked, *errors]
+    findings = [
+        *auth.findings, *links, *attachments.findings, *impersonation, *signals, *content, *unread, *unchecked, *errors
+    ]  # fmt: skip
     budget.armed = True
     return _guarded(
         "verdict",

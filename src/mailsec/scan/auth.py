@@ -24,13 +24,12 @@ import dns.reversename
 import spf
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, SenderInfo, Validation
+from mailsec.scan.identity import SenderIdentity, identify
 from mailsec.scan.lookalike import registered_domain
 from mailsec.scan.resolvers import DnsResolver, DnsTempError, Resolvers
 from mailsec.scan.sender import (
     address_domain,
     check_dnsbl,
-    connecting_host,
-    envelope_sender,
     is_public,
     parse_ip,
     sender_info,
@@ -116,6 +115,8 @@ class AuthOutcome:
     validation: Validation = field(default_factory=Validation)
     findings: tuple[Finding, ...] = ()
     sender_info: SenderInfo = field(default_factory=SenderInfo)
+    authenticated_domain: str = ""
+    """The From domain when DMARC passed aligned (or a trusted ARC sealer recorded that it did), else empty."""
 
 
 # -- SPF --------------------------------------------------------------------------------------------------------------
@@ -459,13 +460,6 @@ def _comment(spf_r: SpfResult, dkim_r: Sequence[DkimResult], dmarc_r: DmarcResul
     return "; ".join(parts)
 
 
-def _from_domain(parsed: ParsedMessage) -> str:
-    """The one From domain DMARC judges; "" when there is none or several."""
-    if len(parsed.header_all("From")) != 1 or parsed.from_ is None:
-        return ""
-    return parsed.from_.domain.rstrip(".")
-
-
 def _findings(
     spf_r: SpfResult, dkim_r: Sequence[DkimResult], dmarc_r: DmarcResult, arc_r: ArcResult, mail_from: str
 ) -> list[Finding]:
@@ -531,10 +525,11 @@ def _findings(
     return out
 
 
-def check_authentication(parsed: ParsedMessage, envelope: Envelope, resolvers: Resolvers) -> AuthOutcome:
-    ip, helo = connecting_host(parsed, envelope)
-    mail_from = envelope_sender(parsed, envelope)
-    from_domain = _from_domain(parsed)
+def check_authentication(
+    parsed: ParsedMessage, envelope: Envelope, resolvers: Resolvers, identity: SenderIdentity | None = None
+) -> AuthOutcome:
+    who = identity or identify(parsed, envelope)
+    ip, helo, mail_from, from_domain = who.client_ip, who.helo, who.envelope_sender, who.from_domain
     info = sender_info(resolvers, ip, from_domain or address_domain(mail_from))
     resolver = resolvers.message_dns()
     if resolver is None:
@@ -563,4 +558,10 @@ def check_authentication(parsed: ParsedMessage, envelope: Envelope, resolvers: R
         dmarc="pass" if override else _API_VALUE.get(dmarc_r.result, "error"),
         comment=comment[:1000],
     )
-    return AuthOutcome(validation=validation, findings=tuple(findings), sender_info=info)
+    passed = dmarc_r.result == "pass" or override
+    return AuthOutcome(
+        validation=validation,
+        findings=tuple(findings),
+        sender_info=info,
+        authenticated_domain=dmarc_r.domain if passed else "",
+    )

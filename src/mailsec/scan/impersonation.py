@@ -9,45 +9,33 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
+
+from publicsuffixlist import PublicSuffixList
 
 from mailsec.model import Address, Disposition, Envelope, Finding, ParsedMessage
-from mailsec.scan.lookalike import brand_domains, find_lookalike, registered_domain
+from mailsec.scan.identity import SenderIdentity, identify
+from mailsec.scan.lookalike import (
+    FREEMAIL,
+    brand_domains,
+    brand_names,
+    find_lookalike,
+    free_hosting,
+    ip_literal,
+    is_established,
+    registered_domain,
+    same_name,
+    skeleton,
+)
 from mailsec.scan.policy import ImpersonationEntry, Policy, similarity_trust, trusted_lookalike_finding
+from mailsec.scan.registry import spec
 from mailsec.scan.saferegex import UntrustedPattern, compile_untrusted
 
 D = Disposition
 _EMAIL_IN_NAME_RE = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)", re.UNICODE)
+MAX_NAME = 300
+"""Display-name characters searched for addresses and domains: the address patterns backtrack on hostile names."""
 _NAME_NOISE_RE = re.compile(r"[\"'`()\[\]<>,.|_\-]+")
-FREEMAIL = frozenset(
-    [
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "ymail.com",
-        "hotmail.com",
-        "outlook.com",
-        "live.com",
-        "msn.com",
-        "aol.com",
-        "icloud.com",
-        "me.com",
-        "mail.com",
-        "gmx.com",
-        "gmx.de",
-        "gmx.net",
-        "web.de",
-        "yandex.ru",
-        "yandex.com",
-        "mail.ru",
-        "protonmail.com",
-        "proton.me",
-        "zoho.com",
-        "qq.com",
-        "163.com",
-        "126.com",
-        "naver.com",
-    ]
-)
 
 
 def normalize_name(name: str) -> str:
@@ -127,7 +115,7 @@ def _registry(parsed: ParsedMessage, sender: Address, protected: tuple[str, ...]
 
 def _address_in_name(sender: Address, protected: tuple[str, ...]) -> list[Finding]:
     """`"ceo@corp.example" <x@evil.example>`: the display name shows one address, the mail comes from another."""
-    m = _EMAIL_IN_NAME_RE.search(sender.name or "")
+    m = _EMAIL_IN_NAME_RE.search((sender.name or "")[:MAX_NAME])
     if not m:
         return []
     shown = m.group(0).lower()
@@ -146,6 +134,94 @@ def _address_in_name(sender: Address, protected: tuple[str, ...]) -> list[Findin
             category="BEC" if protected_hit else "Spoof",
         )
     ]
+
+
+_DOMAIN_IN_NAME_RE = re.compile(r"(?<![\w@.-])((?:[a-z0-9-]{1,63}\.)+[a-z]{2,24})(?![\w.-])", re.I)
+
+
+def _domain_in_name(sender: Address) -> list[Finding]:
+    """`"amazon.co.jp" <x@fqfggh.shop>`: the display name is (or shows) a domain name that is not the sender's."""
+    if not sender.name or not sender.domain or "@" in sender.name:
+        return []
+    m = _DOMAIN_IN_NAME_RE.search(sender.name[:MAX_NAME])
+    if not m:
+        return []
+    shown = m.group(1).lower()
+    shown_rd = registered_domain(shown)
+    label = shown_rd.partition(".")[0]
+    if "." not in shown_rd or len(label) < 3 or shown_rd == registered_domain(sender.domain):
+        return []  # `R.Hughes` is a name with an initial, not the domain r.hughes
+    if not _TLD_RE.match(shown_rd.rpartition(".")[2]):
+        return []
+    return [
+        spec("SENDER_NAME_DOMAIN_MISMATCH").make(
+            f"The sender's name shows the domain {shown} but the mail comes from {sender.email}",
+            field="from",
+            value=f"{sender.name[:200]} <{sender.email}>",
+        )
+    ]
+
+
+_STRICT_PSL = PublicSuffixList(accept_unknown=False)
+TENANT_SUFFIXES = ("onmicrosoft.com",)
+# names that are not on the public internet but are real inside networks and tests (RFC 2606, 6761, 6762, habits)
+PRIVATE_TLDS = frozenset({"example", "test", "invalid", "localhost", "localdomain", "local", "lan", "internal",
+                          "intranet", "corp", "home", "private"})  # fmt: skip
+
+
+def _odd_sender_domain(sender: Address) -> list[Finding]:
+    """A From domain that cannot exist, or one on free hosting or a cloud tenant's default name."""
+    domain = sender.domain.strip().lower().rstrip(".")
+    if not domain or not sender.email or "@" not in sender.email:
+        return []
+    tld = domain.rpartition(".")[2]
+    try:
+        valid = tld in PRIVATE_TLDS or ("." in domain and _STRICT_PSL.publicsuffix(domain) is not None)
+    except Exception:
+        valid = False
+    if not valid and not ip_literal(domain):
+        return [
+            spec("SENDER_INVALID_DOMAIN").make(
+                f"The sender address {sender.email[:120]} has a domain that cannot exist ({domain[:80]})",
+                field="from",
+                value=sender.email[:320],
+            )
+        ]
+    hosted = free_hosting(domain) or next((t for t in TENANT_SUFFIXES if domain.endswith("." + t)), None)
+    if hosted:
+        return [
+            spec("SENDER_FREE_HOSTING").make(
+                f"The sender writes from {domain}, a name on {hosted} that anyone can have, not an organisation's "
+                "mail domain",
+                field="from",
+                value=sender.email[:320],
+            )
+        ]
+    return []
+
+
+def _recipient_claim(parsed: ParsedMessage, sender: Address, who: SenderIdentity) -> list[Finding]:
+    """The display name names the recipient's own domain (`"sourceforge.net Mail Admin" <x@elsewhere>`): mail posing as
+    the reader's own IT or mail service, the shape of mailbox and webmail credential phishing. The whole domain, not
+    its first label: "kernel test robot" writing to a kernel.org address claims nothing."""
+    if not sender.name or not who.from_org:
+        return []
+    rcpts = {registered_domain(a.domain) for a in [*parsed.to, *parsed.cc][:20] if a.domain}
+    rcpts.discard(who.from_org)
+    rcpts -= FREEMAIL
+    name = sender.name.lower()
+    for org in sorted(rcpts):
+        if "." in org and org in name:
+            return [
+                spec("SENDER_CLAIMS_RECIPIENT_DOMAIN").make(
+                    f"The sender calls itself {sender.name.strip()[:80]!r}, naming your own {org}, but writes from "
+                    f"{who.from_org}",
+                    field="from",
+                    value=f"{sender.name[:200]} <{sender.email}>",
+                    detail=org,
+                )
+            ]
+    return []
 
 
 def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...], policy: Policy) -> list[Finding]:
@@ -189,6 +265,83 @@ def _lookalike_sender(sender_domain: str, where: str, protected: tuple[str, ...]
     return []
 
 
+# Brand names that are also everyday words, first names or surnames: they claim the brand only when the display name
+# is the brand and nothing else but words a company's sender name is made of.
+STRICT_BRAND_NAMES = frozenset({
+    "apple", "meta", "wise", "chase", "steam", "zoom", "ledger", "norton", "peacock", "caixa", "outlook", "prime video",
+    "telegram", "discord", "github", "google", "amazon", "ebay", "stripe", "booking.com", "irs", "dhl", "usps",
+    "fedex", "itau", "itaú", "ameli", "xfinity", "verizon", "costco", "walmart", "spotify", "netflix", "tiktok",
+})  # fmt: skip
+SENDER_WORDS = frozenset({
+    "support", "team", "service", "services", "customer", "care", "help", "account", "accounts", "security",
+    "billing", "notification", "notifications", "alert", "alerts", "online", "no-reply", "noreply", "info", "mail",
+    "official", "admin", "update", "updates", "verification", "express", "delivery", "shipping", "the", "id", "pay",
+    "store", "shop", "bank", "banking", "card", "wallet", "plus", "premium", "prime", "rewards", "center", "centre",
+    "inc", "llc", "ltd", "via", "app", "web", "mobile", "cloud", "storage", "drive", "docs",
+    "com", "net", "org", "co", "jp", "de", "br", "uk", "fr", "it", "es", "ca", "au", "us", "in", "nl", "mx",
+})  # fmt: skip
+_TLD_RE = re.compile(r"^(?:[a-z]{2,24}|xn--[a-z0-9-]+)$")
+_SENDER_SKELETONS = frozenset(skeleton(w) for w in SENDER_WORDS)
+SCORE_BRAND_CLAIM = 2.0
+SCORE_BRAND_CLAIM_FREEMAIL = 4.0
+
+
+@lru_cache(maxsize=4096)
+def claimed_brand(display_name: str) -> tuple[str, frozenset[str], bool] | None:
+    """The brand a display name claims to be, the domains that brand sends from, and whether the name spells it with
+    look-alike characters (Cyrillic letters that render as `Ledger`); None when it claims none. Compared on
+    confusable skeletons."""
+    have = normalize_name(display_name)
+    if not have:
+        return None
+    plain = skeleton(have)
+    words = plain.split()
+    joined = f" {plain} "
+    for name, domains in brand_names():
+        sk = skeleton(name)
+        if f" {sk} " not in joined:
+            continue
+        disguised = f" {name} " not in f" {have} "
+        rest = [w for w in joined.replace(f" {sk} ", " ", 1).split() if w not in _SENDER_SKELETONS]
+        signed = joined.endswith((f" from {sk} ", f" at {sk} ", f" by {sk} "))  # "Hiba from Ledger"
+        if name in STRICT_BRAND_NAMES and rest and not signed and not disguised:
+            continue
+        if len(words) - len(name.split()) > 4:
+            continue
+        return name, domains, disguised
+    return None
+
+
+def _brand_claim(sender: Address, who: SenderIdentity | None) -> list[Finding]:
+    """A display name claiming a well-known brand on an address the brand does not send from."""
+    if not sender.name or not sender.domain:
+        return []
+    claim = claimed_brand(sender.name)
+    if claim is None:
+        return []
+    name, domains, disguised = claim
+    org = registered_domain(sender.domain)
+    freemail = org in FREEMAIL  # Microsoft owns outlook.com, but anyone can write from an address there
+    if not freemail and (org in domains or any(same_name(org, d) for d in domains)):
+        return []
+    if not freemail and not disguised and is_established(org):
+        return []  # one large organisation does not pose as another ("Apple via LinkedIn")
+    if who is not None and who.authenticated and not freemail and name.replace(" ", "") in org:
+        return []  # the brand's own regional domain, authenticated (`bradesco-seguros.com.br`)
+    return [
+        spec("SENDER_BRAND_CLAIM").make(
+            f"The sender calls itself {sender.name.strip()[:80]!r}, the name of {sorted(domains)[0]}, but writes from "
+            f"{org}"
+            + (", a free mailbox" if freemail else "")
+            + (", spelt with look-alike letters" if disguised else ""),
+            score=SCORE_BRAND_CLAIM_FREEMAIL if freemail or disguised else SCORE_BRAND_CLAIM,
+            field="from",
+            value=f"{sender.name[:200]} <{sender.email}>",
+            detail=name,
+        )
+    ]
+
+
 def _is_list_mail(parsed: ParsedMessage) -> bool:
     return any(parsed.header(h) for h in ("List-Id", "List-Post", "List-Unsubscribe", "Mailing-List", "X-Mailing-List"))
 
@@ -228,8 +381,11 @@ def _reply_to(parsed: ParsedMessage, sender: Address, protected: tuple[str, ...]
     return []
 
 
-def analyze_impersonation(parsed: ParsedMessage, envelope: Envelope, policy: Policy) -> list[Finding]:
+def analyze_impersonation(
+    parsed: ParsedMessage, envelope: Envelope, policy: Policy, identity: SenderIdentity | None = None
+) -> list[Finding]:
     """Findings about who the message pretends to come from."""
+    who = identity or identify(parsed, envelope)
     sender = parsed.from_
     if sender is None:
         return []
@@ -237,9 +393,14 @@ def analyze_impersonation(parsed: ParsedMessage, envelope: Envelope, policy: Pol
     findings: list[Finding] = []
     findings += _registry(parsed, sender, protected, policy)
     findings += _address_in_name(sender, protected)
+    findings += _brand_claim(sender, who)
+    if not findings:
+        findings += _domain_in_name(sender)
+    findings += _recipient_claim(parsed, sender, who)
+    findings += _odd_sender_domain(sender)
     from_domain = sender.domain
     findings += _lookalike_sender(from_domain, "From", protected, policy)
-    mail_from_domain = envelope.mail_from.rpartition("@")[2].lower() if "@" in envelope.mail_from else ""
+    mail_from_domain = who.envelope_domain
     if mail_from_domain and registered_domain(mail_from_domain) != registered_domain(from_domain):
         findings += [
             f

@@ -16,17 +16,21 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from mailsec.model import Disposition, Finding, Link, ParsedMessage
+from mailsec.scan.bulk import is_click_tracker
 from mailsec.scan.forms import credential_form
+from mailsec.scan.identity import SenderIdentity
 from mailsec.scan.lookalike import (
     brand_domains,
     decode_idn,
     find_lookalike,
+    free_hosting,
     ip_literal,
     registered_domain,
     same_name,
     shortener_domains,
 )
 from mailsec.scan.policy import Policy, similarity_trust, trusted_lookalike_finding
+from mailsec.scan.registry import spec
 from mailsec.scan.saferegex import UntrustedPattern, compile_untrusted
 
 D = Disposition
@@ -44,6 +48,7 @@ class _Url:
     host: str
     rd: str
     userinfo: str
+    path: str = ""
 
 
 @lru_cache(maxsize=16384)
@@ -63,7 +68,7 @@ def parse_url(href: str) -> _Url | None:
     if not host:
         return None
     userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
-    return _Url(href=href, host=host, rd=registered_domain(host), userinfo=userinfo)
+    return _Url(href=href, host=host, rd=registered_domain(host), userinfo=userinfo, path=parts.path)
 
 
 @lru_cache(maxsize=16384)
@@ -156,11 +161,23 @@ def _finding(
     )
 
 
-def _check_link(link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits, policy: Policy) -> None:
+def _check_link(
+    link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits, policy: Policy, sender_org: str = ""
+) -> None:
     brands = brand_domains()
     shown = _text_domain(link.text) if link.text else None
     if shown and shown != url.rd and not url.rd.endswith("." + shown) and not same_name(shown, url.rd):
-        if shown in protected:
+        if sender_org and (shown == sender_org or same_name(shown, sender_org)) and is_click_tracker(url.host):
+            hits.add(
+                spec("LINK_CLICK_TRACKER").make(
+                    f"The link text shows the sender's own {shown} and goes through the click-tracker {url.host}: "
+                    "tracked, not deceptive",
+                    field="link",
+                    portion=link.source,
+                    value=link.href[:2000],
+                )
+            )
+        elif shown in protected:
             hits.add(
                 _finding(
                     "LINK_PROTECTED_DOMAIN_MISMATCH",
@@ -239,6 +256,17 @@ def _check_link(link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits, 
                 "Link",
             )
         )
+    hosting = free_hosting(url.host, url.path) if url.rd != sender_org else None
+    if hosting:
+        hits.add(
+            spec("LINK_FREE_HOSTING").make(
+                f"A link goes to {url.host}, a page on the free hosting or form service {hosting} that anyone can "
+                "publish on",
+                field="link",
+                portion=link.source,
+                value=link.href[:2000],
+            )
+        )
     look = find_lookalike(url.host, protected) if protected else None
     if look is None:
         look = find_lookalike(url.host, brands)
@@ -300,8 +328,9 @@ def _check_link(link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits, 
             )
 
 
-def analyze_links(parsed: ParsedMessage, policy: Policy) -> list[Finding]:
+def analyze_links(parsed: ParsedMessage, policy: Policy, identity: SenderIdentity | None = None) -> list[Finding]:
     """Findings about the message's links and the forms in its HTML body."""
+    sender_org = identity.from_org if identity is not None else ""
     protected = tuple(sorted({registered_domain(d.strip().lower()) for d in policy.protected_domains if d.strip()}))
     patterns = compile_patterns(policy.url_ignore_patterns)
     hits = _Hits()
@@ -311,7 +340,7 @@ def analyze_links(parsed: ParsedMessage, policy: Policy) -> list[Finding]:
         url = parse_url(link.href)
         if url is None:
             continue
-        _check_link(link, url, protected, hits, policy)
+        _check_link(link, url, protected, hits, policy, sender_org)
     findings = hits.findings()
     if parsed.html_body and ("<form" in parsed.html_body.lower() or "password" in parsed.html_body.lower()):
         findings.extend(_body_forms(parsed))

@@ -18,6 +18,38 @@ from rapidfuzz.distance import OSA
 
 _ASCII_SKELETON = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "3": "e", "5": "s", "$": "s"})
 _MULTI = (("rn", "m"), ("vv", "w"))
+# Free mailbox providers: anyone can have an address there, so neither a sender there nor its authentication says
+# which organisation wrote.
+FREEMAIL = frozenset(
+    [
+        "gmail.com",
+        "googlemail.com",
+        "yahoo.com",
+        "ymail.com",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "msn.com",
+        "aol.com",
+        "icloud.com",
+        "me.com",
+        "mail.com",
+        "gmx.com",
+        "gmx.de",
+        "gmx.net",
+        "web.de",
+        "yandex.ru",
+        "yandex.com",
+        "mail.ru",
+        "protonmail.com",
+        "proton.me",
+        "zoho.com",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "naver.com",
+    ]
+)
 
 
 @cache
@@ -25,7 +57,7 @@ def _psl() -> PublicSuffixList:
     return PublicSuffixList()
 
 
-def _data_lines(name: str) -> tuple[str, ...]:
+def data_lines(name: str) -> tuple[str, ...]:
     text = resources.files("mailsec.scan").joinpath("data", name).read_text("utf-8")
     return tuple(ln.strip().lower() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
 
@@ -33,13 +65,65 @@ def _data_lines(name: str) -> tuple[str, ...]:
 @cache
 def brand_domains() -> tuple[str, ...]:
     """The shipped list of well-known brand domains (scan/data/brands.txt)."""
-    return _data_lines("brands.txt")
+    return data_lines("brands.txt")
+
+
+@cache
+def established_domains() -> frozenset[str]:
+    """Registered domains that are themselves, never lookalikes (scan/data/established.txt plus the brands)."""
+    return frozenset(data_lines("established.txt")) | frozenset(brand_domains())
+
+
+def is_established(domain: str) -> bool:
+    return registered_domain(domain) in established_domains()
+
+
+@cache
+def brand_names() -> tuple[tuple[str, frozenset[str]], ...]:
+    """(name as it appears in a display name, the registered domains the brand sends from), longest names first:
+    scan/data/brand_names.txt plus the name of every brands.txt domain of five letters or more."""
+    owned: dict[str, set[str]] = {}
+    for line in data_lines("brand_names.txt"):
+        name, _, domains = line.partition(":")
+        owned.setdefault(" ".join(name.split()), set()).update(domains.split())
+    for domain in brand_domains():
+        label = _label(registered_domain(domain))
+        if len(label) >= 5:
+            owned.setdefault(label, set()).add(registered_domain(domain))
+    return tuple(sorted(((n, frozenset(d)) for n, d in owned.items()), key=lambda x: (-len(x[0]), x[0])))
+
+
+@cache
+def _free_hosting() -> tuple[tuple[str, str], ...]:
+    out = []
+    for line in data_lines("free_hosting.txt"):
+        host, _, path = line.partition("/")
+        out.append((host, "/" + path if path else ""))
+    return tuple(out)
+
+
+# Object stores hold build artifacts and images as much as pages: only a page there (`.html`, a folder) counts.
+OBJECT_STORES = frozenset({"storage.googleapis.com", "firebasestorage.googleapis.com", "s3.amazonaws.com",
+                           "blob.core.windows.net", "r2.dev"})  # fmt: skip
+_PAGE_SUFFIXES = (".html", ".htm", ".shtml", ".xhtml", ".php", ".svg", "/")
+
+
+def free_hosting(host: str, path: str = "") -> str | None:
+    """The free hosting, form or file-drop service `host` (with `path`) is on (data/free_hosting.txt), else None."""
+    host = host.lower().rstrip(".")
+    for suffix, prefix in _free_hosting():
+        if (host == suffix or host.endswith("." + suffix)) and (not prefix or path.startswith(prefix)):
+            last = path.rpartition("/")[2]
+            if suffix in OBJECT_STORES and not (path.lower().endswith(_PAGE_SUFFIXES) or "." not in last):
+                return None
+            return suffix + prefix
+    return None
 
 
 @cache
 def shortener_domains() -> frozenset[str]:
     """The shipped list of URL shorteners (scan/data/shorteners.txt)."""
-    return frozenset(_data_lines("shorteners.txt"))
+    return frozenset(data_lines("shorteners.txt"))
 
 
 @lru_cache(maxsize=4096)
@@ -171,7 +255,7 @@ def _find(host: str, targets: tuple[str, ...]) -> Lookalike | None:
     is_idn = unicode_label != label
     sk = skeleton(unicode_label)
     target_rds = {t[0] for t in _targets(targets)}
-    if rd in target_rds:
+    if rd in target_rds or rd in established_domains():
         return None
     for t_rd, t_label, t_sk in _targets(targets):
         if label == t_label:  # the same name under another suffix (amazon.de) is usually the brand itself
@@ -197,5 +281,6 @@ def _find(host: str, targets: tuple[str, ...]) -> Lookalike | None:
 
 
 def find_lookalike(host: str, targets: Iterable[str]) -> Lookalike | None:
-    """The target domain `host` imitates without being it (or a subdomain of it), else None."""
+    """The target domain `host` imitates without being it (or a subdomain of it), else None. An established domain
+    (`established_domains`) imitates nothing: `qmail.org` is one letter from `gmail.com` and a project of its own."""
     return _find(host, tuple(targets))

@@ -1,9 +1,9 @@
 """Does the message ask the reader to act somewhere its sender does not control? Phishing needs a way to harm: a link
-to another site, a risky attachment, replies diverted elsewhere, a brand it claims to be, or a free mailbox that no
-organisation answers for (advance-fee and callback scams have nothing else). A message with none of these can only
-talk, so its wording alone must be overwhelming before the content classifier calls it phishing. The check exists
-because the labelled ham is from 2002: modern business mail reads "like phishing" to a model trained on it, and this
-structural question does not depend on the era of the words."""
+to another site (not an established one), a risky attachment, replies diverted elsewhere, a brand it claims to be,
+or a free mailbox that no organisation answers for (advance-fee and callback scams have nothing else). A message
+with none of these can only talk, so its wording alone must be overwhelming before the content classifier calls it
+phishing. The check exists because the labelled ham is from 2002: modern business mail reads "like phishing" to a
+model trained on it, and this structural question does not depend on the era of the words."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from functools import cache
 
 from mailsec.model import ParsedMessage
-from mailsec.scan.impersonation import FREEMAIL
+from mailsec.scan.bulk import is_click_tracker
 from mailsec.scan.links import parse_url
-from mailsec.scan.lookalike import brand_domains, registered_domain
+from mailsec.scan.lookalike import FREEMAIL, brand_domains, free_hosting, is_established, registered_domain
 
 MAX_LINKS = 200
 RISKY_EXTENSIONS = frozenset(
@@ -48,9 +48,14 @@ def _brand_names() -> re.Pattern[str]:
 
 
 def _offsite_link(parsed: ParsedMessage, sender_rd: str) -> str | None:
+    """The first link to a site the sender does not control and that is not an established one (GitHub, a carrier's
+    tracking page, a newsletter's click-tracker): phishing sends the reader to a place its author controls. A page on
+    free hosting counts even under an established name (`sites.google.com`)."""
     for link in parsed.links[:MAX_LINKS]:
         url = parse_url(link.href)
-        if url is not None and url.rd and url.rd != sender_rd:
+        if url is None or not url.rd or url.rd == sender_rd:
+            continue
+        if free_hosting(url.host, url.path) or not (is_established(url.rd) or is_click_tracker(url.host)):
             return url.rd
     return None
 

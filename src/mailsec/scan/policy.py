@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from mailsec.model import Disposition, Envelope, Finding, ParsedMessage, Validation
+from mailsec.scan.identity import SenderIdentity, identify
 from mailsec.scan.saferegex import UntrustedPattern, compile_untrusted
 
 
@@ -183,18 +184,6 @@ def sender_authenticated(validation: Validation | None) -> bool:
     return validation.dmarc in ("none", "") and "pass" in (validation.spf, validation.dkim)
 
 
-def _senders(parsed: ParsedMessage, envelope: Envelope) -> list[str]:
-    out = [parsed.from_.email if parsed.from_ else "", envelope.mail_from]
-    return list(dict.fromkeys(a.strip() for a in out if a and a.strip()))
-
-
-def _sender_ips(parsed: ParsedMessage, envelope: Envelope) -> list[str]:
-    """The connecting IP: the SMTP client's when we took the message ourselves, else the last hop's Received."""
-    if envelope.client_ip:
-        return [envelope.client_ip]
-    return [ip for ip in (parsed.smtp_helo_server_ip,) if ip]
-
-
 def _recipients(parsed: ParsedMessage, envelope: Envelope) -> list[str]:
     if envelope.rcpt_to:
         return list(envelope.rcpt_to)
@@ -202,18 +191,24 @@ def _recipients(parsed: ParsedMessage, envelope: Envelope) -> list[str]:
 
 
 def evaluate_policy(
-    parsed: ParsedMessage, envelope: Envelope, policy: Policy, validation: Validation | None = None
+    parsed: ParsedMessage,
+    envelope: Envelope,
+    policy: Policy,
+    validation: Validation | None = None,
+    identity: SenderIdentity | None = None,
 ) -> PolicyOutcome:
     """Which allow and block policies apply to this message; `verdict.combine` turns that into the disposition.
 
     Block senders match the From address, envelope sender or connecting IP. Allow policies: a trusted sender
     (`is_trusted_sender`) clears every detection, an acceptable sender (`is_acceptable_sender`) exempts from SPOOF,
     SPAM and BULK only; both need the sender to pass authentication when `verify_sender` is on (IP patterns
-    are not spoofable through headers, so they need no authentication). An exempt recipient (`is_exempt_recipient`)
+    are not spoofable through headers, so they need no authentication). The connecting IP is the identity's: the
+    first public hop behind trusted relays, the same address SPF judged. An exempt recipient (`is_exempt_recipient`)
     clears detections when every recipient of the message is exempt. A matching block wins over any allow."""
     if not policy.allow and not policy.block:
         return PolicyOutcome()
-    sender = candidates(_senders(parsed, envelope), _sender_ips(parsed, envelope))
+    who = identity or identify(parsed, envelope)
+    sender = candidates(who.addresses(), [who.client_ip] if who.client_ip else [])
     properties: dict[str, object] = {}
     findings: list[Finding] = []
     blocked = False

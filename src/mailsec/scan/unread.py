@@ -29,9 +29,10 @@ def analyze_unread(parsed: ParsedMessage) -> list[Finding]:
 
 def unchecked_attachments(parsed: ParsedMessage, errors: list[Finding]) -> list[Finding]:
     """ATTACHMENTS_UNCHECKED when the attachment analyzer failed or ran out of time (an ANALYZER_ERROR or
-    ANALYZER_TIMEOUT naming it) and there were
-    attachments to check: a bug or a resource limit there must not deliver what it could not see."""
-    failed = [f for f in errors if f.name in ("ANALYZER_ERROR", "ANALYZER_TIMEOUT") and (f.detail or "").startswith("attachments:")]
+    ANALYZER_TIMEOUT naming it) and there were attachments to check: a bug or a resource limit there must not
+    deliver what it could not see."""
+    cut_short = ("ANALYZER_ERROR", "ANALYZER_TIMEOUT")
+    failed = [f for f in errors if f.name in cut_short and (f.detail or "").startswith("attachments:")]
     if not failed or not parsed.attachments:
         return []
     return [

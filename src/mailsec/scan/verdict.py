@@ -7,6 +7,7 @@ the worst disposition, in the design's severity order, whose sum reaches its thr
 reaches a threshold on its own (an auto-executing macro) decides regardless of negative evidence. Phishing text the
 classifier is sure of plus a deception found by another analyzer adds PHISHING_CORROBORATED (content alone is never
 MALICIOUS; two independent analyzers agreeing can be).
+Bulk mail sent by an ESP (BULK_SENDER) is BULK at worst when only its wording argues for more.
 Then policy: a block policy makes the message MALICIOUS; an acceptable-sender allow policy exempts it from SPOOF,
 SPAM and BULK; only a trusted-sender policy clears MALICIOUS."""
 
@@ -16,6 +17,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 
 from mailsec.model import THREAT_CATEGORIES, Disposition, Finding, SenderInfo, Validation, Verdict
+from mailsec.scan import registry
 from mailsec.scan.policy import PolicyOutcome
 
 log = logging.getLogger(__name__)
@@ -46,14 +48,7 @@ ALLOW_EXEMPT = frozenset({D.SPOOF, D.SPAM, D.BULK})
 # probability 0.7) over the MALICIOUS threshold; an authenticated sender (DMARC pass, -1) needs a surer classifier.
 CORROBORATED_PHISHING = 0.7
 CORROBORATION_SCORE = 3.0
-DECEPTIONS = frozenset({
-    "LINK_BRAND_MISMATCH", "LINK_PROTECTED_DOMAIN_MISMATCH", "LINK_TEXT_MISMATCH", "LINK_LOOKALIKE_PROTECTED_DOMAIN",
-    "LINK_LOOKALIKE_BRAND", "LINK_BRAND_EMBEDDED", "LINK_BRAND_IN_SUBDOMAIN", "LINK_USERINFO_TRICK", "LINK_IP_HOST",
-    "LINK_PUNYCODE_HOST", "BODY_CREDENTIAL_FORM", "HTML_CREDENTIAL_FORM", "HTML_FORM_EXTERNAL_POST",
-    "HTML_ATTACHMENT_REDIRECT", "ATTACHMENT_TYPE_MISMATCH", "PDF_ACTIVE_CONTENT", "SENDER_LOOKALIKE_BRAND",
-    "SENDER_LOOKALIKE_PROTECTED_DOMAIN", "DISPLAY_NAME_ADDRESS_MISMATCH", "REPLY_TO_DIVERTED", "SPOOFED_SENDER",
-    "DMARC_FAIL",
-})  # fmt: skip
+DECEPTIONS = registry.DECEPTIONS
 
 
 def level(finding: Finding) -> Disposition | None:
@@ -98,6 +93,28 @@ def corroboration(findings: Sequence[Finding]) -> Finding | None:
         detail=", ".join(dict.fromkeys(f.name for f in evidence)),
         category="Phishing",
     )
+
+
+VOUCHED = frozenset({"DMARC_PASS", "SENDER_AUTHENTICATED", "SENDER_KNOWN", "SENDER_REPLIED_TO"})
+
+
+def bulk_cap(findings: Sequence[Finding], disposition: Disposition) -> str | None:
+    """Why a SPAM-or-worse verdict drops to BULK: the message was sent in bulk by an ESP or list manager
+    (BULK_SENDER) and every finding arguing for SPAM or worse is about its wording. Phishing wording is capped only
+    when the sender is vouched for (authenticated, or known to the account): phishers rent ESP accounts too. None
+    when the cap does not apply."""
+    if disposition.severity <= D.BULK.severity or not any(f.name == "BULK_SENDER" for f in findings):
+        return None
+    vouched = any(f.name in VOUCHED and f.score < 0 for f in findings)
+    for f in findings:
+        lv = level(f)
+        if f.score > 0 and lv is not None and lv.severity > D.BULK.severity:
+            declared = registry.REGISTRY.get(f.name)
+            if declared is None or declared.analyzer != "content":
+                return None
+            if f.name == "CONTENT_PHISHING" and not vouched:
+                return None
+    return f"Would be {disposition.value} on its wording alone, but it is bulk mail from an ESP: BULK at worst."
 
 
 def disposition_for(findings: Sequence[Finding], exempt: frozenset[Disposition] = frozenset()) -> Disposition:
@@ -146,6 +163,10 @@ def combine(
     exempt = ALLOW_EXEMPT if policy.allowed else frozenset()
     disposition = disposition_for(scored, exempt)
     policy_reasons: list[str] = []
+    capped = bulk_cap(scored, disposition)
+    if capped:
+        disposition = D.BULK
+        policy_reasons.append(capped)
     policy_categories: list[str] = []
     if policy.blocked:
         pattern = properties.get("blocklisted_pattern")
@@ -177,7 +198,7 @@ def combine(
         disposition = D.NONE
     elif policy.allowed:
         before = disposition_for(scored)
-        if before is not disposition:
+        if before is not disposition and not capped:
             pattern = properties.get("allowlisted_pattern")
             by = f"the allow policy {pattern!r}" if pattern else "an allow policy"
             policy_reasons.append(f"Would be {before.value}, but {by} exempts it from SPOOF, SPAM and BULK.")

@@ -362,3 +362,17 @@ bulk_job_messages = Table(
 )
 Index("ux_bulk_job_messages", bulk_job_messages.c.job_id, bulk_job_messages.c.message_pk, unique=True)
 Index("ix_bulk_job_messages_status", bulk_job_messages.c.job_id, bulk_job_messages.c.status, bulk_job_messages.c.id)
+sender_history = Table(
+    "sender_history",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "domain" (registered domain) or "address"
+    Column("value", String(320), primary_key=True),
+    Column("inbound", Integer, nullable=False, default=0),
+    Column("days", Integer, nullable=False, default=0),
+    Column("last_day", Integer, nullable=False, default=0),  # days since the epoch of the last inbound message
+    Column("outbound", Integer, nullable=False, default=0),
+    Column("flagged", Integer, nullable=False, default=0),
+    Column("first_us", BigInteger, nullable=False),
+    Column("last_us", BigInteger, nullable=False),
+)

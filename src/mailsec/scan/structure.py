@@ -1,0 +1,137 @@
+"""Phishing that is certain without reading a word: what the message claims to be, what it asks for and where it
+sends the reader, from the other analyzers' findings and the message's links. These hold in any language, which the
+content classifier does not.
+
+- a credential form (in the body or an attached page) together with a lure: a link elsewhere, a risky attachment,
+  replies diverted, a brand claimed;
+- a lookalike domain (sender or link) together with a lure beyond the lookalike itself;
+- a sender address no organisation mails from (a domain that cannot exist, free hosting, a cloud tenant's default
+  name) sending the reader to a site that is neither its own nor established, or handing over an attachment;
+- the recipient's own organisation named by a sender outside it (the mail-admin notice), with a link elsewhere;
+- a well-known brand claimed by a sender that is not the brand, sending the reader to a site that is neither the
+  brand's nor an established one (or handing over a risky attachment, or diverting replies to a free mailbox).
+
+Each gives PHISHING_STRUCTURE (MALICIOUS, score 8, category Phishing), once, its reason naming both halves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailsec.model import Finding, ParsedMessage
+from mailsec.scan.bulk import is_click_tracker
+from mailsec.scan.identity import SenderIdentity
+from mailsec.scan.impersonation import claimed_brand
+from mailsec.scan.links import parse_url
+from mailsec.scan.lookalike import FREEMAIL, brand_domains, brand_names, is_established, same_name
+from mailsec.scan.lure import Lure
+from mailsec.scan.registry import spec
+
+MAX_LINKS = 200
+FORMS = ("HTML_CREDENTIAL_FORM", "BODY_CREDENTIAL_FORM", "HTML_FORM_EXTERNAL_POST")
+LOOKALIKES = ("LINK_LOOKALIKE_PROTECTED_DOMAIN", "LINK_LOOKALIKE_BRAND", "SENDER_LOOKALIKE_PROTECTED_DOMAIN",
+              "SENDER_LOOKALIKE_BRAND")  # fmt: skip
+RISKY_DESTINATIONS = ("LINK_IP_HOST", "LINK_FREE_HOSTING", "LINK_USERINFO_TRICK", "LINK_BRAND_MISMATCH",
+                      "LINK_BRAND_IN_SUBDOMAIN", "LINK_BRAND_EMBEDDED", "LINK_LOOKALIKE_BRAND", "LINK_SHORTENER",
+                      "HTML_ATTACHMENT_REDIRECT")  # fmt: skip
+
+
+def _first(findings: Sequence[Finding], names: Sequence[str]) -> Finding | None:
+    return next((f for f in findings if f.name in names and f.score > 0), None)
+
+
+def _foreign_site(parsed: ParsedMessage, owned: frozenset[str]) -> str | None:
+    """The first linked site that is neither `owned` (the claimed brand's or the sender's domains), nor an
+    established domain, nor an ESP click-tracker."""
+    for link in parsed.links[:MAX_LINKS]:
+        url = parse_url(link.href)
+        if url is None or not url.rd:
+            continue
+        if url.rd in owned or any(same_name(url.rd, d) for d in owned):
+            continue
+        if is_established(url.rd) or is_click_tracker(url.host):
+            continue
+        return url.host
+    return None
+
+
+def _brand_lure(parsed: ParsedMessage, findings: Sequence[Finding], lure: Lure) -> str | None:
+    claim = _first(findings, ("SENDER_BRAND_CLAIM",))
+    if claim is None or parsed.from_ is None:
+        return None
+    brand = claimed_brand(parsed.from_.name or "")
+    if brand is None:
+        return None
+    risky = _first(findings, RISKY_DESTINATIONS)
+    if risky is not None:
+        return f"{claim.reason}; {risky.reason}"
+    site = _foreign_site(parsed, brand[1])
+    if site:
+        return f"{claim.reason}; it sends the reader to {site}, which is not {brand[0]}'s"
+    if "attachment" in lure.kinds:
+        return f"{claim.reason}; it asks to open an attachment"
+    diverted = _first(findings, ("REPLY_TO_DIVERTED",))
+    if diverted is not None and diverted.score >= 2:
+        return f"{claim.reason}; {diverted.reason}"
+    return None
+
+
+def _brand_sender_foreign_links(parsed: ParsedMessage, identity: SenderIdentity) -> list[Finding]:
+    """The From domain is a brand's own (`bradesco.com.br`), it is not authenticated, and every web link leads to an
+    unrelated, unestablished site: a forged brand sender, since brands link to themselves."""
+    if identity.authenticated or identity.from_org not in brand_domains() or identity.from_org in FREEMAIL:
+        return []
+    hosts = [u for link in parsed.links[:MAX_LINKS] if (u := parse_url(link.href)) is not None and u.rd]
+    if not hosts:
+        return []
+    owned = {identity.from_org} | next((d for _, d in brand_names() if identity.from_org in d), frozenset[str]())
+    for u in hosts:
+        if u.rd in owned or any(same_name(u.rd, d) for d in owned) or is_established(u.rd) or is_click_tracker(u.host):
+            return []
+    return [
+        spec("BRAND_SENDER_FOREIGN_LINKS").make(
+            f"The mail claims to come from {identity.from_org} without authenticating, and every link goes elsewhere "
+            f"({hosts[0].host})",
+            field="from",
+            value=identity.from_address,
+        )
+    ]
+
+
+def analyze_structure(
+    parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure
+) -> list[Finding]:
+    """PHISHING_STRUCTURE when phishing is certain from structure alone (see the module doc), else nothing; and
+    BRAND_SENDER_FOREIGN_LINKS, the doubtful half of it."""
+    forged = _brand_sender_foreign_links(parsed, identity)
+    return forged + _certain(parsed, identity, [*findings, *forged], lure)
+
+
+def _certain(parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure) -> list[Finding]:
+    why: str | None = None
+    form = _first(findings, FORMS)
+    if form is not None and form.name != "HTML_CREDENTIAL_FORM" and (lure or _first(findings, ("SENDER_BRAND_CLAIM",))):
+        why = f"{form.reason}; and it {('points to ' + lure.evidence) if lure else 'claims a brand it is not'}"
+    look = _first(findings, LOOKALIKES)
+    if why is None and look is not None:
+        other = [k for k in lure.kinds if not (k == "link" and look.field == "link")]
+        if other or _first(findings, ("SENDER_BRAND_CLAIM", "REPLY_TO_DIVERTED")):
+            why = f"{look.reason}; and it asks the reader to act: {lure.evidence or 'a brand it is not'}"
+    if why is None:
+        why = _brand_lure(parsed, findings, lure)
+    odd = _first(findings, ("SENDER_INVALID_DOMAIN", "SENDER_FREE_HOSTING"))
+    if why is None and odd is not None:
+        risky = _first(findings, RISKY_DESTINATIONS)
+        site = _foreign_site(parsed, frozenset({identity.from_org}))
+        if risky is not None or site or "attachment" in lure.kinds:
+            where = risky.reason if risky is not None else f"it sends the reader to {site}" if site else "an attachment"
+            why = f"{odd.reason}; {where}"
+    claim = _first(findings, ("SENDER_CLAIMS_RECIPIENT_DOMAIN",))
+    if why is None and claim is not None:
+        risky = _first(findings, RISKY_DESTINATIONS)
+        site = _foreign_site(parsed, frozenset({claim.detail or ""}))
+        if risky is not None or site or "attachment" in lure.kinds:
+            where = risky.reason if risky is not None else f"it sends the reader to {site}" if site else "an attachment"
+            why = f"{claim.reason}; {where}"
+    if why is None:
+        return []
+    return [spec("PHISHING_STRUCTURE").make(f"Phishing by its structure: {why}", field="from")]
