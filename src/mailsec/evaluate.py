@@ -143,24 +143,6 @@ class GroupResult:
         }
 
 
-def evaluate_folders(
-    specs: Sequence[tuple[str, Path]],
-    model: ContentModel | None = None,
-    on_item: Callable[[], None] | None = None,
-) -> list[GroupResult]:
-    """Scan every message of every labelled folder with no DNS and the given (or shipped) model."""
-    results = []
-    for label, folder in specs:
-        group = GroupResult(label, str(folder))
-        for path in list_messages(folder):
-            verdict = scan_message(parse_message(path.read_bytes()), Envelope(), model=model)
-            group.counts[verdict.disposition.value] += 1
-            if on_item:
-                on_item()
-        results.append(group)
-    return results
-
-
 _PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?|aw|tr|sv)\s*(?:\[\d+\])?\s*:\s*)+", re.I)
 
 

@@ -176,8 +176,11 @@ def _weighted(x: Any, idf: np.ndarray) -> Any:
     return normalize(x @ sparse.diags(idf.astype(np.float32)), norm="l2", copy=False)
 
 
-def train_content_model(documents: list[str], labels: list[str], c: float = 32.0) -> ContentModel:
-    """Fit the classifier on model documents (see `features.model_document`). Deterministic for the same input."""
+def train_content_model(
+    documents: list[str], labels: list[str], c: float = 32.0, weights: Sequence[float] | None = None
+) -> ContentModel:
+    """Fit the classifier on model documents (see `features.model_document`). Deterministic for the same input.
+    `weights` (one per document) let a family of many near-copies count as less than its size."""
     from sklearn.linear_model import LogisticRegression
 
     unknown = sorted(set(labels) - set(LABELS))
@@ -191,7 +194,7 @@ def train_content_model(documents: list[str], labels: list[str], c: float = 32.0
     idf = (np.log((1.0 + counts.shape[0]) / (1.0 + df)) + 1.0).astype(np.float16).astype(np.float32)
     x = _weighted(counts, idf)
     clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", tol=1e-5)
-    clf.fit(x, labels)
+    clf.fit(x, labels, sample_weight=None if weights is None else np.asarray(weights, dtype=np.float64))
     order = [list(clf.classes_).index(label) for label in classes]
     if len(classes) == 2:
         w = clf.coef_[0].astype(np.float32)
