@@ -62,8 +62,8 @@ def test_era_wrappings_give_the_same_tokens() -> None:
         old, new = _tokens(_old(i, topic)), _tokens(_new(i, topic))
         assert old == new, (old, new)
     tokens = set(_tokens(_new(0, TOPICS[0])))
-    assert not tokens & {"unsubscribe", "subscribed", "mailing", "listinfo", "groups", "via", "dev", "https", "zzatttext"}
-    assert not tokens & {"zzattimage", "0t0", "v0", "mailman"}
+    assert not tokens & {"unsubscribe", "subscribed", "mailing", "listinfo", "groups", "via", "dev", "https"}
+    assert not tokens & {"zzatttext", "zzattimage", "0t0", "v0", "mailman"}
 
 
 def test_era_probe_stays_at_chance() -> None:

@@ -21,8 +21,8 @@ MAX_SUBJECT_CHARS = 2000
 _URL_RE = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")  # anchored: linear on long runs
 # A run of digits with its separators, an ISO "T"/"Z" or a following am/pm is one number: 2002-08-29T12:00Z,
-# 8/29/02 12:05 PM and 1.2.3 all become "0", so neither a date's value nor its era's format is a feature. Spelled \d\d* so that the search skips to digits
-# in C.
+# 8/29/02 12:05 PM and 1.2.3 all become "0", so neither a date's value nor its era's format is a feature. Spelled
+# \d\d* so that the search skips to digits in C.
 _DIGITS_RE = re.compile(r"\d\d*(?:[-/.:,t]\d+)*(?:\s?[ap]m\b|z\b)?", re.I)
 _VERSION_RE = re.compile(r"\bv0")  # v3.14.1 is a version as 1.2.3 is: the "v" is a modern habit
 _ANON_WORDS = ("alice", "example", "yyyy", "zzzz", "taint")
