@@ -481,7 +481,11 @@ def eval_command(
         return
     samples = load_samples(labelled)
     if folds:
-        dispositions = [v.disposition for v in cross_validate_samples(samples, n_folds=folds).verdicts]
+        try:
+            dispositions = [v.disposition for v in cross_validate_samples(samples, n_folds=folds).verdicts]
+        except ValueError as exc:  # a fold left with one label, or fewer groups than folds
+            fail(f"cannot cross-validate: {exc}")
+            return
     else:
         dispositions = [scan_message(s.parsed, Envelope(), model=model).disposition for s in samples]
     report = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,12 +61,6 @@ def parse_specs(specs: Sequence[str]) -> list[tuple[str, Path]]:
     return out
 
 
-def labelled_files(specs: Sequence[tuple[str, Path]]) -> Iterator[tuple[str, Path]]:
-    for label, folder in specs:
-        for path in list_messages(folder):
-            yield label, path
-
-
 def caught(label: str, disposition: Disposition) -> bool:
     """For ham: a false positive. For the others: detected."""
     return disposition.severity >= CAUGHT_AT[label].severity and disposition not in (
@@ -84,20 +78,27 @@ def training_label(label: str, parsed: ParsedMessage) -> str:
     return label
 
 
+def group_weights(groups: Sequence[int]) -> list[float]:
+    """A training weight per message: 1/sqrt(size of its source or campaign group), so that a campaign repeated 150
+    times or a list with 1,000 posts counts for more than one message but not 150 or 1,000 times more: the model
+    learns from many sources rather than from the largest."""
+    sizes = Counter(groups)
+    return [1.0 / sizes[g] ** 0.5 for g in groups]
+
+
 def train_from_folders(
     specs: Sequence[tuple[str, Path]], c: float = 32.0, on_item: Callable[[], None] | None = None
 ) -> ContentModel:
-    docs, labels, given = [], [], []
-    for label, path in labelled_files(specs):
-        parsed = parse_message(path.read_bytes())
-        docs.append(model_document(extract_text(parsed)))
-        labels.append(training_label(label, parsed))
-        given.append(label)
-        if on_item:
-            on_item()
-    model = train_content_model(docs, labels, c=c)
-    model.meta["sources"] = {label: sum(1 for lb in given if lb == label) for label in sorted(set(given))}
+    samples = load_samples(specs, on_item=on_item)
+    parsed = [s.parsed for s in samples]
+    given = [s.label for s in samples]
+    labels = [training_label(s.label, s.parsed) for s in samples]
+    groups = campaign_groups(parsed, given, [s.source for s in samples])
+    docs = [model_document(extract_text(p)) for p in parsed]
+    model = train_content_model(docs, labels, c=c, weights=group_weights(groups))
+    model.meta["sources"] = {label: given.count(label) for label in sorted(set(given))}
     model.meta["relabelled_fraud"] = sum(1 for g, lb in zip(given, labels, strict=True) if g != lb)
+    model.meta["weights"] = "1/sqrt(source or campaign group size)"
     return model
 
 
@@ -312,12 +313,18 @@ def cross_validate(
     docs = [model_document(extract_text(p)) for p in parsed]
     trained_as = [training_label(label, p) for label, p in zip(labels, parsed, strict=True)]
     groups = campaign_groups(parsed, labels, sources)
+    weights = group_weights(groups)
     fold_of = [0] * len(items)
     verdicts: list[Verdict | None] = [None] * len(items)
     probs: list[dict[str, float]] = [{} for _ in items]
     splitter = GroupKFold(n_splits=min(n_folds, len(set(groups))))
     for k, (train_idx, test_idx) in enumerate(splitter.split(np.zeros(len(items)), labels, groups)):
-        model = train_content_model([docs[i] for i in train_idx], [trained_as[i] for i in train_idx], c=c)
+        model = train_content_model(
+            [docs[i] for i in train_idx],
+            [trained_as[i] for i in train_idx],
+            c=c,
+            weights=[weights[i] for i in train_idx],
+        )
         rows = model.probabilities_many([docs[i] for i in test_idx])
         for i, row in zip(test_idx, rows, strict=True):
             fold_of[i] = k

@@ -23,6 +23,7 @@ import numpy as np
 
 from mailsec.model import Disposition, Finding, ParsedMessage
 from mailsec.scan.features import MessageText, model_document, model_tokens
+from mailsec.scan.fraud import fraud_ingredients
 from mailsec.scan.lure import Lure, find_lure
 
 log = logging.getLogger(__name__)
@@ -277,6 +278,18 @@ def _class_finding(rule: _ClassRule, p: float, detail: str, lure: Lure | None = 
     )
 
 
+# An advance-fee letter asks for nothing but a reply, and the archive it comes from removed every address; its
+# story (a large sum, a dead benefactor, a transfer, secrecy, ...) is what it asks for.
+FRAUD_STORY_INGREDIENTS = 2
+
+
+def fraud_story(mt: MessageText) -> Lure | None:
+    kinds = fraud_ingredients(f"{mt.subject} {mt.body}")
+    if len(kinds) < FRAUD_STORY_INGREDIENTS:
+        return None
+    return Lure(("fraud",), f"an advance-fee story ({', '.join(sorted(kinds))})")
+
+
 def classify(mt: MessageText, model: ContentModel, lure: Lure | None = None) -> list[Finding]:
     """Findings from the classifier's probabilities: one per label that reaches its weak threshold, plus
     CONTENT_UNWANTED when the non-ham labels together are likely but none decides. Content alone can make a message
@@ -285,6 +298,12 @@ def classify(mt: MessageText, model: ContentModel, lure: Lure | None = None) -> 
         probs = model.probabilities_of_tokens(model_tokens(mt))
     else:
         probs = model.probabilities(model_document(mt))
+    if (
+        lure is not None
+        and not lure
+        and PHISHING_THRESHOLDS[0] <= probs.get("phishing", 0.0) < NO_LURE_PHISHING_THRESHOLD
+    ):
+        lure = fraud_story(mt) or lure
     detail = ", ".join(f"{k}={v:.2f}" for k, v in sorted(probs.items()))
     findings = [
         f for rule in _RULES if (f := _class_finding(rule, probs.get(rule.label, 0.0), detail, lure)) is not None
