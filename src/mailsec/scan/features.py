@@ -35,11 +35,14 @@ _CALENDAR_RE = re.compile(
 _SPACE_RE = re.compile(r"\s+")
 # Footers that list software appends (Mailman, Google Groups, Yahoo! Groups, SourceForge, ILUG): written by the list,
 # not the author, and in the corpora a marker of the list's era; phishing that reached a list carries them too.
-_LIST_FOOTER_RE = re.compile(
-    r"(?i)_{10,} ?[^_]{1,80}? mailing list\b"
-    r"|-{5,}[~>-]* ?(?:this sf\.net email is sponsored|yahoo! groups sponsor)"
-    r"|(?:-- )?you (?:have )?received this (?:message|email) because you (?:are )?subscribed to"
-    r"|-- ?irish linux users' group"
+# (marker in the lower-cased tail, the separator that opens the footer before it, how far back that may be)
+_FOOTER_MARKERS = (
+    ("mailing list", "__________", 100),
+    ("this sf.net email is sponsored", "-----", 20),
+    ("yahoo! groups sponsor", "-----", 20),
+    ("received this message because you", "", 0),
+    ("received this email because you", "", 0),
+    ("irish linux users' group", "-- ", 4),
 )
 FOOTER_WINDOW = 3000
 _VIA_LIST_RE = re.compile(r"(?i)\s+(?:via|on behalf of)\s+\S.*$")
@@ -95,10 +98,27 @@ def _attachment_kind(name: str, content_type: str) -> str:
 
 
 def _strip_list_footer(body: str) -> str:
-    """The body up to the first list footer in its last FOOTER_WINDOW characters."""
+    """The body up to the first list footer in its last FOOTER_WINDOW characters: found by its marker, cut at the
+    separator line before it (plain finds, no regex: list mail is common)."""
     start = max(0, len(body) - FOOTER_WINDOW)
-    m = _LIST_FOOTER_RE.search(body, start)
-    return body[: m.start()].rstrip() if m else body
+    tail = body[start:].lower()
+    cut = len(tail)
+    for marker, separator, reach in _FOOTER_MARKERS:
+        at = tail.find(marker)
+        if at == -1 or at >= cut:
+            continue
+        if not separator:  # a sentence: "[-- ]You [have ]received this message because you ..."
+            begin = at
+            for opening in ("you have ", "you "):
+                if tail.endswith(opening, 0, begin):
+                    begin -= len(opening)
+                    break
+            cut = begin - 3 if tail.endswith("-- ", 0, begin) else begin
+            continue
+        sep = tail.rfind(separator, max(0, at - reach), at)
+        if sep != -1:
+            cut = min(cut, len(tail[:sep].rstrip(separator[0])))  # from the start of the separator's run
+    return body[: start + cut].rstrip() if cut < len(tail) else body
 
 
 def _sender_name(parsed: ParsedMessage) -> str:
