@@ -39,6 +39,7 @@ from mailsec.evaluate import (  # noqa: E402
     summarise,
 )
 from mailsec.mime import parse_message  # noqa: E402
+from mailsec.model import Disposition  # noqa: E402
 
 # (corpus, label, folder, flagged target, held target); a ham target is a ceiling, the others a floor
 CORPUS_TARGETS = [
@@ -50,6 +51,7 @@ CORPUS_TARGETS = [
     ("modern-ham", "ham", CORPORA / "modern-ham", 0.02, 0.003),
 ]
 DOC = ROOT / "docs" / "detection.md"
+OOF_CACHE = ROOT / "bench" / ".cache" / "detection_oof.json"
 START, END = "<!-- detection-eval:start -->", "<!-- detection-eval:end -->"
 SA_THRESHOLD = 5.0
 
@@ -82,6 +84,22 @@ def modern_ham_line() -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         + f"; **{len(flagged)} flagged** ({', '.join(flagged) or 'none'})."
     )
+
+
+def from_cache() -> tuple[list[Sample], list[Disposition], list[int]]:
+    """The samples, verdicts and groups of the last run, from bench/.cache/detection_oof.json."""
+    placeholder = parse_message(b"\r\n")
+    samples, dispositions, groups = [], [], []
+    for row in json.loads(OOF_CACHE.read_text()):
+        corpus, _, relative = row["name"].partition("/")
+        folder = relative.rpartition("/")[0]
+        samples.append(
+            Sample(row["label"], corpus, f"{corpus}/{folder}" if folder else corpus, row["name"], row["source"],
+                   placeholder)
+        )  # fmt: skip
+        dispositions.append(Disposition(row["disposition"]))
+        groups.append(int(row["group"]))
+    return samples, dispositions, groups
 
 
 def sa_scores() -> tuple[dict[str, dict[str, list[float]]], str]:
@@ -141,29 +159,36 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--no-write", action="store_true", help="print only; leave docs/detection.md alone")
+    ap.add_argument(
+        "--from-cache", action="store_true", help="tables from the last run's verdicts (after a new SA run)"
+    )
     args = ap.parse_args()
     if not CORPORA.is_dir():
         raise SystemExit(f"corpora not found at {CORPORA}")
     started = time.perf_counter()
-    samples = load_samples([(label, folder) for _, label, folder, _, _ in CORPUS_TARGETS])
-    cv = cross_validate_samples(
-        samples, n_folds=args.folds, on_fold=lambda k: print(f"fold {k + 1}/{args.folds} done", flush=True)
-    )
-    dispositions = [v.disposition for v in cv.verdicts]
-    oof = [
-        {"name": s.name, "label": s.label, "source": s.source, "group": g, "disposition": d.value, "p": p,
-         "findings": [f.name for f in v.findings if f.score]}
-        for s, g, d, v, p in zip(samples, cv.groups, dispositions, cv.verdicts, cv.probabilities, strict=True)
-    ]  # fmt: skip
-    (ROOT / "bench" / ".cache").mkdir(parents=True, exist_ok=True)
-    (ROOT / "bench" / ".cache" / "detection_oof.json").write_text(json.dumps(oof))
+    if args.from_cache:
+        samples, dispositions, group_of = from_cache()
+    else:
+        samples = load_samples([(label, folder) for _, label, folder, _, _ in CORPUS_TARGETS])
+        cv = cross_validate_samples(
+            samples, n_folds=args.folds, on_fold=lambda k: print(f"fold {k + 1}/{args.folds} done", flush=True)
+        )
+        dispositions = [v.disposition for v in cv.verdicts]
+        group_of = cv.groups
+        oof = [
+            {"name": s.name, "label": s.label, "source": s.source, "group": g, "disposition": d.value, "p": p,
+             "findings": [f.name for f in v.findings if f.score]}
+            for s, g, d, v, p in zip(samples, cv.groups, dispositions, cv.verdicts, cv.probabilities, strict=True)
+        ]  # fmt: skip
+        OOF_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        OOF_CACHE.write_text(json.dumps(oof))
     scores, sa_version = sa_scores()
 
     def members_by(key: Callable[[Sample], str]) -> Callable[[GroupResult], list[Sample]]:
         return lambda r: [s for s in samples if s.label == r.label and key(s) == r.name]
 
     targets = {name: (flag, held) for name, _, _, flag, held in CORPUS_TARGETS}
-    groups = Counter(cv.groups)
+    groups = Counter(group_of)
     lines = [
         f"Measured {time.strftime('%Y-%m-%d', time.gmtime())} by `bench/detection_eval.py`: {len(samples)} messages, "
         f"{len(groups)} source/campaign groups (largest {max(groups.values())} messages), {args.folds}-fold "
@@ -209,13 +234,13 @@ def main() -> None:
                           flags=re.S)  # fmt: skip
             DOC.write_text(text)
     missed = [
-        (s.name, d.value, p)
-        for s, d, p in zip(samples, dispositions, cv.probabilities, strict=True)
+        (s.name, d.value)
+        for s, d in zip(samples, dispositions, strict=True)
         if (s.label == "ham") == caught(s.label, d)
     ]
     if os.environ.get("SHOW_ERRORS"):
-        for name, disp, probs in missed:
-            print(name, disp, {k: round(v, 2) for k, v in probs.items()})
+        for name, disp in missed:
+            print(name, disp)
     print(f"{len(missed)} errors; SHOW_ERRORS=1 lists them", file=sys.stderr)
 
 
