@@ -27,7 +27,7 @@ OLD_FOOTER = (
     "https://listman.redhat.com/mailman/listinfo/exmh-users\n"
 )
 NEW_FOOTER = (
-    "\n\n-- \nYou received this message because you are subscribed to the Google Groups \"dev\" group.\n"
+    '\n\n-- \nYou received this message because you are subscribed to the Google Groups "dev" group.\n'
     "To unsubscribe from this group and stop receiving emails from it, send an email to dev+unsubscribe@groups.io.\n"
 )
 
