@@ -97,19 +97,26 @@ def score(port: int, raw: bytes) -> tuple[float, bool]:
     return s, s >= t
 
 
-def corpus_files(limit: int | None = None) -> dict[str, list[Path]]:
+CORPUS_FOLDERS = {
+    "phishing_pot": CORPORA / "phishing_pot",
+    "spam-1": CORPORA / "spamassassin" / "spam-1",
+    "easy-ham-1": CORPORA / "spamassassin" / "easy-ham-1",
+    "hard-ham-1": CORPORA / "spamassassin" / "hard-ham-1",
+    "modern-ham": CORPORA / "modern-ham",
+    "phish-other": CORPORA / "phish-other",
+}
+
+
+def corpus_files(limit: int | None = None, only: list[str] | None = None) -> dict[str, dict[str, Path]]:
+    """Per corpus: its messages by path relative to the corpus folder (the key of the cache)."""
     from mailsec.evaluate import list_messages
 
-    groups = {
-        "phishing_pot": CORPORA / "phishing_pot",
-        "spam-1": CORPORA / "spamassassin" / "spam-1",
-        "easy-ham-1": CORPORA / "spamassassin" / "easy-ham-1",
-        "hard-ham-1": CORPORA / "spamassassin" / "hard-ham-1",
-    }
     out = {}
-    for name, folder in groups.items():
+    for name, folder in CORPUS_FOLDERS.items():
+        if only and name not in only:
+            continue
         files = list_messages(folder)
-        out[name] = files[:limit] if limit else files
+        out[name] = {p.relative_to(folder).as_posix(): p for p in (files[:limit] if limit else files)}
     return out
 
 
@@ -117,6 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--limit", type=int, default=None, help="at most N messages per group")
     ap.add_argument("--out", type=Path, default=CACHE)
+    ap.add_argument("--corpus", action="append", choices=sorted(CORPUS_FOLDERS), help="only these (repeatable)")
     args = ap.parse_args()
     if not available():
         raise SystemExit("SpamAssassin not installed (apt-get install spamassassin spamc)")
@@ -127,13 +135,13 @@ def main() -> None:
     started = time.perf_counter()
     done = 0
     with spamd() as port:
-        for group, files in corpus_files(args.limit).items():
+        for group, files in corpus_files(args.limit, args.corpus).items():
             scores = results.setdefault(group, {})
-            for path in files:
-                if path.name in scores:
+            for key, path in files.items():
+                if key in scores:
                     continue
                 s, _ = score(port, path.read_bytes())
-                scores[path.name] = [s]
+                scores[key] = [s]
                 done += 1
                 if done % 100 == 0:
                     args.out.write_text(json.dumps({"version": version(), "scores": results}))

@@ -785,10 +785,22 @@ def eval_command(
     model_path: Annotated[
         Path | None, typer.Option("--model", help="Content model file (default: the shipped one).")
     ] = None,
+    folds: Annotated[
+        int,
+        typer.Option(
+            "--folds",
+            help="Cross-validate instead: train on the folders themselves, N folds that never split a source "
+            "(manifest repository, mailing list, folder + sender domain) or a campaign; 0 scans with the model.",
+        ),
+    ] = 0,
+    by_source: Annotated[bool, typer.Option("--by-source", help="Also one row per source group.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document on standard output.")] = False,
 ) -> None:
-    """Scan labelled folders (no DNS, no database) and print dispositions per label with detection rates."""
-    from mailsec.evaluate import DISPOSITIONS, evaluate_folders, parse_specs
+    """Scan labelled folders (no DNS, no database) and print dispositions per folder with detection rates and the
+    share the default quarantine policy holds."""
+    from mailsec.evaluate import DISPOSITIONS, cross_validate_samples, load_samples, parse_specs, summarise
+    from mailsec.model import Envelope
+    from mailsec.scan import scan_message
     from mailsec.scan.content import ContentModel
 
     try:
@@ -797,18 +809,36 @@ def eval_command(
     except (ValueError, OSError) as exc:
         fail(str(exc))
         return
-    results = evaluate_folders(labelled, model=model)
-    if as_json:
-        print(json.dumps({"groups": [r.as_dict() for r in results]}, indent=2))
+    if folds == 1 or folds < 0:
+        fail("--folds needs at least 2 (or 0 to scan with the model)")
         return
-    table = Table("label", "path", "total", *DISPOSITIONS, "flagged", "rate")
-    for r in results:
-        kind = "FP " if r.label == "ham" else ""
-        table.add_row(
-            r.label, r.name, str(r.total), *(str(r.counts.get(d, 0)) for d in DISPOSITIONS), str(r.caught),
-            f"{kind}{r.rate:.1%}",
-        )  # fmt: skip
-    Console(width=200).print(table)
+    samples = load_samples(labelled)
+    if folds:
+        try:
+            dispositions = [v.disposition for v in cross_validate_samples(samples, n_folds=folds).verdicts]
+        except ValueError as exc:  # a fold left with one label, or fewer groups than folds
+            fail(f"cannot cross-validate: {exc}")
+            return
+    else:
+        dispositions = [scan_message(s.parsed, Envelope(), model=model).disposition for s in samples]
+    report = {
+        "groups": summarise(samples, dispositions, lambda s: s.corpus),
+        "folders": summarise(samples, dispositions, lambda s: s.folder),
+    }
+    if by_source:
+        report["sources"] = summarise(samples, dispositions, lambda s: s.source or "(campaigns)")
+    if as_json:
+        print(json.dumps({k: [r.as_dict() for r in v] for k, v in report.items()}, indent=2))
+        return
+    for kind, results in report.items():
+        table = Table("label", kind[:-1], "total", *DISPOSITIONS, "flagged", "rate", "held")
+        for r in results:
+            fp = "FP " if r.label == "ham" else ""
+            table.add_row(
+                r.label, r.name, str(r.total), *(str(r.counts.get(d, 0)) for d in DISPOSITIONS), str(r.caught),
+                f"{fp}{r.rate:.1%}", f"{r.held_rate:.1%}",
+            )  # fmt: skip
+        Console(width=220).print(table)
 
 
 @app.command()

@@ -8,7 +8,14 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from mailsec.cli import app
-from mailsec.evaluate import campaign_groups, list_messages, parse_specs
+from mailsec.evaluate import (
+    campaign_groups,
+    cross_validate_samples,
+    list_messages,
+    load_samples,
+    message_source,
+    parse_specs,
+)
 from mailsec.mime import parse_message
 from support import make_eml
 
@@ -88,3 +95,72 @@ def test_campaign_groups_join_one_campaign_and_keep_others_apart() -> None:
     groups = campaign_groups([parse_message(r) for r in (same_a, same_b, other, anonymised, anonymised2)])
     assert groups[0] == groups[1]
     assert len({groups[0], groups[2], groups[3], groups[4]}) == 4
+
+
+def test_sources_from_manifest_list_and_sender_domain(tmp_path: Path) -> None:
+    corpus = tmp_path / "modern"
+    (corpus / "real").mkdir(parents=True)
+    (corpus / "real" / "a.eml").write_bytes(make_eml(subject="Re: patch", body=HAM_BODY.format(n=1)))
+    (corpus / "real" / "b.eml").write_bytes(
+        make_eml(subject="Question", body=HAM_BODY.format(n=2), headers={"List-Id": "Dev <dev.lists.example>"})
+    )
+    (corpus / "manifest.jsonl").write_text(json.dumps({"file": "real/a.eml", "source_repository": "org/list-a"}) + "\n")
+    samples = load_samples([("ham", corpus)])
+    assert [s.name for s in samples] == ["modern/real/a.eml", "modern/real/b.eml"]  # the manifest is no message
+    assert [s.folder for s in samples] == ["modern/real", "modern/real"]
+    assert [s.source for s in samples] == ["modern:org/list-a", "modern:list:dev.lists.example"]
+    phish = parse_message(make_eml(sender="x@bad-domain.example", body=PHISH_BODY.format(n=1)))
+    free = parse_message(make_eml(sender="scammer@gmail.com", body=PHISH_BODY.format(n=1)))
+    removed = parse_message(make_eml(sender="[removed]", body=PHISH_BODY.format(n=1)))
+    assert message_source("phishing", "po", Path("lists/m.eml"), phish, {}) == "po/lists:bad-domain.example"
+    assert message_source("phishing", "po", Path("m.eml"), free, {}) == "po/:scammer@gmail.com"
+    assert message_source("phishing", "po", Path("m.eml"), removed, {}) == ""
+
+
+def test_one_source_is_never_in_train_and_test(tmp_path: Path) -> None:
+    subjects = ["Lunch", "Build", "Review", "Ticket", "Slides", "Budget"]
+    messages = [
+        parse_message(make_eml(subject=f"{s} {i}", body=f"{s} talk {i} " * 5, sender=f"p{i}@one.example"))
+        for i, s in enumerate(subjects)
+    ]
+    groups = campaign_groups(messages, ["phishing"] * 3 + ["ham"] * 3, ["src-a", "src-a", "", "", "src-b", "src-b"])
+    assert groups[0] == groups[1] and groups[4] == groups[5]
+    assert len({groups[0], groups[2], groups[3], groups[4]}) == 4
+
+
+def _sources(root: Path, name: str, body: str, subjects: list[str]) -> Path:
+    """One message per sender domain, each with its own subject: each its own source."""
+    folder = root / name
+    folder.mkdir()
+    for i, subject in enumerate(subjects):
+        raw = make_eml(subject=subject, sender=f"x@{name}{chr(97 + i)}.example", body=body.format(n=i))
+        (folder / f"{i:03d}.eml").write_bytes(raw)
+    return folder
+
+
+def test_eval_cross_validates_by_source_through_the_cli(tmp_path: Path) -> None:
+    phish = _sources(tmp_path, "phish", PHISH_BODY, ["Alert", "Mailbox full", "Verify now", "Locked", "Sign in", "Ups"])
+    ham = _sources(tmp_path, "ham", HAM_BODY, ["Notes", "Lunch", "Build", "Review", "Slides", "Budget"])
+    result = runner.invoke(app, ["eval", f"phishing={phish}", f"ham={ham}", "--folds", "3", "--by-source", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    groups = {g["label"]: g for g in report["groups"]}
+    assert groups["phishing"]["total"] == 6 and groups["ham"]["total"] == 6
+    assert 0.0 <= groups["phishing"]["held_rate"] <= groups["phishing"]["detection_rate"]
+    assert {f["name"] for f in report["folders"]} == {"phish", "ham"}
+    assert {s["name"] for s in report["sources"]} >= {"phish/:phisha.example", "(campaigns)"}
+    assert runner.invoke(app, ["eval", f"ham={ham}", "--folds", "1"]).exit_code != 0
+    one_class = runner.invoke(app, ["eval", f"ham={ham}", "--folds", "2"])
+    assert one_class.exit_code != 0 and "two labels" in one_class.output
+
+
+def test_cross_validation_trains_without_the_held_out_source(tmp_path: Path) -> None:
+    phish = _sources(tmp_path, "phish", PHISH_BODY, ["Alert", "Mailbox full", "Verify now", "Locked", "Sign in", "Ups"])
+    for i, subject in enumerate(["Invoice", "Parcel held", "Tax refund"]):
+        raw = make_eml(subject=subject, sender=f"n{i}@same.example", body=f"{subject}: " + PHISH_BODY.format(n=i))
+        (phish / f"same-{i}.eml").write_bytes(raw)
+    ham = _sources(tmp_path, "ham", HAM_BODY, ["Notes", "Lunch", "Build", "Review", "Slides", "Budget"])
+    samples = load_samples([("phishing", phish), ("ham", ham)])
+    cv = cross_validate_samples(samples, n_folds=3)
+    same = [i for i, s in enumerate(samples) if s.source == "phish/:same.example"]
+    assert len(same) == 3 and len({cv.folds[i] for i in same}) == 1  # one sender domain: one fold

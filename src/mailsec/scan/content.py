@@ -23,6 +23,7 @@ import numpy as np
 
 from mailsec.model import Disposition, Finding, ParsedMessage
 from mailsec.scan.features import MessageText, model_document, model_tokens
+from mailsec.scan.fraud import fraud_ingredients
 from mailsec.scan.lure import Lure, find_lure
 
 log = logging.getLogger(__name__)
@@ -176,8 +177,11 @@ def _weighted(x: Any, idf: np.ndarray) -> Any:
     return normalize(x @ sparse.diags(idf.astype(np.float32)), norm="l2", copy=False)
 
 
-def train_content_model(documents: list[str], labels: list[str], c: float = 32.0) -> ContentModel:
-    """Fit the classifier on model documents (see `features.model_document`). Deterministic for the same input."""
+def train_content_model(
+    documents: list[str], labels: list[str], c: float = 32.0, weights: Sequence[float] | None = None
+) -> ContentModel:
+    """Fit the classifier on model documents (see `features.model_document`). Deterministic for the same input.
+    `weights` (one per document) let a family of many near-copies count as less than its size."""
     from sklearn.linear_model import LogisticRegression
 
     unknown = sorted(set(labels) - set(LABELS))
@@ -191,7 +195,7 @@ def train_content_model(documents: list[str], labels: list[str], c: float = 32.0
     idf = (np.log((1.0 + counts.shape[0]) / (1.0 + df)) + 1.0).astype(np.float16).astype(np.float32)
     x = _weighted(counts, idf)
     clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", tol=1e-5)
-    clf.fit(x, labels)
+    clf.fit(x, labels, sample_weight=None if weights is None else np.asarray(weights, dtype=np.float64))
     order = [list(clf.classes_).index(label) for label in classes]
     if len(classes) == 2:
         w = clf.coef_[0].astype(np.float32)
@@ -274,6 +278,18 @@ def _class_finding(rule: _ClassRule, p: float, detail: str, lure: Lure | None = 
     )
 
 
+# An advance-fee letter asks for nothing but a reply, and the archive it comes from removed every address; its
+# story (a large sum, a dead benefactor, a transfer, secrecy, ...) is what it asks for.
+FRAUD_STORY_INGREDIENTS = 2
+
+
+def fraud_story(mt: MessageText) -> Lure | None:
+    kinds = fraud_ingredients(f"{mt.subject} {mt.body}")
+    if len(kinds) < FRAUD_STORY_INGREDIENTS:
+        return None
+    return Lure(("fraud",), f"an advance-fee story ({', '.join(sorted(kinds))})")
+
+
 def classify(mt: MessageText, model: ContentModel, lure: Lure | None = None) -> list[Finding]:
     """Findings from the classifier's probabilities: one per label that reaches its weak threshold, plus
     CONTENT_UNWANTED when the non-ham labels together are likely but none decides. Content alone can make a message
@@ -282,6 +298,12 @@ def classify(mt: MessageText, model: ContentModel, lure: Lure | None = None) -> 
         probs = model.probabilities_of_tokens(model_tokens(mt))
     else:
         probs = model.probabilities(model_document(mt))
+    if (
+        lure is not None
+        and not lure
+        and PHISHING_THRESHOLDS[0] <= probs.get("phishing", 0.0) < NO_LURE_PHISHING_THRESHOLD
+    ):
+        lure = fraud_story(mt) or lure
     detail = ", ".join(f"{k}={v:.2f}" for k, v in sorted(probs.items()))
     findings = [
         f for rule in _RULES if (f := _class_finding(rule, probs.get(rule.label, 0.0), detail, lure)) is not None

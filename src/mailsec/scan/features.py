@@ -20,7 +20,11 @@ MAX_SUBJECT_CHARS = 2000
 
 _URL_RE = re.compile(r"(?i)\b(?:https?://|www\.)\S+")
 _EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")  # anchored: linear on long runs
-_DIGITS_RE = re.compile(r"\d\d*(?:[ap]m\b)?", re.I)  # \d+, spelled so that the search skips to digits in C
+# A run of digits with its separators, an ISO "T"/"Z" or a following am/pm is one number: 2002-08-29T12:00Z,
+# 8/29/02 12:05 PM and 1.2.3 all become "0", so neither a date's value nor its era's format is a feature. Spelled
+# \d\d* so that the search skips to digits in C.
+_DIGITS_RE = re.compile(r"\d\d*(?:[-/.:,t]\d+)*(?:\s?[ap]m\b|z\b)?", re.I)
+_VERSION_RE = re.compile(r"\bv0")  # v3.14.1 is a version as 1.2.3 is: the "v" is a modern habit
 _ANON_WORDS = ("alice", "example", "yyyy", "zzzz", "taint")
 _ANON_RE = re.compile(r"\b(?:" + "|".join(_ANON_WORDS) + r")\b")
 _CALENDAR_RE = re.compile(
@@ -29,6 +33,22 @@ _CALENDAR_RE = re.compile(
     r"|sat(?:urday)?|sun(?:day)?|[ap]m|gmt|utc|[a-z]?[ecmp][sd]t)\b"
 )
 _SPACE_RE = re.compile(r"\s+")
+# Footers that list software appends (Mailman, Google Groups, Yahoo! Groups, SourceForge, ILUG): written by the list,
+# not the author, and in the corpora a marker of the list's era; phishing that reached a list carries them too.
+# (marker in the lower-cased tail, the separator that opens the footer before it, how far back that may be)
+_FOOTER_MARKERS = (
+    ("mailing list", "__________", 100),
+    ("this sf.net email is sponsored", "-----", 20),
+    ("yahoo! groups sponsor", "-----", 20),
+    ("received this message because you", "", 0),
+    ("received this email because you", "", 0),
+    ("irish linux users' group", "-- ", 4),
+)
+FOOTER_WINDOW = 3000
+_VIA_LIST_RE = re.compile(r"(?i)\s+(?:via|on behalf of)\s+\S.*$")
+# The attachment kinds the model reads: those that carry risk. Plain-text, image, calendar and message parts say
+# more about the mail client and the era (2002 ham has almost none) than about intent.
+MODEL_ATTACHMENT_KINDS = frozenset({"office", "pdf", "html", "archive", "exec"})
 # The words of the classifier's token_pattern r"(?u)\b\w\w+\b": scanning left to right, a greedy \w\w+ takes each run
 # of two or more word characters whole, from boundary to boundary, as the \b ask; starting with a character set, it
 # is searched faster.
@@ -77,16 +97,48 @@ def _attachment_kind(name: str, content_type: str) -> str:
     return {"image": "image", "text": "text", "message": "message"}.get(major, "other")
 
 
+def _strip_list_footer(body: str) -> str:
+    """The body up to the first list footer in its last FOOTER_WINDOW characters: found by its marker, cut at the
+    separator line before it (plain finds, no regex: list mail is common)."""
+    start = max(0, len(body) - FOOTER_WINDOW)
+    tail = body[start:].lower()
+    cut = len(tail)
+    for marker, separator, reach in _FOOTER_MARKERS:
+        at = tail.find(marker)
+        if at == -1 or at >= cut:
+            continue
+        if not separator:  # a sentence: "[-- ]You [have ]received this message because you ..."
+            begin = at
+            for opening in ("you have ", "you "):
+                if tail.endswith(opening, 0, begin):
+                    begin -= len(opening)
+                    break
+            cut = begin - 3 if tail.endswith("-- ", 0, begin) else begin
+            continue
+        sep = tail.rfind(separator, max(0, at - reach), at)
+        if sep != -1:
+            cut = min(cut, len(tail[:sep].rstrip(separator[0])))  # from the start of the separator's run
+    return body[: start + cut].rstrip() if cut < len(tail) else body
+
+
+def _sender_name(parsed: ParsedMessage) -> str:
+    """The From display name, without the " via <list>" that a list rewriting From for DMARC adds."""
+    name = (parsed.from_.name if parsed.from_ else "") or ""
+    if " " in name and (parsed.header("List-Id") or parsed.header("List-Post")):
+        return _VIA_LIST_RE.sub("", name)
+    return name
+
+
 def extract_text(parsed: ParsedMessage) -> MessageText:
     """The visible text of a message: the plain part when it says something, else the HTML rendered to text."""
     html_text, tags = _html_text_and_tags(parsed) if parsed.html_body else ("", ())
     plain = parsed.text_body or ""
     body = plain if len(plain.strip()) >= max(40, len(html_text) // 4) else (html_text or plain)
-    body = _SPACE_RE.sub(" ", body[: MAX_BODY_CHARS * 2]).strip()[:MAX_BODY_CHARS]
+    body = _strip_list_footer(_SPACE_RE.sub(" ", body[: MAX_BODY_CHARS * 2]).strip())[:MAX_BODY_CHARS]
     kinds = tuple(sorted({_attachment_kind(a.name or "", a.content_type or "") for a in parsed.attachments}))
     return MessageText(
         subject=(parsed.subject or "")[:MAX_SUBJECT_CHARS],
-        sender_name=((parsed.from_.name if parsed.from_ else "") or "")[:MAX_SUBJECT_CHARS],
+        sender_name=_sender_name(parsed)[:MAX_SUBJECT_CHARS],
         body=body,
         html_tags=tags,
         attachment_kinds=kinds,
@@ -155,6 +207,8 @@ def normalise(text: str) -> str:
     if "@" in text:
         text = _mask_emails(text)
     text = _DIGITS_RE.sub("0", text)
+    if "v0" in text:
+        text = _VERSION_RE.sub("0", text)
     text = _CALENDAR_RE.sub(" zzdate ", text)
     if any(word in text for word in _ANON_WORDS):
         text = _ANON_RE.sub(" ", text)
@@ -165,7 +219,7 @@ def model_document(mt: MessageText) -> str:
     """The one string the classifier reads. The subject is repeated to weigh it like a short paragraph."""
     subject = normalise(mt.subject)
     parts = [subject, subject, normalise(mt.sender_name), normalise(mt.body)]
-    parts.extend(f"zzatt{kind}" for kind in mt.attachment_kinds)
+    parts.extend(f"zzatt{kind}" for kind in mt.attachment_kinds if kind in MODEL_ATTACHMENT_KINDS)
     return " ".join(parts)
 
 
@@ -188,5 +242,5 @@ def model_tokens(mt: MessageText) -> list[str]:
         *subject,
         *normalised_words(mt.sender_name),
         *normalised_words(mt.body),
-        *(f"zzatt{kind}" for kind in mt.attachment_kinds),
+        *(f"zzatt{kind}" for kind in mt.attachment_kinds if kind in MODEL_ATTACHMENT_KINDS),
     ]
