@@ -138,6 +138,7 @@ def test_domain_edit_and_remove(run) -> None:  # type: ignore[no-untyped-def]
     assert run("domain", "list", "--account", account).stdout.strip().split("\t")[2:] == [
         "DIRECT",
         "lmtp://127.0.0.1:24",
+        "ACTIVE",
     ]
     bad = run("domain", "edit", "corp.example", "--account", account, "--next-hop", "", ok=False)
     assert says(bad.stderr, "DIRECT mode needs --next-hop")

@@ -82,7 +82,7 @@ def hgw(tmp_path_factory: pytest.TempPathFactory, hdovecot: Dovecot, sink: tuple
         ("strictpeer.example", sink_url),
         ("xn--bcher-kva.example", sink_url),
     ]:
-        gw.services.domains.add(gw.account, name, mode="DIRECT", next_hop=hop)
+        gw.services.domains.add(gw.account, name, mode="DIRECT", next_hop=hop, verified=True)
     yield gw
     gw.server.stop()
     gw.services.close()

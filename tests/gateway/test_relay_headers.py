@@ -127,8 +127,9 @@ def test_long_and_non_ascii_reasons_are_folded_encoded_and_said_once(deliver_all
     assert len(lines) > 5 and all(len(x) <= 78 for x in lines), lines
     assert value.isascii() and "=?utf-8?q?" in value
     decoded = str(make_header(decode_header(unfold(value))))
-    for reason in reasons:
-        assert decoded.count(reason) == 1, (reason, decoded)
+    said = decoded.split("; ")
+    for reason in reasons:  # said once on its own, or only inside the reasons that quote it
+        assert said.count(reason) == 1 or (reason not in said and reason in decoded), (reason, decoded)
     quoted = [r for r in reasons if any(r != o and r in o for o in reasons)]
     assert quoted, "the corroboration reason quotes its evidence"
     assert all(r not in decoded.split("; ") for r in quoted), "said once, inside the reason that quotes it"

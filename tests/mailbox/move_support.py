@@ -19,7 +19,7 @@ from support import make_eml
 
 def corp_account(services: Services, dv: Dovecot, imap_port: int | None = None, password: str = MASTER_PASSWORD) -> str:
     account = services.accounts.create_account(f"Corp {uuid.uuid4().hex[:6]}").id
-    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=dv.lmtp_url)
+    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=dv.lmtp_url, verified=True)
     add_imap(services, account, imap_port or dv.imap_port, password)
     return account
 

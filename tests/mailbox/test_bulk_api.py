@@ -29,7 +29,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, mail_dovecot: Dovecot) -> Ite
     server = make_live_server(root, f"sqlite:///{root / 'mailsec.db'}")
     services = open_services(load_settings(env={}, data_dir=root, database_url=server.database_url))
     account = services.accounts.create_account("Corp bulk").id
-    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=mail_dovecot.lmtp_url)
+    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=mail_dovecot.lmtp_url, verified=True)
     add_imap(services, account, mail_dovecot.imap_port)
     server.start()
     yield server, services, account

@@ -113,7 +113,7 @@ def test_wrong_admin_credentials(services: Services, mail_dovecot: Dovecot) -> N
 
 def test_unknown_message_and_no_integration(services: Services, mail_dovecot: Dovecot) -> None:
     account = services.accounts.create_account("No integration").id
-    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=mail_dovecot.lmtp_url)
+    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=mail_dovecot.lmtp_url, verified=True)
     [message] = deliver_many(services, account, [ANN], 1)
     [item] = move(services, account, [message.id], Destination.JUNK, "soc")
     assert item.status == "failed" and "no mailbox integration" in (item.reason or "")

@@ -39,7 +39,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, mail_dovecot: Dovecot) -> Ite
 def corp(site: tuple[LiveServer, Services], mail_dovecot: Dovecot) -> tuple[str, str]:
     _, services = site
     account = services.accounts.create_account("Corp API").id
-    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=mail_dovecot.lmtp_url)
+    services.domains.add(account, "corp.example", mode="DIRECT", next_hop=mail_dovecot.lmtp_url, verified=True)
     add_imap(services, account, mail_dovecot.imap_port)  # encrypted with the server's data directory key
     return account, services.accounts.create_token(account)
 

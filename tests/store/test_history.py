@@ -67,7 +67,7 @@ def test_relief_lowers_the_verdict_and_first_contact_raises_it() -> None:
 
 def test_pipeline_reads_and_records_history(services: Services) -> None:
     acc = services.accounts.create_account("A").id
-    services.domains.add(acc, "corp.example")
+    services.domains.add(acc, "corp.example", verified=True)
     repo = HistoryRepo(services.engine)
     for i in range(MIN_ACCOUNT_MESSAGES):
         repo.record_inbound(acc, f"d{i % 7}.example", f"n{i}@d{i % 7}.example", held=False, when_us=T0)

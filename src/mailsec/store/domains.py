@@ -386,6 +386,12 @@ class DomainRepo:
             rows = conn.execute(stmt).all()
         return tuple(AuditEntry(r.at_us, r.account_id, r.domain, r.event, r.actor, r.detail) for r in rows)
 
+    def claimed(self, name: str) -> Domain | None:
+        """The claim on exactly this name, ACTIVE or PENDING, whichever account holds it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(domains).where(domains.c.domain == name)).first()
+        return _row(row) if row is not None else None
+
     def owner_of(self, address_or_domain: str) -> Domain | None:
         """The ACTIVE protected domain a recipient belongs to: an exact domain match, else its closest parent.
         PENDING domains receive no mail."""

@@ -382,8 +382,8 @@ def batch_domains(request: Request, account_id: str, body: DomainBatch) -> Any:
             name = normalize_domain(post.domain)
         except ValueError as exc:
             raise bad_request(str(exc), pointer=f"/posts/{index}/domain") from exc
-        holder = services_of(request).domains.owner_of(name)
-        if name in names or (holder is not None and holder.domain == name and name not in freed):
+        holder = services_of(request).domains.claimed(name)
+        if name in names or (holder is not None and name not in freed):
             raise bad_request(f"domain {name} is already protected", pointer=f"/posts/{index}/domain")
         names.add(name)
     for pk in deleted:
