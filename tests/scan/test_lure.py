@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailsec.mime import parse_message
-from mailsec.scan.lure import find_lure
+from mailsec.scan.lure import Lure, find_lure
 from support import make_eml
 
 
@@ -49,3 +49,22 @@ def test_links_to_established_sites_and_trackers_are_no_lure_free_hosting_is() -
     assert lure_of(sender="noreply@vault.acme.example", html=html) == ()
     form = '<a href="https://sites.google.com/view/acme-verify">Verify</a>'
     assert lure_of(sender="noreply@vault.acme.example", html=html + form) == ("link",)
+
+
+def test_own_system_needs_message_id_and_return_path_on_the_senders_domain() -> None:
+    """Mail composed and sent by the sender's own organisation: Message-ID (and Return-Path, when present) on the
+    From address's registered domain; a webmail or ESP Message-ID under another name, a bounce address elsewhere or
+    a free mailbox is not."""
+
+    def lure(sender: str, message_id: str, return_path: str | None = None) -> Lure:
+        raw = make_eml(sender=sender).replace(b"@sender.example>", message_id.encode(), 1)
+        if return_path:
+            raw = f"Return-Path: {return_path}\r\n".encode() + raw
+        return find_lure(parse_message(raw))
+
+    assert lure("noreply@login.acme.example", "@mail.acme.example>").self_consistent
+    assert lure("noreply@acme.example", "@acme.example>", "<bounce@acme.example>").self_consistent
+    assert not lure("noreply@acme.example", "@acme.example>", "<bounce@esp-bounces.example>").self_consistent
+    assert not lure("billing@acme.example", "@mail.gmail.com>").self_consistent
+    assert not lure("someone@gmail.com", "@mail.gmail.com>").self_consistent
+    assert not lure("noreply@acme.example", "@acme.example>\r\nReply-To: x@other.example").self_consistent

@@ -35,6 +35,8 @@ class Lure:
 
     kinds: tuple[str, ...]
     evidence: str = ""
+    # no lure, and the sender's own system wrote and sent it (`own_system`): phishing text alone cannot condemn it
+    self_consistent: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.kinds)
@@ -83,6 +85,23 @@ def _brand_claim(parsed: ParsedMessage, sender_rd: str) -> str | None:
     return found.group(1) if found else None
 
 
+def _address_rd(value: str | None) -> str:
+    address = (value or "").strip().strip("<>").strip()
+    return registered_domain(address.rpartition("@")[2].rstrip(">").strip()) if "@" in address else ""
+
+
+def own_system(parsed: ParsedMessage, sender_rd: str) -> bool:
+    """Did the sender's own organisation compose and send the message? Its Message-ID and, when there is one, its
+    Return-Path are on the From address's registered domain, which is no free mailbox. A product's own
+    transactional mail (password reset, sign-in code, invitation, receipt) is made this way; phishing that links
+    only to its own site is mostly composed on a webmail or ESP account under another name. Not proof of anything on
+    its own, only that nothing in the message points away from one organisation."""
+    if not sender_rd or sender_rd in FREEMAIL or _address_rd(parsed.message_id) != sender_rd:
+        return False
+    return_path = _address_rd(parsed.header("return-path"))
+    return not return_path or return_path == sender_rd
+
+
 def find_lure(parsed: ParsedMessage) -> Lure:
     sender_rd = registered_domain(parsed.from_.domain) if parsed.from_ and parsed.from_.domain else ""
     kinds: list[str] = []
@@ -102,4 +121,6 @@ def find_lure(parsed: ParsedMessage) -> Lure:
     if sender_rd in FREEMAIL:
         kinds.append("freemail")
         evidence.append(f"a sender at the free mailbox provider {sender_rd}")
+    if not kinds:
+        return Lure((), "", self_consistent=own_system(parsed, sender_rd))
     return Lure(tuple(kinds), ", ".join(evidence))
