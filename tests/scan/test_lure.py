@@ -68,3 +68,22 @@ def test_own_system_needs_message_id_and_return_path_on_the_senders_domain() -> 
     assert not lure("billing@acme.example", "@mail.gmail.com>").self_consistent
     assert not lure("someone@gmail.com", "@mail.gmail.com>").self_consistent
     assert not lure("noreply@acme.example", "@acme.example>\r\nReply-To: x@other.example").self_consistent
+
+
+def test_the_software_makers_front_page_in_a_self_sent_message_is_no_lure() -> None:
+    """A self-hosted product's reset mail acts on the sender's own site and names its maker in the footer; the same
+    front page is a lure when the sender did not send it itself or the message acts nowhere at home, and a deep or
+    query link elsewhere always is."""
+    act = '<a href="https://login.acme.example/reset?token=abc">Reset</a>'
+    maker = '<a href="https://www.authmaker.example">Powered by AuthMaker</a>'
+
+    def kinds(html: str, message_id: str = "@mail.acme.example>") -> tuple[str, ...]:
+        raw = make_eml(sender="auth@acme.example", html=html).replace(b"@sender.example>", message_id.encode(), 1)
+        return find_lure(parse_message(raw)).kinds
+
+    assert kinds(act + maker) == ()
+    assert kinds(act + '<a href="https://help.authmaker.example/support/">Help</a>') == ()
+    assert kinds(act + maker, "@webmail.example>") == ("link",)
+    assert kinds(maker) == ("link",)
+    assert kinds(act + '<a href="https://www.authmaker.example/login?next=1">Sign in</a>') == ("link",)
+    assert kinds(act + '<a href="https://evil.example/verify/account">Verify</a>') == ("link",)

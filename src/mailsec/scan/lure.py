@@ -49,13 +49,22 @@ def _brand_names() -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(sorted(names)) + r")\b", re.IGNORECASE)
 
 
-def _offsite_link(parsed: ParsedMessage, sender_rd: str) -> str | None:
+def _is_front_page(href: str, path: str) -> bool:
+    """A site's front page or one top-level page (`https://www.maker.example`, `/support/`), with no query."""
+    return "?" not in href and "#" not in href and "/" not in path.strip("/")
+
+
+def _offsite_link(parsed: ParsedMessage, sender_rd: str, acts_at_home: bool = False) -> str | None:
     """The first link to a site the sender does not control and that is not an established one (GitHub, a carrier's
     tracking page, a newsletter's click-tracker): phishing sends the reader to a place its author controls. A page on
-    free hosting counts even under an established name (`sites.google.com`)."""
+    free hosting counts even under an established name (`sites.google.com`). When the sender's own system sent the
+    message and its links to act are on its own site (`acts_at_home`), a front page elsewhere is the maker of the
+    software named in the footer ("Powered by ..."), not a place to act."""
     for link in parsed.links[:MAX_LINKS]:
         url = parse_url(link.href)
         if url is None or not url.rd or url.rd == sender_rd:
+            continue
+        if acts_at_home and _is_front_page(url.href, url.path) and not free_hosting(url.host, url.path):
             continue
         if free_hosting(url.host, url.path) or not (is_established(url.rd) or is_click_tracker(url.host)):
             return url.rd
@@ -106,7 +115,11 @@ def find_lure(parsed: ParsedMessage) -> Lure:
     sender_rd = registered_domain(parsed.from_.domain) if parsed.from_ and parsed.from_.domain else ""
     kinds: list[str] = []
     evidence: list[str] = []
-    if site := _offsite_link(parsed, sender_rd):
+    self_consistent = own_system(parsed, sender_rd)
+    acts_at_home = self_consistent and any(
+        (url := parse_url(link.href)) is not None and url.rd == sender_rd for link in parsed.links[:MAX_LINKS]
+    )
+    if site := _offsite_link(parsed, sender_rd, acts_at_home):
         kinds.append("link")
         evidence.append(f"a link to {site}")
     if name := _risky_attachment(parsed):
@@ -122,5 +135,5 @@ def find_lure(parsed: ParsedMessage) -> Lure:
         kinds.append("freemail")
         evidence.append(f"a sender at the free mailbox provider {sender_rd}")
     if not kinds:
-        return Lure((), "", self_consistent=own_system(parsed, sender_rd))
+        return Lure((), "", self_consistent=self_consistent)
     return Lure(tuple(kinds), ", ".join(evidence))
