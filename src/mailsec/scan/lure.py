@@ -49,22 +49,28 @@ def _brand_names() -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(sorted(names)) + r")\b", re.IGNORECASE)
 
 
-def _is_front_page(href: str, path: str) -> bool:
-    """A site's front page or one top-level page (`https://www.maker.example`, `/support/`), with no query."""
-    return "?" not in href and "#" not in href and "/" not in path.strip("/")
+def _front_page_sites(parsed: ParsedMessage) -> frozenset[str]:
+    """Sites the message names by their front page (`https://www.maker.example`, no path, query or fragment)."""
+    sites = set()
+    for link in parsed.links[:MAX_LINKS]:
+        url = parse_url(link.href)
+        if url and url.rd and url.path.strip("/") == "" and not re.search(r"[?#]", url.href):
+            sites.add(url.rd)
+    return frozenset(sites)
 
 
 def _offsite_link(parsed: ParsedMessage, sender_rd: str, acts_at_home: bool = False) -> str | None:
     """The first link to a site the sender does not control and that is not an established one (GitHub, a carrier's
     tracking page, a newsletter's click-tracker): phishing sends the reader to a place its author controls. A page on
     free hosting counts even under an established name (`sites.google.com`). When the sender's own system sent the
-    message and its links to act are on its own site (`acts_at_home`), a front page elsewhere is the maker of the
-    software named in the footer ("Powered by ..."), not a place to act."""
+    message and its links to act are on its own site (`acts_at_home`), a site the message names by its front page is
+    the maker of the software credited in the footer ("Powered by ..."), not a place to act."""
+    named = _front_page_sites(parsed) if acts_at_home else frozenset()
     for link in parsed.links[:MAX_LINKS]:
         url = parse_url(link.href)
         if url is None or not url.rd or url.rd == sender_rd:
             continue
-        if acts_at_home and _is_front_page(url.href, url.path) and not free_hosting(url.host, url.path):
+        if url.rd in named and not free_hosting(url.host, url.path):
             continue
         if free_hosting(url.host, url.path) or not (is_established(url.rd) or is_click_tracker(url.host)):
             return url.rd
