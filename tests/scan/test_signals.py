@@ -187,7 +187,9 @@ def test_a_subject_addressing_the_reader_by_mailbox_with_a_lure() -> None:
     assert "SUBJECT_NAMES_RECIPIENT" in found
     at_home = '<a href="https://helpdesk.example/settings">Settings</a>'
     assert "SUBJECT_NAMES_RECIPIENT" not in names(make_eml(subject=subject, sender="it@helpdesk.example", html=at_home))
-    listed = make_eml(subject=subject, sender="it@helpdesk.example", html=lure, headers={"List-Id": "<x.lists.example>"})
+    listed = make_eml(
+        subject=subject, sender="it@helpdesk.example", html=lure, headers={"List-Id": "<x.lists.example>"}
+    )
     assert "SUBJECT_NAMES_RECIPIENT" not in names(listed)
     assert "SUBJECT_NAMES_RECIPIENT" not in names(make_eml(subject="Your mailbox quota", html=lure))
     text = Finding(name="CONTENT_PHISHING", detection=Disposition.MALICIOUS, score=5.8, reason="Reads like phishing.",
