@@ -70,6 +70,19 @@ def test_own_system_needs_message_id_and_return_path_on_the_senders_domain() -> 
     assert not lure("noreply@acme.example", "@acme.example>\r\nReply-To: x@other.example").self_consistent
 
 
+def test_a_self_sent_message_handing_over_a_file_or_a_free_mailbox_is_not_self_consistent() -> None:
+    """The compromised mailbox's phish comes from its own system too; it hands over a statement or a gmail address."""
+
+    def own(**kw: object) -> bool:
+        raw = make_eml(sender="clerk@town.example", **kw).replace(b"@sender.example>", b"@town.example>", 1)  # type: ignore[arg-type]
+        return find_lure(parse_message(raw)).self_consistent
+
+    assert own(body="Your code is 123456.")
+    assert own(html='<a href="mailto:help@town.example">Help</a>')
+    assert not own(attachments=[("statement.pdf", "application/pdf", b"%PDF-1.4\n%%EOF\n")])
+    assert not own(html='<a href="mailto:town.clerk.office@gmail.com">Write to us</a>')
+
+
 def test_the_software_makers_front_page_in_a_self_sent_message_is_no_lure() -> None:
     """A self-hosted product's reset mail acts on the sender's own site and names its maker in the footer; the same
     front page is a lure when the sender did not send it itself or the message acts nowhere at home, and a page of a

@@ -110,11 +110,20 @@ def own_system(parsed: ParsedMessage, sender_rd: str) -> bool:
     Return-Path are on the From address's registered domain, which is no free mailbox. A product's own
     transactional mail (password reset, sign-in code, invitation, receipt) is made this way; phishing that links
     only to its own site is mostly composed on a webmail or ESP account under another name. Not proof of anything on
-    its own, only that nothing in the message points away from one organisation."""
+    its own, only that nothing in the message points away from one organisation. A message that hands over a file
+    or gives a free mailbox to write to (the compromised mailbox's phish: "see the attached statement") is not
+    counted: it asks for something the sender's site does not hold."""
     if not sender_rd or sender_rd in FREEMAIL or _address_rd(parsed.message_id) != sender_rd:
         return False
     return_path = _address_rd(parsed.header("return-path"))
-    return not return_path or return_path == sender_rd
+    if return_path and return_path != sender_rd:
+        return False
+    if any(a.disposition == "attachment" for a in parsed.attachments):
+        return False
+    for link in parsed.links[:MAX_LINKS]:
+        if link.href[:7].lower() == "mailto:" and _address_rd(link.href[7:].partition("?")[0]) in FREEMAIL:
+            return False
+    return True
 
 
 def find_lure(parsed: ParsedMessage) -> Lure:
