@@ -100,5 +100,9 @@ def test_the_software_makers_front_page_in_a_self_sent_message_is_no_lure() -> N
     assert kinds(act + help_page) == ("link",)
     assert kinds(act + maker, "@webmail.example>") == ("link",)
     assert kinds(maker) == ("link",)
+    credit = '<a href="https://www.authmaker.example">AuthMaker</a>'
+    assert kinds(credit) == ()  # a credit by name, even without a link to act at home
+    assert kinds(credit, "@webmail.example>") == ("link",)
+    assert kinds('<a href="https://www.authmaker.example">Claim now</a>') == ("link",)
     assert kinds(act + '<a href="https://www.authmaker.example/login?next=1">Sign in</a>') == ("link",)
     assert kinds(act + '<a href="https://evil.example/verify/account">Verify</a>') == ("link",)

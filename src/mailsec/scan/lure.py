@@ -49,23 +49,27 @@ def _brand_names() -> re.Pattern[str]:
     return re.compile(r"\b(" + "|".join(sorted(names)) + r")\b", re.IGNORECASE)
 
 
-def _front_page_sites(parsed: ParsedMessage) -> frozenset[str]:
-    """Sites the message names by their front page (`https://www.maker.example`, no path, query or fragment)."""
+def _credited_sites(parsed: ParsedMessage, acts_at_home: bool) -> frozenset[str]:
+    """Sites the message names by their front page (`https://www.maker.example`, no path, query or fragment): all of
+    them when the message acts on its sender's own site, else those whose link text is the site's own name
+    (`<a href="https://www.authelia.com">Authelia</a>`): a credit, not a call to act."""
     sites = set()
     for link in parsed.links[:MAX_LINKS]:
         url = parse_url(link.href)
-        if url and url.rd and url.path.strip("/") == "" and not re.search(r"[?#]", url.href):
+        if not url or not url.rd or url.path.strip("/") or re.search(r"[?#]", url.href):
+            continue
+        if acts_at_home or re.sub(r"\W", "", link.text).lower() == url.rd.split(".")[0]:
             sites.add(url.rd)
     return frozenset(sites)
 
 
-def _offsite_link(parsed: ParsedMessage, sender_rd: str, acts_at_home: bool = False) -> str | None:
+def _offsite_link(parsed: ParsedMessage, sender_rd: str, own: bool = False, acts_at_home: bool = False) -> str | None:
     """The first link to a site the sender does not control and that is not an established one (GitHub, a carrier's
     tracking page, a newsletter's click-tracker): phishing sends the reader to a place its author controls. A page on
     free hosting counts even under an established name (`sites.google.com`). When the sender's own system sent the
-    message and its links to act are on its own site (`acts_at_home`), a site the message names by its front page is
-    the maker of the software credited in the footer ("Powered by ..."), not a place to act."""
-    named = _front_page_sites(parsed) if acts_at_home else frozenset()
+    message (`own`), a site it credits (`_credited_sites`) is the maker of the software named in the footer
+    ("Powered by ..."), not a place to act."""
+    named = _credited_sites(parsed, acts_at_home) if own else frozenset()
     for link in parsed.links[:MAX_LINKS]:
         url = parse_url(link.href)
         if url is None or not url.rd or url.rd == sender_rd:
@@ -134,7 +138,7 @@ def find_lure(parsed: ParsedMessage) -> Lure:
     acts_at_home = self_consistent and any(
         (url := parse_url(link.href)) is not None and url.rd == sender_rd for link in parsed.links[:MAX_LINKS]
     )
-    if site := _offsite_link(parsed, sender_rd, acts_at_home):
+    if site := _offsite_link(parsed, sender_rd, self_consistent, acts_at_home):
         kinds.append("link")
         evidence.append(f"a link to {site}")
     if name := _risky_attachment(parsed):
