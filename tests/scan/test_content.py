@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from test_fraud import LETTER as FRAUD_LETTER
 
 from mailsec.mime import parse_message
 from mailsec.model import Disposition, Envelope, Finding
@@ -22,7 +23,6 @@ from mailsec.scan.content import (
 from mailsec.scan.features import extract_text, model_document
 from mailsec.scan.lure import Lure
 from support import make_eml
-from test_fraud import LETTER as FRAUD_LETTER
 
 PHISH = make_eml(
     subject="Action required: your account has been suspended",
