@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from test_fraud import LETTER as FRAUD_LETTER
 
 from mailsec.mime import parse_message
 from mailsec.model import Disposition, Envelope, Finding
@@ -176,6 +177,19 @@ def test_phishing_text_that_asks_for_nothing_outside_needs_to_be_sure() -> None:
     sure = _Fixed(ham=0.02, spam=0.03, phishing=0.95)
     assert classify(mt, sure, Lure(()))[0].score >= 5.0  # type: ignore[arg-type]
     assert PHISHING_THRESHOLDS[0] < NO_LURE_PHISHING_THRESHOLD
+
+
+def test_phishing_text_alone_never_condemns_mail_its_senders_own_system_sent() -> None:
+    """No lure and Message-ID/Return-Path on the From domain (a product's password reset or sign-in code): however
+    sure the classifier, its text only adds weak evidence; an advance-fee story still counts as the lure."""
+    mt = extract_text(parse_message(HAM))
+    sure = _Fixed(ham=0.02, spam=0.03, phishing=0.95)
+    own = {f.name: f for f in classify(mt, sure, Lure((), self_consistent=True))}  # type: ignore[arg-type]
+    assert set(own) == {"CONTENT_PHISHING"} and own["CONTENT_PHISHING"].score < 5.0
+    assert "whose own system wrote and sent it" in own["CONTENT_PHISHING"].reason
+    letter = extract_text(parse_message(make_eml(body=FRAUD_LETTER)))
+    story = classify(letter, sure, Lure((), self_consistent=True))  # type: ignore[arg-type]
+    assert story[0].score >= 5.0 and "advance-fee story" in story[0].reason
 
 
 def test_bulk_headers() -> None:

@@ -30,11 +30,15 @@ SPAM_BODY = "Cheap meds, lose weight fast, work from home and earn money! Limite
 NEWSLETTER = {"List-Unsubscribe": "<https://esp.example/u>", "X-Mailgun-Sid": "x", "Precedence": "bulk"}
 
 
-def _folder(root: Path, name: str, body: str, subject: str, n: int = 3, headers: dict[str, str] | None = None) -> Path:
+def _folder(
+    root: Path, name: str, body: str, subject: str, n: int = 3, headers: dict[str, str] | None = None, sender: str = ""
+) -> Path:
     folder = root / name
     folder.mkdir()
     for i in range(n):
-        raw = make_eml(subject=f"{subject} {i}", body=body.format(n=i), headers=headers)
+        raw = make_eml(
+            subject=f"{subject} {i}", body=body.format(n=i), headers=headers, **({"sender": sender} if sender else {})
+        )
         (folder / f"{i:03d}.eml").write_bytes(raw)
     (folder / "LICENSE").write_text("not a message")
     return folder
@@ -67,7 +71,9 @@ def test_eval_table_and_bad_arguments(tmp_path: Path) -> None:
 
 
 def test_train_then_eval_with_the_trained_model(tmp_path: Path) -> None:
-    phish = _folder(tmp_path, "phish", PHISH_BODY, "Security alert", n=4)
+    # composed elsewhere than its From domain (make_eml's Message-ID is @sender.example): mail its sender's own
+    # system sent is never condemned for its words alone (scan/lure.py)
+    phish = _folder(tmp_path, "phish", PHISH_BODY, "Security alert", n=4, sender="it@mail-verify.example")
     spam = _folder(tmp_path, "spam", SPAM_BODY, "Deal", n=4)
     ham = _folder(tmp_path, "ham", HAM_BODY, "Release notes", n=4)
     out = tmp_path / "m.npz"

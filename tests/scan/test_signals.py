@@ -176,3 +176,24 @@ def test_a_sender_no_organisation_mails_from_sending_the_reader_elsewhere_is_mal
     # Firebase's own password-reset mail links to the project's own pages: nothing certain
     own = '<a href="https://yander6-86008.firebaseapp.com/__/auth/action?mode=resetPassword">Reset</a>'
     assert verdict(make_eml(sender="noreply@yander6-86008.firebaseapp.com", html=own)) is not D.MALICIOUS
+
+
+def test_a_subject_addressing_the_reader_by_mailbox_with_a_lure() -> None:
+    """`bob@corp.example, your mailbox is full` with a link elsewhere is a deception that corroborates phishing text;
+    the same subject from a service that asks for nothing elsewhere, or on a list, is not."""
+    subject = "bob@corp.example, your mailbox quota is exceeded"
+    lure = '<a href="https://quota-fix.example/bob">Keep my mail</a>'
+    found = names(make_eml(subject=subject, sender="it@helpdesk.example", html=lure))
+    assert "SUBJECT_NAMES_RECIPIENT" in found
+    at_home = '<a href="https://helpdesk.example/settings">Settings</a>'
+    assert "SUBJECT_NAMES_RECIPIENT" not in names(make_eml(subject=subject, sender="it@helpdesk.example", html=at_home))
+    listed = make_eml(
+        subject=subject, sender="it@helpdesk.example", html=lure, headers={"List-Id": "<x.lists.example>"}
+    )
+    assert "SUBJECT_NAMES_RECIPIENT" not in names(listed)
+    assert "SUBJECT_NAMES_RECIPIENT" not in names(make_eml(subject="Your mailbox quota", html=lure))
+    text = Finding(name="CONTENT_PHISHING", detection=Disposition.MALICIOUS, score=5.8, reason="Reads like phishing.",
+                   value="0.700", category="Phishing")  # fmt: skip
+    mark = scan_message(parse_message(make_eml(subject=subject, sender="it@helpdesk.example", html=lure)), Envelope())
+    corroborated = combine([text, *(x for x in mark.findings if x.name == "SUBJECT_NAMES_RECIPIENT")])
+    assert corroborated.disposition is Disposition.MALICIOUS

@@ -182,7 +182,8 @@ def test_sure_phishing_text_plus_an_independent_deception_is_malicious() -> None
     assert "90%" in added[0].reason and "evil.example" in added[0].reason
     assert "Phishing" in both.threat_categories
     # an unsure classifier, a shortener (ordinary in newsletters) or a second combine do not add it
-    assert combine([_phish_text(0.6), mismatch]).disposition is D.SUSPICIOUS
+    assert combine([_phish_text(0.55), mismatch]).disposition is D.SUSPICIOUS
+    assert combine([_phish_text(0.62), mismatch]).disposition is D.MALICIOUS
     shortener = f("LINK_SHORTENER", D.SUSPICIOUS, 1.0, "Link")
     assert combine([_phish_text(0.95), shortener]).disposition is D.SUSPICIOUS
     again = combine(list(both.findings))

@@ -11,6 +11,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -260,7 +261,10 @@ def _class_finding(rule: _ClassRule, p: float, detail: str, lure: Lure | None = 
         return None
     why = ""
     if rule.label == "phishing" and lure is not None:
-        if not lure:
+        if not lure and lure.self_consistent:
+            strong = math.inf
+            why = "; it asks for nothing outside the sender's own domain, whose own system wrote and sent it"
+        elif not lure:
             strong = max(strong, NO_LURE_PHISHING_THRESHOLD)
             why = "; it asks for nothing outside the sender's own domain"
         else:
@@ -301,7 +305,8 @@ def classify(mt: MessageText, model: ContentModel, lure: Lure | None = None) -> 
     if (
         lure is not None
         and not lure
-        and PHISHING_THRESHOLDS[0] <= probs.get("phishing", 0.0) < NO_LURE_PHISHING_THRESHOLD
+        and PHISHING_THRESHOLDS[0] <= probs.get("phishing", 0.0)
+        and (lure.self_consistent or probs.get("phishing", 0.0) < NO_LURE_PHISHING_THRESHOLD)
     ):
         lure = fraud_story(mt) or lure
     detail = ", ".join(f"{k}={v:.2f}" for k, v in sorted(probs.items()))

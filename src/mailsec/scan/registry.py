@@ -160,6 +160,11 @@ _SPECS: tuple[FindingSpec, ...] = (
     FindingSpec("BRAND_SENDER_FOREIGN_LINKS", "structure", D.SUSPICIOUS, 2.0, "BrandImpersonation",
                 "the From domain is a well-known brand's, unauthenticated, and every link goes to an unrelated, "
                 "unestablished site", deception=True),
+    FindingSpec("SUBJECT_NAMES_RECIPIENT", "structure", D.SUSPICIOUS, 1.0, "Phishing",
+                "the subject addresses the reader by their mailbox address (`alice@corp.example, your mailbox is "
+                "full`), as mail sent to a harvested address does, and the message asks the reader to act elsewhere "
+                "(a lure: a link to an unestablished site, a risky attachment, a diverted reply, a brand claim); list "
+                "mail excepted", deception=True),
     FindingSpec("REPLY_TO_DIVERTED", "impersonation", D.SUSPICIOUS, 1.0, "BEC",
                 "Reply-To's registered domain differs from From's (not a recipient's domain, not list mail)",
                 deception=True, varies="2 to a free mailbox; MALICIOUS-BEC 4 when the sender poses as someone trusted"),

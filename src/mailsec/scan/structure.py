@@ -11,7 +11,9 @@ content classifier does not.
 - a well-known brand claimed by a sender that is not the brand, sending the reader to a site that is neither the
   brand's nor an established one (or handing over a risky attachment, or diverting replies to a free mailbox).
 
-Each gives PHISHING_STRUCTURE (MALICIOUS, score 8, category Phishing), once, its reason naming both halves."""
+Each gives PHISHING_STRUCTURE (MALICIOUS, score 8, category Phishing), once, its reason naming both halves.
+Two doubtful halves are findings of their own, deceptions that corroborate phishing text (verdict.py):
+BRAND_SENDER_FOREIGN_LINKS and SUBJECT_NAMES_RECIPIENT."""
 
 from __future__ import annotations
 
@@ -97,13 +99,34 @@ def _brand_sender_foreign_links(parsed: ParsedMessage, identity: SenderIdentity)
     ]
 
 
+def _subject_names_recipient(parsed: ParsedMessage, lure: Lure) -> list[Finding]:
+    """The subject addresses the reader by mailbox (`alice@corp.example, ...`): the sender knows nothing of the
+    reader but the address it bought or harvested, yet writes as if to them. Only with a lure, so that a service
+    confirming the address a user just signed up with, on its own site, is not counted."""
+    if not lure or parsed.header("list-id") or parsed.header("list-post"):
+        return []
+    subject = parsed.subject[:1000].lower()
+    for address in [*parsed.to, *parsed.cc][:20]:
+        email = (address.email or "").lower()
+        if "@" in email and email in subject:
+            return [
+                spec("SUBJECT_NAMES_RECIPIENT").make(
+                    f"The subject addresses the reader by their mailbox address ({email}) and the message points to "
+                    f"{lure.evidence}",
+                    field="subject",
+                    value=email,
+                )
+            ]
+    return []
+
+
 def analyze_structure(
     parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure
 ) -> list[Finding]:
     """PHISHING_STRUCTURE when phishing is certain from structure alone (see the module doc), else nothing; and
     BRAND_SENDER_FOREIGN_LINKS, the doubtful half of it."""
     forged = _brand_sender_foreign_links(parsed, identity)
-    return forged + _certain(parsed, identity, [*findings, *forged], lure)
+    return forged + _subject_names_recipient(parsed, lure) + _certain(parsed, identity, [*findings, *forged], lure)
 
 
 def _certain(parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure) -> list[Finding]:
