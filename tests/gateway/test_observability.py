@@ -144,7 +144,8 @@ def test_sessions_deliveries_and_api_calls_are_logged_and_counted(
 
 def test_queue_depth_shows_deferred_mail(observed: tuple[Gateway, int], dovecot: Dovecot) -> None:
     gw, port = observed
-    gw.services.domains.add(gw.account, "nowhere.example", mode="DIRECT", next_hop=f"lmtp://127.0.0.1:{free_port()}", verified=True)
+    hop = f"lmtp://127.0.0.1:{free_port()}"
+    gw.services.domains.add(gw.account, "nowhere.example", mode="DIRECT", next_hop=hop, verified=True)
     with smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=30) as client:
         client.sendmail("alice@sender.example", ["x@nowhere.example"], make_eml(subject="stuck"))
     deadline = time.monotonic() + 30
