@@ -506,7 +506,7 @@ def domain_remove(
     """Stop protecting a domain: its mail is refused from now on (stored messages stay)."""
     services = account_services(data, config, account)
     found = find_domain(services, account, domain)
-    if not services.domains.delete(account.lower(), found.id):
+    if not services.domains.delete(account.lower(), found.id, actor="cli"):
         fail(f"domain {found.domain} was already removed")
     err.print(f"removed {found.domain} (id {found.id})")
 
@@ -543,7 +543,12 @@ def domain_edit(
     settings = dict(found.settings)
     if settings.get("allowed_delivery_modes") and new_mode not in settings["allowed_delivery_modes"]:
         settings["allowed_delivery_modes"] = [new_mode, *settings["allowed_delivery_modes"]]
-    updated = services.domains.update(account.lower(), found.id, mode=new_mode, next_hop=new_hop, settings=settings)
+    try:
+        updated = services.domains.update(
+            account.lower(), found.id, actor="cli", mode=new_mode, next_hop=new_hop, settings=settings
+        )
+    except ValueError as exc:
+        fail(str(exc))
     if updated is None:
         fail(f"domain {found.domain} was removed meanwhile")
     err.print(f"{updated.domain}: {updated.mode}" + (f" -> {updated.next_hop}" if updated.next_hop else ""))
