@@ -54,3 +54,13 @@ def deliver_many(
         assert message is not None and message.delivery_status == expect, message and message.row
         out.append(message)
     return out
+
+
+def folders_holding(dv: Dovecot, user: str, message_id: str) -> list[str]:
+    """The folders holding the message, as the user's own login sees them."""
+    with dv.imap(user) as c:
+        out = []
+        for _, _, name in c.list_folders():
+            c.select_folder(name, readonly=True)
+            out += [name] * len(c.search(["HEADER", "Message-ID", message_id]))
+        return sorted(out)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from gw_support import MASTER_PASSWORD, MASTER_USER, Dovecot, make_dovecot
+from move_support import folders_holding
 
 from mailsec.gateway.deliver import deliver, parse_next_hop
 from mailsec.mailbox.base import MailboxAuthError, MailboxError
@@ -44,16 +45,6 @@ def _deliver(dv: Dovecot, recipients: list[str]) -> tuple[str, str]:
     return message_id, delivery_id
 
 
-def _where(dv: Dovecot, user: str, message_id: str) -> list[str]:
-    """The folders holding the message, as the user's own login sees them."""
-    with dv.imap(user) as c:
-        out = []
-        for _, _, name in c.list_folders():
-            c.select_folder(name, readonly=True)
-            out += [name] * len(c.search(["HEADER", "Message-ID", message_id]))
-        return sorted(out)
-
-
 def test_every_destination_and_back(mail_dovecot: Dovecot) -> None:
     message_id, delivery_id = _deliver(mail_dovecot, [ANN])
     backend = _backend(mail_dovecot)
@@ -69,7 +60,7 @@ def test_every_destination_and_back(mail_dovecot: Dovecot) -> None:
             [ref] = backend.locate(ANN, message_id, delivery_id)
             moved = backend.move(ref, dest)
             assert moved is not None and moved.folder == folder
-            assert _where(mail_dovecot, ANN, message_id) == [folder]
+            assert folders_holding(mail_dovecot, ANN, message_id) == [folder]
             [again] = backend.locate(ANN, message_id)
             assert (again.folder, again.destination) == (folder, dest)
             assert backend.move(again, dest) == again  # already there: nothing happens
@@ -88,10 +79,12 @@ def test_purge_then_restore_from_the_stored_copy(mail_dovecot: Dovecot) -> None:
         backend.move(ref, Destination.JUNK)
         [ref] = backend.locate(ANN, message_id)
         assert backend.move(ref, Destination.RECOVERABLE_PURGES) is None
-        assert backend.locate(ANN, message_id, delivery_id) == [] and _where(mail_dovecot, ANN, message_id) == []
+        assert (
+            backend.locate(ANN, message_id, delivery_id) == [] and folders_holding(mail_dovecot, ANN, message_id) == []
+        )
         stored = _eml("restored", message_id, delivery_id)
         backend.append(ANN, stored, Destination.INBOX)
-        assert _where(mail_dovecot, ANN, message_id) == ["INBOX"]
+        assert folders_holding(mail_dovecot, ANN, message_id) == ["INBOX"]
         assert [r.folder for r in backend.locate(ANN, "", delivery_id)] == ["INBOX"]  # by delivery id alone
     finally:
         backend.close()
@@ -103,14 +96,14 @@ def test_two_recipients_are_two_mailboxes_and_sessions_are_pooled(mail_dovecot: 
     try:
         [a], [b] = backend.locate(ANN, message_id), backend.locate(BOB, message_id)
         backend.move(a, Destination.JUNK)
-        assert _where(mail_dovecot, ANN, message_id) == ["Junk"]
-        assert _where(mail_dovecot, BOB, message_id) == ["INBOX"]  # the other mailbox is untouched
+        assert folders_holding(mail_dovecot, ANN, message_id) == ["Junk"]
+        assert folders_holding(mail_dovecot, BOB, message_id) == ["INBOX"]  # the other mailbox is untouched
         with backend.session(BOB) as first:
             pass
         with backend.session(BOB) as second:
             assert second is first  # one login per mailbox, reused
         backend.move(b, Destination.DELETED)
-        assert _where(mail_dovecot, BOB, message_id) == ["Trash"]
+        assert folders_holding(mail_dovecot, BOB, message_id) == ["Trash"]
     finally:
         backend.close()
 
@@ -140,7 +133,7 @@ def test_copy_and_expunge_where_move_is_not_offered(dovecot_without_move: Doveco
             assert not s.can_move and s.uidplus
         [ref] = backend.locate(ANN, message_id)
         backend.move(ref, Destination.JUNK)
-        assert _where(dovecot_without_move, ANN, message_id) == ["Junk"]  # one copy, the original expunged
+        assert folders_holding(dovecot_without_move, ANN, message_id) == ["Junk"]  # one copy, the original expunged
     finally:
         backend.close()
 

@@ -4,7 +4,7 @@ two recipients, already moved, deleted by the user, server down then retried, wr
 from __future__ import annotations
 
 from gw_support import Dovecot
-from move_support import add_imap, corp_account, deliver_many
+from move_support import add_imap, corp_account, deliver_many, folders_holding
 
 from mailsec.actions.move import move, move_message
 from mailsec.model import Destination
@@ -15,15 +15,6 @@ from support import free_port
 ANN, BOB = "ann@corp.example", "bob@corp.example"
 
 
-def _folders(dv: Dovecot, user: str, message_id: str) -> list[str]:
-    with dv.imap(user) as c:
-        out = []
-        for _, _, name in c.list_folders():
-            c.select_folder(name, readonly=True)
-            out += [name] * len(c.search(["HEADER", "Message-ID", message_id]))
-        return sorted(out)
-
-
 def _state(services: Services, pk: int) -> list[tuple[str, str, str | None]]:
     return [(r["address"], r["status"], r["folder"]) for r in services.messages.recipient_states(pk)]
 
@@ -32,7 +23,7 @@ def test_every_destination_restore_and_idempotence(services: Services, mail_dove
     account = corp_account(services, mail_dovecot)
     [message] = deliver_many(services, account, [ANN], 1)
     mid = str(message.row["message_id"])
-    assert _folders(mail_dovecot, ANN, mid) == ["INBOX"]
+    assert folders_holding(mail_dovecot, ANN, mid) == ["INBOX"]
     for dest, folder in [
         (Destination.JUNK, "Junk"),
         (Destination.DELETED, "Trash"),
@@ -43,11 +34,11 @@ def test_every_destination_restore_and_idempotence(services: Services, mail_dove
     ]:
         [item] = move(services, account, [message.id], dest, "soc@corp.example")
         assert (item.success, item.status, item.recipient, item.item_count) == (True, "moved", ANN, 1), item
-        assert _folders(mail_dovecot, ANN, mid) == ([folder] if folder else [])
+        assert folders_holding(mail_dovecot, ANN, mid) == ([folder] if folder else [])
         assert _state(services, message.pk) == [(ANN, "moved", dest.value)]
         [again] = move(services, account, [message.postfix_id], dest, "soc@corp.example")  # idempotent
         assert (again.success, again.status, again.item_count) == (True, "already_in_destination", 0)
-        assert _folders(mail_dovecot, ANN, mid) == ([folder] if folder else [])
+        assert folders_holding(mail_dovecot, ANN, mid) == ([folder] if folder else [])
     stored = services.messages.get(account, message.id)
     assert stored is not None and stored.row["delivery_status"] == "moved"
     log = services.messages.actions([message.pk])[message.pk]
@@ -65,7 +56,7 @@ def test_two_recipients_each_their_own_result(services: Services, mail_dovecot: 
     mid = str(message.row["message_id"])
     items = move_message(services, message, Destination.JUNK, "soc")
     assert sorted((i.recipient, i.status) for i in items) == [(ANN, "moved"), (BOB, "moved")]
-    assert _folders(mail_dovecot, ANN, mid) == ["Junk"] and _folders(mail_dovecot, BOB, mid) == ["Junk"]
+    assert folders_holding(mail_dovecot, ANN, mid) == ["Junk"] and folders_holding(mail_dovecot, BOB, mid) == ["Junk"]
 
 
 def test_deleted_by_the_user_is_not_found(services: Services, mail_dovecot: Dovecot) -> None:
@@ -100,7 +91,7 @@ def test_server_down_is_move_failed_then_retried(services: Services, mail_doveco
     add_imap(services, account, mail_dovecot.imap_port)
     [retried] = move_message(services, message, Destination.JUNK, "soc")
     assert (retried.success, retried.status) == (True, "moved")
-    assert _folders(mail_dovecot, ANN, str(message.row["message_id"])) == ["Junk"]
+    assert folders_holding(mail_dovecot, ANN, str(message.row["message_id"])) == ["Junk"]
 
 
 def test_wrong_admin_credentials(services: Services, mail_dovecot: Dovecot) -> None:
@@ -108,7 +99,7 @@ def test_wrong_admin_credentials(services: Services, mail_dovecot: Dovecot) -> N
     [message] = deliver_many(services, account, [ANN], 1)
     [item] = move_message(services, message, Destination.JUNK, "soc")
     assert item.status == "failed" and "credentials refused" in (item.reason or "")
-    assert _folders(mail_dovecot, ANN, str(message.row["message_id"])) == ["INBOX"]
+    assert folders_holding(mail_dovecot, ANN, str(message.row["message_id"])) == ["INBOX"]
 
 
 def test_unknown_message_and_no_integration(services: Services, mail_dovecot: Dovecot) -> None:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from cloudflare import Cloudflare
 from gw_support import Dovecot
-from move_support import add_imap, deliver_many
+from move_support import add_imap, deliver_many, folders_holding
 
 from mailsec.config import load_settings
 from mailsec.services import Services, open_services
@@ -44,15 +44,6 @@ def corp(site: tuple[LiveServer, Services], mail_dovecot: Dovecot) -> tuple[str,
     return account, services.accounts.create_token(account)
 
 
-def _folders(dv: Dovecot, user: str, message_id: str) -> list[str]:
-    with dv.imap(user) as c:
-        out = []
-        for _, _, name in c.list_folders():
-            c.select_folder(name, readonly=True)
-            out += [name] * len(c.search(["HEADER", "Message-ID", message_id]))
-        return sorted(out)
-
-
 def test_sdk59_strict_move_and_bulk_move(
     site: tuple[LiveServer, Services], corp: tuple[str, str], mail_dovecot: Dovecot
 ) -> None:
@@ -66,7 +57,7 @@ def test_sdk59_strict_move_and_bulk_move(
         (BOB, True, "moved", 1, "JunkEmail"),
     ]
     assert all(i.completed_at is not None and i.message_id == one.id for i in items)
-    assert _folders(mail_dovecot, ANN, str(one.row["message_id"])) == ["Junk"]
+    assert folders_holding(mail_dovecot, ANN, str(one.row["message_id"])) == ["Junk"]
     bulk = list(
         cf.email_security.investigate.move.bulk(
             account_id=account, destination="DeletedItems", ids=[one.id, two.id, three.postfix_id]
@@ -74,7 +65,7 @@ def test_sdk59_strict_move_and_bulk_move(
     )
     assert len(bulk) == 6 and all(i.success and i.status == "moved" for i in bulk)
     for m in (one, two, three):
-        assert _folders(mail_dovecot, BOB, str(m.row["message_id"])) == ["Trash"]
+        assert folders_holding(mail_dovecot, BOB, str(m.row["message_id"])) == ["Trash"]
     again = list(cf.email_security.investigate.move.bulk(account_id=account, destination="DeletedItems", ids=[two.id]))
     assert {i.status for i in again} == {"already_in_destination"} and all(i.success for i in again)
     # (searched over plain HTTP: the list's delivery_status becomes an array for SDK 5.9 in another change)
@@ -110,7 +101,7 @@ def test_sdk43_strict_move_and_bulk_move(
     assert out["version"].startswith("4.3")
     assert [(i["recipient"], i["status"], i["operation"]) for i in out["one"]] == [(CAT, "moved", "MOVE")]
     assert sorted(i["status"] for i in out["many"]) == ["already_in_destination", "moved"]
-    assert _folders(mail_dovecot, CAT, str(two.row["message_id"])) == ["Junk"]
+    assert folders_holding(mail_dovecot, CAT, str(two.row["message_id"])) == ["Junk"]
 
 
 def test_bad_requests_and_scopes(site: tuple[LiveServer, Services], corp: tuple[str, str]) -> None:
