@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "gateway")]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "gateway"), str(ROOT / "bench")]
 
+import docsection  # noqa: E402
 from gw_support import MASTER_PASSWORD, MASTER_USER, Dovecot, make_dovecot  # noqa: E402
 
 from mailsec.actions.move import move  # noqa: E402
@@ -37,7 +38,6 @@ from mailsec.services import open_services  # noqa: E402
 from mailsec.store.integrations import IntegrationRepo  # noqa: E402
 from support import make_eml  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
 CHUNK = 1000
 
 
@@ -120,21 +120,10 @@ def main(n: int, mailboxes: int) -> str:
     )
 
 
-def write_section(body: str) -> None:
-    start, end = "<!-- bench:move -->", "<!-- /bench:move -->"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{start}\n## Bulk move in mailboxes (`bench/move.py`)\n\n{body}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
-
-
 if __name__ == "__main__":
     if shutil.which("doveadm") is None:
         sys.exit("doveadm is not installed (Debian dovecot-core)")
     body = main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000, int(sys.argv[2]) if len(sys.argv) > 2 else 100)
     print(body)
     if os.environ.get("BENCH_NO_DOC") != "1":
-        write_section(body)
+        docsection.write_section("move", "Bulk move in mailboxes (`bench/move.py`)", body)

@@ -28,13 +28,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "gateway"), str(ROOT / "bench")]
 
+import docsection  # noqa: E402
 from gw_support import Dovecot, start_gateway  # noqa: E402
 from postfix_private import PrivatePostfix, available  # noqa: E402
 
 from mailsec.store.queue import QueueRepo  # noqa: E402
 from support import CORPORA, free_port  # noqa: E402
 
-DOC = ROOT / "docs" / "benchmarks.md"
 # 3 measured best on 2 cores (1: 42/s, 3: 72/s, 4: 60/s end to end, 500 messages), which is also what `serve`
 # picks there by default (cores + 1); BENCH_QUEUE_WORKERS overrides
 WORKERS = int(os.environ.get("BENCH_QUEUE_WORKERS", "3"))
@@ -348,18 +348,7 @@ def main() -> None:
     ]
     print("\n".join(lines))
     if os.environ.get("BENCH_NO_DOC") != "1":  # partial or trial runs leave docs/benchmarks.md alone
-        write_section("\n".join(lines))
-
-
-def write_section(body: str) -> None:
-    start, end = "<!-- bench:smtp -->", "<!-- /bench:smtp -->"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    section = f"{start}\n## SMTP gateway (`bench/smtp.py`)\n\n{body}\n{end}"
-    if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+        docsection.write_section("smtp", "SMTP gateway (`bench/smtp.py`)", "\n".join(lines))
 
 
 if __name__ == "__main__":
