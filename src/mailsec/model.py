@@ -307,6 +307,23 @@ class ActionEntry:
     requested_by: str | None = None
 
 
+@dataclass(frozen=True)
+class Reclassification:
+    """An analyst's (TEAM) or a user's escalated verdict on one stored message: what learning consumes.
+
+    `actions.reclassify` records it (submission + action log + new final disposition) and hands it to
+    `mailsec.learn.on_reclassified`, which remembers the campaign and the sender and may adapt the content model."""
+
+    account_id: str
+    message_pk: int
+    message_id: str
+    submission_id: str
+    original: Disposition | None
+    requested: Disposition
+    requested_by: str
+    at: datetime
+
+
 THREAT_CATEGORIES: dict[str, tuple[int, str]] = {
     "CredentialHarvester": (1, "Tries to collect credentials: a login form, a fake sign-in page or link"),
     "Malware": (2, "Carries or links to malicious software"),
