@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, sele
 from sqlalchemy.exc import IntegrityError
 
 from mailsec import ids
-from mailsec.model import DeliveryMode, Disposition, Operation, TraceDirection, Verdict
+from mailsec.model import ActionEntry, DeliveryMode, Disposition, Operation, TraceDirection, Verdict
 from mailsec.store.records import (
     MessageData,
     MessageRecord,
@@ -149,6 +149,17 @@ _SET_STATE: dict[tuple[str, ...], Any] = {
     names: update(messages).where(messages.c.pk == bindparam("b_pk")).values({n: bindparam(f"b_{n}") for n in names})
     for names in (("delivery_status",), ("is_quarantined",), ("delivery_status", "is_quarantined"))
 }
+
+
+def _action_values(pk: int, entry: ActionEntry) -> dict[str, Any]:
+    return {
+        "message_pk": pk,
+        "operation": str(entry.operation),
+        "completed_us": to_us(entry.completed_at),
+        "status": entry.status,
+        "folder": entry.folder,
+        "requested_by": entry.requested_by,
+    }
 
 
 def _set_state(conn: Connection, pk: int, delivery_status: str | None, is_quarantined: bool | None) -> None:
@@ -390,20 +401,24 @@ class MessageRepo:
 
     def write_delivery(self, pk: int, writes: DeliveryWrites) -> None:
         """Recipient states, then trace lines, then the message's state, in one transaction (see DeliveryWrites)."""
-        if not (
-            writes.states or writes.trace or writes.delivery_status is not None or writes.is_quarantined is not None
-        ):
-            return
+        self.write_deliveries([(pk, writes, None)])
+
+    def write_deliveries(self, batch: Sequence[tuple[int, DeliveryWrites, ActionEntry | None]]) -> None:
+        """`write_delivery` for many messages, each with its action log entry if any: one transaction for all (a
+        bulk move of 1,000 messages commits once)."""
         now = _now_us()
         with self.engine.begin() as conn:
-            for address, status, detail, folder in writes.states:
-                self._set_recipient_state(conn, pk, address, status, detail, folder, now)
-            if writes.trace:
-                conn.execute(
-                    _INSERT_TRACE,
-                    [{"message_pk": pk, "direction": d, "logged_us": now, "message": m} for d, m in writes.trace],
-                )
-            _set_state(conn, pk, writes.delivery_status, writes.is_quarantined)
+            for pk, writes, action in batch:
+                for address, status, detail, folder in writes.states:
+                    self._set_recipient_state(conn, pk, address, status, detail, folder, now)
+                if writes.trace:
+                    conn.execute(
+                        _INSERT_TRACE,
+                        [{"message_pk": pk, "direction": d, "logged_us": now, "message": m} for d, m in writes.trace],
+                    )
+                _set_state(conn, pk, writes.delivery_status, writes.is_quarantined)
+                if action is not None:
+                    conn.execute(insert(action_log).values(_action_values(pk, action)))
 
     def recipient_states(self, pk: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
