@@ -112,6 +112,8 @@ def _plan(
             item.reason = f"no mailbox integration for {address.rpartition('@')[2]}"
             continue
         hint = next((d for d in Destination if d.value == folder), None)
+        if hint is None and state is RecipientState.DELIVERED:  # handed to the mailbox by us, never moved since
+            hint = Destination.INBOX
         tasks.append(_Task(message, item, integration, folder, Wanted(message.internet_message_id, delivery_id, hint)))
     return items, tasks
 
