@@ -64,7 +64,7 @@ def main(n: int, mailboxes: int) -> str:
     services = open_services(load_settings(env={}, data_dir=root / "data"))
     try:
         account = services.accounts.create_account("Bench").id
-        services.domains.add(account, "bench.example", mode="DIRECT", next_hop=dv.lmtp_url)
+        services.domains.add(account, "bench.example", mode="DIRECT", next_hop=dv.lmtp_url, verified=True)
         secret = secrets.encrypt(services.settings.data_dir, MASTER_PASSWORD)
         IntegrationRepo(services.engine).add(
             account, "bench.example", "imap", f"imap://{MASTER_USER}@127.0.0.1:{dv.imap_port}", {}, secret
