@@ -8,6 +8,8 @@ that runs past its time budget (`budget.ANALYZER_SECONDS`) becomes `ANALYZER_TIM
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -50,13 +52,24 @@ def _timeout(name: str, used: float) -> Finding:
 
 
 def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) -> T:
+    """`fn()`, or `default` and a finding when it fails or runs past its budget. Inside a scan the scan's timer
+    bounds it (`budget.one_timer`); a call on its own arms a timer of its own."""
+    deadlines = budget.current()
+    if deadlines is None:
+        with budget.Deadlines():
+            return _guarded(name, errors, default, fn)
     limit = budget.seconds_for(name)
     try:
-        with budget.time_limit(limit) as used:
+        started = time.perf_counter()
+        deadlines.deadline = started + limit
+        try:
             result = fn()
-        if used() > limit:  # a thread cannot be interrupted: the overrun is still reported
-            log.warning("analyzer %s took %.2f s", name, used())
-            errors.append(_timeout(name, used()))
+        finally:
+            deadlines.deadline = math.inf
+        used = time.perf_counter() - started
+        if used > limit and budget.armed:  # a thread cannot be interrupted: the overrun is still reported
+            log.warning("analyzer %s took %.2f s", name, used)
+            errors.append(_timeout(name, used))
         return result
     except budget.AnalyzerTimeout:
         log.warning("analyzer %s stopped after %g s", name, limit)
@@ -76,6 +89,7 @@ def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) 
         return default
 
 
+@budget.one_timer
 def scan_message(
     parsed: ParsedMessage,
     envelope: Envelope,
