@@ -126,10 +126,11 @@ def scan_message(
     signals += _guarded("history", errors, [], lambda: history_findings(history, who))
     signals += _guarded("bulk", errors, [], lambda: bulk_finding(recognise(parsed)))
     signals += _guarded("disguise", errors, [], lambda: analyze_disguise(parsed))
-    lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
+    found_lure = _guarded("lure", errors, None, lambda: find_lure(parsed))  # None: it failed, content retries it
+    lure = Lure(()) if found_lure is None else found_lure
     evidence = [*links, *attachments.findings, *impersonation, *signals]
     signals += _guarded("structure", errors, [], lambda: analyze_structure(parsed, who, evidence, lure))
-    content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
+    content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model, found_lure))
     unread = _guarded("unread", errors, none, lambda: analyze_unread(parsed))
     outcome = _guarded(
         "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation, who)
