@@ -15,7 +15,7 @@ from sqlalchemy import Engine, exists, or_, select
 from mailsec.model import Disposition
 from mailsec.store.records import from_us, to_us
 from mailsec.store.schema import messages, submissions
-from mailsec.store.submissions import SubmissionKind
+from mailsec.store.submissions import SUBMISSION_MODES, SubmissionKind
 
 MAX_MESSAGES = 50_000  # a window holding more detections is summarised from its newest ones
 
@@ -63,6 +63,7 @@ def campaign_reports(engine: Engine, account_id: str, start: datetime, end: date
         messages.c.account_id == account_id,
         messages.c.scanned_us >= to_us(start),
         messages.c.scanned_us <= to_us(end),
+        messages.c.delivery_mode.not_in(SUBMISSION_MODES),  # a user's report is not a campaign; what it reports is
     )
     submitted = exists().where(submissions.c.message_pk == messages.c.pk, submissions.c.account_id == account_id)
     columns = (

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from mailsec.model import SEARCHABLE_DISPOSITIONS, Disposition, Operation
+from mailsec.model import SEARCHABLE_DISPOSITIONS, DeliveryMode, Disposition, Operation
 from mailsec.store.records import from_us, to_us
 from mailsec.store.schema import action_log, messages, submissions
 
@@ -81,6 +81,7 @@ class NewSubmission:
     original_edf_hash: str | None = None
     escalated_submission_id: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None  # a fixed id makes recording idempotent (a user report's is derived from its postfix_id)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ class SubmissionRepo:
         """The submission, its action-log entry on the message and, for a TEAM reclassification
         (`new_disposition`), the message's new final disposition, in one transaction. The verdict keeps the
         disposition the scan gave (`reclassified.original`) and says who changed it."""
-        submission_id = str(uuid.uuid4())
+        submission_id = new.id or str(uuid.uuid4())
         now = to_us(at)
         with self.engine.begin() as conn:
             conn.execute(insert(submissions).values(**self._values(new, submission_id, now)))
@@ -368,3 +369,33 @@ class SubmissionRepo:
             for term in f.query.lower().split()[:MAX_QUERY_TERMS]:
                 conds.append(submissions.c.search_text.like(_like(term), escape="\\"))
         return conds
+
+
+SUBMISSION_MODES = tuple(m.value for m in DeliveryMode if m.value.endswith("SUBMISSION"))
+
+
+def find_original(
+    engine: Engine, account_id: str, message_id: str | None, edf_hash: str | None
+) -> tuple[int, str] | None:
+    """The stored message a user reported, newest first: by its Message-ID, else by its fingerprint; never a
+    report itself. Returns (pk, how it was matched)."""
+    base = (messages.c.account_id == account_id, messages.c.delivery_mode.not_in(SUBMISSION_MODES))
+    newest = (messages.c.scanned_us.desc(), messages.c.pk.desc())
+    with engine.connect() as conn:
+        if message_id and message_id.strip("<> "):
+            mid = message_id.strip().strip("<>")
+            row = conn.execute(
+                select(messages.c.pk)
+                .where(*base, messages.c.message_id.in_([mid, f"<{mid}>"]))
+                .order_by(*newest)
+                .limit(1)
+            ).first()
+            if row is not None:
+                return int(row.pk), "message-id"
+        if edf_hash:
+            row = conn.execute(
+                select(messages.c.pk).where(*base, messages.c.edf_hash == edf_hash).order_by(*newest).limit(1)
+            ).first()
+            if row is not None:
+                return int(row.pk), "fingerprint"
+    return None
