@@ -6,8 +6,10 @@ An analyst takes the report up with `reclassify(..., escalated_submission_id=...
 
 from __future__ import annotations
 
+import base64
 import email
 import email.message
+import quopri
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,13 +59,22 @@ def _fingerprint(parsed: ParsedMessage) -> str | None:
 
 
 def _rfc822_part(raw: bytes) -> bytes | None:
+    """The first attached message. Some clients base64-encode it (RFC 2046 forbids it; it happens): decoded."""
     try:
         outer = email.message_from_bytes(raw, policy=email_policy.compat32)
         for part in outer.walk():
-            if part.get_content_type() == "message/rfc822":
-                payload = part.get_payload()
-                if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
-                    return payload[0].as_bytes()
+            if part.get_content_type() != "message/rfc822":
+                continue
+            payload = part.get_payload()
+            if not (isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message)):
+                continue
+            data = payload[0].as_bytes()
+            encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+            if encoding == "base64":
+                return base64.b64decode(b"".join(data.split()), validate=False)
+            if encoding == "quoted-printable":
+                return quopri.decodestring(data.lstrip(b"\r\n"))
+            return data
     except Exception:  # hostile structure: look for an .eml file or an inline forward instead
         return None
     return None
