@@ -74,7 +74,8 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
             event.account_id, who, event.submission_id, event.requested, event.original
         )
         if event.requested in BAD:
-            HistoryRepo(services.engine).record_reclassified(event.account_id, who.from_org, who.from_address)
+            domain = who.from_org if who.authenticated else ""  # a forged From says nothing about its domain
+            HistoryRepo(services.engine).record_reclassified(event.account_id, domain, who.from_address)
     except Exception:
         log.exception("sender of message %s not remembered", m.pk)
     try:

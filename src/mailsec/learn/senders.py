@@ -76,8 +76,9 @@ class SenderLessonRepo:
         return keys
 
     def lesson_for(self, account_id: str, who: SenderIdentity) -> Lesson | None:
-        """The lesson on the address, else on the domain. Relief is granted by `learned.py` to authenticated mail
-        only; a bad lesson from unauthenticated mail is not held against authenticated mail."""
+        """The lesson on the address, else on the domain. `who` is not yet authenticated (the scan does that):
+        `learned.py` grants relief to authenticated mail only, and holds a bad lesson from unauthenticated mail
+        against unauthenticated mail only."""
         keys = sender_keys(who, with_domain=True)
         if not keys:
             return None
@@ -98,8 +99,6 @@ class SenderLessonRepo:
                 original = Disposition(r.original) if r.original else None
             except ValueError:
                 continue
-            if requested in SENDER_BAD and not r.authenticated and who.authenticated:
-                continue
             what = f"the sender {r.value}" if r.kind == "address" else f"the domain {r.value}"
-            return Lesson(r.submission_id, requested, original, what)
+            return Lesson(r.submission_id, requested, original, what, authenticated=bool(r.authenticated))
         return None

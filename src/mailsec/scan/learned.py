@@ -29,6 +29,9 @@ class Lesson:
     original: Disposition | None
     how: str
     """Why it applies, e.g. "the same text fingerprint (edf_hash)" or "the sender bob@x.example"."""
+    authenticated: bool = True
+    """Whether the reclassified message was authenticated for its sender: a bad verdict on forged mail is not held
+    against the real sender's authenticated mail."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def learned_findings(learned: Learned | None, who: SenderIdentity) -> list[Findi
             )
         )
     s = learned.sender
-    if s is not None and s.requested in BAD:
+    if s is not None and s.requested in BAD and (s.authenticated or not who.authenticated):
         out.append(
             spec("LEARNED_SENDER").make(
                 f"An analyst reclassified earlier mail from {s.how} as {s.requested.value} (submission "
