@@ -55,22 +55,28 @@ def _files(folder: Path) -> list[Path]:
     )  # fmt: skip
 
 
+def sample_files(root: Path) -> list[tuple[str, Path]]:
+    """(label, file) of the sample: up to PER_GROUP evenly spaced files of each group found under `root`."""
+    out: list[tuple[str, Path]] = []
+    for label, rel in GROUPS:
+        files = _files(root / rel) if (root / rel).is_dir() else []
+        step = max(1, len(files) // PER_GROUP)
+        out.extend((label, path) for path in files[::step][:PER_GROUP])
+    return out
+
+
 @lru_cache(maxsize=2)
 def load_holdout(root: str) -> Holdout | None:
-    """None when `root` holds none of the groups."""
-    base = Path(root)
+    """The sample's labels and model tokens; None when `root` holds none of the groups."""
     labels: list[str] = []
     tokens: list[tuple[str, ...]] = []
-    for label, rel in GROUPS:
-        files = _files(base / rel) if (base / rel).is_dir() else []
-        step = max(1, len(files) // PER_GROUP)
-        for path in files[::step][:PER_GROUP]:
-            try:
-                tokens.append(tuple(model_tokens(extract_text(parse_message(path.read_bytes())))))
-            except Exception as exc:
-                log.warning("holdout message %s unreadable: %s", path, exc)
-                continue
-            labels.append(label)
+    for label, path in sample_files(Path(root)):
+        try:
+            tokens.append(tuple(model_tokens(extract_text(parse_message(path.read_bytes())))))
+        except Exception as exc:
+            log.warning("holdout message %s unreadable: %s", path, exc)
+            continue
+        labels.append(label)
     return Holdout(tuple(labels), tuple(tokens)) if labels else None
 
 

@@ -25,7 +25,7 @@ from mailsec.learn.holdout import Quality, below_floor, load_holdout, quality
 from mailsec.model import Disposition
 from mailsec.scan.content import ContentModel, shipped_model
 from mailsec.services import Services
-from mailsec.store.schema import learn_models
+from mailsec.store.schema import learn_models, messages
 
 D = Disposition
 LABEL_OF = {
@@ -313,8 +313,39 @@ def status(services: Services, account_id: str) -> tuple[int, list[ModelVersion]
     return repo.active_version(account_id), repo.versions(account_id)
 
 
-def rollback(services: Services, account_id: str) -> tuple[int, int]:
-    return ModelRepo(services.engine).rollback(account_id)
+@dataclass
+class Rollback:
+    rolled_back: int
+    active: int
+    changes: list[tuple[str, str, str]]
+    """(id, old, new) of the messages whose verdict the re-scan changed back."""
+
+
+def rollback(services: Services, account_id: str, rescan_since: bool = True) -> Rollback:
+    """Re-activate the version before the active one and, `rescan_since`, re-scan the messages scanned since the
+    rolled-back version was made, so that they get back the verdicts the earlier model gave."""
+    from mailsec.rescan import rescan  # rescan imports the pipeline, which imports this module
+
+    repo = ModelRepo(services.engine)
+    made = next(
+        (v.created_us for v in repo.versions(account_id) if v.state == ACTIVE),
+        None,
+    )
+    rolled_back, active = repo.rollback(account_id)
+    changes: list[tuple[str, str, str]] = []
+    if rescan_since and made is not None:
+        with services.engine.connect() as conn:
+            pks = [
+                int(pk)
+                for pk in conn.execute(
+                    select(messages.c.pk)
+                    .where(messages.c.account_id == account_id, messages.c.scanned_us >= made)
+                    .order_by(messages.c.pk)
+                ).scalars()
+            ]
+        summary = rescan(services, account_id, pks)
+        changes = [(c.id, c.old, c.new) for c in summary.changed]
+    return Rollback(rolled_back, active, changes)
 
 
 __all__ = ["account_model", "learn_label", "rollback", "status"]
