@@ -5,11 +5,29 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NoReturn
 
 import typer
 
-from mailsec.cli import AccountOpt, ConfigOpt, DataOpt, account_services, fail
+from mailsec.services import Services
+
+# `mailsec.cli` imports this module while it loads (also as __main__): its helpers are imported when called.
+DataOpt = Annotated[Path | None, typer.Option("--data", help="Data directory (default $MAILSEC_DATA_DIR or ./var).")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default $MAILSEC_CONFIG).")]
+AccountOpt = Annotated[str, typer.Option("--account", help="Account id (32 hex).")]
+
+
+def account_services(data: Path | None, config: Path | None, account: str) -> Services:
+    from mailsec.cli import account_services as open_for_account
+
+    return open_for_account(data, config, account)
+
+
+def fail(message: str) -> NoReturn:
+    from mailsec.cli import fail as cli_fail
+
+    cli_fail(message)
 
 model_app = typer.Typer(
     help="The account's own content model, adapted from its analysts' labels.", no_args_is_help=True

@@ -47,9 +47,7 @@ def store(
     return process_message(services, raw, account, envelope=envelope)
 
 
-def reclassify(
-    services: Services, account: str, p: Processed, requested: Disposition, submission: str
-) -> LearnOutcome:
+def reclassify(services: Services, account: str, p: Processed, requested: Disposition, submission: str) -> LearnOutcome:
     event = Reclassification(
         account_id=account, message_pk=p.pk, message_id=p.id, submission_id=submission,
         original=p.verdict.disposition, requested=requested, requested_by="soc@corp.example", at=datetime.now(UTC),

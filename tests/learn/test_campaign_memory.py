@@ -6,9 +6,9 @@ from __future__ import annotations
 from learn_helpers import ALERT, CLUB, PROMO, finding, near_copy, reclassify, store
 
 from mailsec.learn.campaigns import CampaignRepo
+from mailsec.mime import parse_message
 from mailsec.model import Disposition
 from mailsec.scan.campaign import campaign_keys, same_campaign, similarity
-from mailsec.mime import parse_message
 from support import make_eml
 
 D = Disposition

@@ -18,7 +18,7 @@ from mailsec.services import Services
 from mailsec.store import policies as kinds
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scan"))
-from dns_zone import Zones, dns_server  # noqa: E402
+from dns_zone import Zones, dns_server
 
 D = Disposition
 IP = "1.2.3.4"  # the sending host (public; nothing is sent to it)
