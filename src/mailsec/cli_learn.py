@@ -29,6 +29,7 @@ def fail(message: str) -> NoReturn:
 
     cli_fail(message)
 
+
 model_app = typer.Typer(
     help="The account's own content model, adapted from its analysts' labels.", no_args_is_help=True
 )
