@@ -970,6 +970,16 @@ def _add_mailbox_commands() -> None:
 _add_mailbox_commands()
 
 
+def _add_learn_commands() -> None:
+    from mailsec.cli_learn import model_app, reclassify_similar
+
+    app.add_typer(model_app, name="model")
+    app.command("reclassify-similar")(reclassify_similar)
+
+
+_add_learn_commands()
+
+
 def main() -> None:
     app(prog_name="mailsec")
 
