@@ -19,6 +19,7 @@ from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
 from mailsec.store.search import SearchError, SearchPage, SearchParams
 from mailsec.store.search_jobs import CLIENT_ERROR, PendingSearch, SearchBusy
+from mailsec.store.submissions import SubmissionRepo
 
 PREFIX = "/client/v4/accounts/{account_id}/email-security"
 router = APIRouter(prefix=PREFIX, tags=["investigate"], responses=ERROR_RESPONSES)
@@ -193,6 +194,11 @@ def poll_search(request: Request, account_id: str, job_id: str) -> Any:
 def get_message(request: Request, account_id: str, investigate_id: str, submission: bool = False) -> Any:
     require_read(request, account_id)
     message = load_message(request, account_id, investigate_id)
+    if (
+        submission
+        and not SubmissionRepo(services_of(request).engine).for_messages(account_id, [message.pk])[message.pk]
+    ):
+        raise not_found(f"submission of message {investigate_id}")
     actions = services_of(request).messages.actions([message.pk])[message.pk]
     return ok(serialize.message(message, actions, True))
 
