@@ -76,6 +76,8 @@ class StoredMessage:
     postfix_id_outbound: str | None
     data: MessageData
     verdict: Verdict  # its disposition is `final_disposition`, as the latest scan left it
+    scanned_disposition: Disposition
+    """What the scan concluded before any analyst reclassified the message (else `final_disposition`)."""
 
     @property
     def envelope_to(self) -> tuple[str, ...]:
@@ -217,6 +219,8 @@ def stored_message(row: Mapping[Any, Any]) -> StoredMessage:
     """The inverse of `message_values`: a `messages` row (with `pk`) as its typed read model."""
     disposition = _member(Disposition, row.get("final_disposition"), Disposition.UNKNOWN)
     sent_us = row.get("sent_us")
+    verdict_doc = json.loads(row.get("verdict_json") or "{}")
+    reclassified = verdict_doc.get("reclassified") or {}
     return StoredMessage(
         pk=int(row["pk"]),
         id=str(row["id"]),
@@ -244,9 +248,9 @@ def stored_message(row: Mapping[Any, Any]) -> StoredMessage:
         postfix_id_outbound=row.get("postfix_id_outbound"),
         data=MessageData.from_json(json.loads(row.get("data_json") or "{}")),
         verdict=verdict_from_json(
-            json.loads(row.get("verdict_json") or "{}"), disposition, row.get("edf_hash"),
-            row.get("htmltext_structure_hash"),
+            verdict_doc, disposition, row.get("edf_hash"), row.get("htmltext_structure_hash"),
         ),
+        scanned_disposition=_member(Disposition, reclassified.get("original"), disposition),
     )  # fmt: skip
 
 
