@@ -20,6 +20,7 @@ from mailsec.services import Services
 from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
 from mailsec.store.records import MessageRecord
+from mailsec.store.submissions import SubmissionRepo
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,9 @@ def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
     old = str(m.row["final_disposition"])
     new = str(verdict.disposition)
     services.messages.update_verdict(m.pk, verdict, search_text=record.search_text())
+    if m.verdict.get("reclassified"):  # an analyst's reclassification stands over the new scan
+        kept = SubmissionRepo(services.engine).keep_analyst_verdict(m.pk, m.verdict["reclassified"])
+        new = str(kept) if kept is not None else new
     reasons = "; ".join(verdict.detection_reasons[:3])
     what = f"{old} -> {new}" if old != new else f"{new} (unchanged)"
     services.messages.add_trace(

@@ -255,6 +255,7 @@ class SubmissionRepo:
             "submission_id": submission_id,
             "by": by,
             "at": at.isoformat(),
+            "reason": reason,
         }
         reasons = [r for r in verdict.get("detection_reasons", []) if not r.startswith(RECLASSIFIED_PREFIX)]
         verdict["detection_reasons"] = [reason, *reasons] if reason else reasons
@@ -268,6 +269,35 @@ class SubmissionRepo:
                 search_text=f"{row.search_text}\n{disposition.value.lower()}\n{reason.lower()}".strip(),
             )
         )
+
+    def keep_analyst_verdict(self, pk: int, reclassified: dict[str, Any]) -> Disposition | None:
+        """After a re-scan replaced the verdict: the analyst's disposition (and its reason) stands over it."""
+        try:
+            disposition = Disposition(str(reclassified.get("disposition")))
+        except ValueError:
+            return None
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(messages.c.verdict_json, messages.c.search_text).where(messages.c.pk == pk)
+            ).first()
+            if row is None:
+                return None
+            verdict = json.loads(row.verdict_json or "{}")
+            verdict["reclassified"] = reclassified
+            reason = str(reclassified.get("reason") or "")
+            reasons = [r for r in verdict.get("detection_reasons", []) if not r.startswith(RECLASSIFIED_PREFIX)]
+            verdict["detection_reasons"] = [reason, *reasons] if reason else reasons
+            conn.execute(
+                update(messages)
+                .where(messages.c.pk == pk)
+                .values(
+                    final_disposition=disposition.value,
+                    is_detection=disposition is not Disposition.NONE,
+                    verdict_json=json.dumps(verdict, separators=(",", ":"), default=str),
+                    search_text=f"{row.search_text}\n{disposition.value.lower()}\n{reason.lower()}".strip(),
+                )
+            )
+        return disposition
 
     def get(self, account_id: str, submission_id: str) -> Submission | None:
         with self.engine.connect() as conn:
