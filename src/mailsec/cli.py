@@ -750,18 +750,18 @@ def search(
                         "id": m.id,
                         "postfix_id": m.postfix_id,
                         "scanned_at": m.scanned_at.isoformat(),
-                        "final_disposition": m.row["final_disposition"],
-                        "delivery_status": m.row.get("delivery_status"),
-                        "from": m.row["from_addr"],
-                        "subject": m.row["subject"],
+                        "final_disposition": str(m.final_disposition),
+                        "delivery_status": m.delivery_status,
+                        "from": m.from_addr,
+                        "subject": m.subject,
                     }
                 )
             )
         return
     print_message_table(
         [
-            (m.id, m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"), m.row["final_disposition"] or "",
-             m.row["from_addr"] or "", m.row["subject"] or "")
+            (m.id, m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"), str(m.final_disposition),
+             m.from_addr or "", m.subject or "")
             for m in rows
         ]
     )  # fmt: skip
@@ -968,6 +968,16 @@ def _add_mailbox_commands() -> None:
 
 
 _add_mailbox_commands()
+
+
+def _add_learn_commands() -> None:
+    from mailsec.cli_learn import model_app, reclassify_similar
+
+    app.add_typer(model_app, name="model")
+    app.command("reclassify-similar")(reclassify_similar)
+
+
+_add_learn_commands()
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from mailsec.api.routers import (
     bulk,
     domains,
     investigate,
+    learning,
     move,
     preview,
     quarantine_policy,
@@ -47,6 +48,7 @@ ROUTERS = [
     quarantine_policy.router,
     preview.router,
     submissions.router,
+    learning.router,
 ]
 access = logger("mailsec.api.access")
 ACCOUNT_PATH = re.compile(r"^/client/v4/accounts/([^/]+)(/|$)")

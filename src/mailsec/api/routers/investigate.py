@@ -219,7 +219,7 @@ def get_detections(request: Request, account_id: str, investigate_id: str) -> An
             "name": name,
             "description": THREAT_CATEGORIES.get(name, (0, None))[1],
         }
-        for name in message.verdict.get("threat_categories", [])
+        for name in message.verdict.threat_categories
     ]
     return ok(
         serialize.detections(
@@ -230,7 +230,7 @@ def get_detections(request: Request, account_id: str, investigate_id: str) -> An
 
 def _raw_bytes(services: Services, message: StoredMessage) -> bytes:
     try:
-        return services.blobs.get(message.row["raw_sha256"])
+        return services.blobs.get(message.raw_sha256)
     except BlobNotFound as exc:
         raise APIError(500, 1003, "the stored raw message is missing from the blob store") from exc
 
@@ -247,7 +247,7 @@ def get_trace(request: Request, account_id: str, investigate_id: str, submission
     require_read(request, account_id)
     message = load_message(request, account_id, investigate_id)
     lines = services_of(request).messages.trace(message.pk)
-    status = message.row.get("delivery_status")
+    status = message.delivery_status
     pending = {"inbound": False, "outbound": status in ("queued", "deferred")}
     return ok(serialize.trace(lines, pending))
 
