@@ -20,7 +20,7 @@ from mailsec.services import Services
 from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
 from mailsec.store.records import MessageRecord
-from mailsec.store.submissions import SubmissionRepo
+from mailsec.store.submissions import RECLASSIFIED, SubmissionRepo
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,9 @@ def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
     old = str(m.final_disposition)
     new = str(verdict.disposition)
     services.messages.update_verdict(m.pk, verdict, search_text=record.search_text())
-    if m.verdict.get("reclassified"):  # an analyst's reclassification stands over the new scan
-        kept = SubmissionRepo(services.engine).keep_analyst_verdict(m.pk, m.verdict["reclassified"])
+    reclassified = m.verdict.properties.get(RECLASSIFIED)
+    if isinstance(reclassified, dict):  # an analyst's reclassification stands over the new scan
+        kept = SubmissionRepo(services.engine).keep_analyst_verdict(m.pk, reclassified)
         new = str(kept) if kept is not None else new
     reasons = "; ".join(verdict.detection_reasons[:3])
     what = f"{old} -> {new}" if old != new else f"{new} (unchanged)"

@@ -43,7 +43,7 @@ def test_reclassify_records_submission_action_and_new_disposition(services: Serv
     assert (event.original, event.requested, event.message_pk) == (Disposition.NONE, Disposition.SPAM, stored.pk)
     after = services.messages.get(account, stored.id)
     assert after is not None and after.final_disposition is Disposition.SPAM
-    assert after.verdict["reclassified"]["original"] == "NONE"
+    assert after.verdict.properties["reclassified"]["original"] == "NONE"  # type: ignore[index]
     assert after.detection_reasons[0].startswith("Reclassified as SPAM by soc@corp.example")
     actions = services.messages.actions([stored.pk])[stored.pk]
     assert [(a.operation, a.requested_by) for a in actions] == [(Operation.RECLASSIFY.value, "soc@corp.example")]
@@ -60,8 +60,8 @@ def test_reclassify_records_submission_action_and_new_disposition(services: Serv
     again = services.messages.get(account, stored.id)
     assert again is not None and again.final_disposition is Disposition.NONE
     assert (
-        again.verdict["reclassified"]["original"] == "NONE"
-        and again.verdict["reclassified"]["by"] == "lead@corp.example"
+        again.verdict.properties["reclassified"]["original"] == "NONE"  # type: ignore[index]
+        and again.verdict.properties["reclassified"]["by"] == "lead@corp.example"  # type: ignore[index]
     )
     assert sum(r.startswith("Reclassified as") for r in again.detection_reasons) == 1
     # the sender's history learnt the bad verdict
@@ -96,10 +96,10 @@ def test_eml_content_is_analysed_in_place_of_the_stored_copy(services: Services)
     assert team is not None and team.subject == "The copy the analyst holds"
     assert team.detail["eml"]["size"] == len(eml) and services.blobs.get(team.detail["eml"]["sha256"]) == eml
     assert (
-        team.original_edf_hash and team.original_edf_hash != services.messages.get(account, stored.id).row["edf_hash"]
+        team.original_edf_hash and team.original_edf_hash != services.messages.get(account, stored.id).verdict.edf_hash
     )  # type: ignore[union-attr]
     message = services.messages.get(account, stored.id)
-    assert message is not None and message.row["is_phish_submission"]
+    assert message is not None and message.is_phish_submission
 
 
 def test_filters_order_paging_and_account_scope(services: Services) -> None:
@@ -193,4 +193,4 @@ def test_a_rescan_keeps_the_analysts_verdict(services: Services) -> None:
     after = services.messages.get(account, stored.id)
     assert after is not None and after.final_disposition is Disposition.SPAM
     assert after.detection_reasons[0].startswith("Reclassified as SPAM")
-    assert after.verdict["reclassified"]["original"] == "NONE"
+    assert after.verdict.properties["reclassified"]["original"] == "NONE"  # type: ignore[index]

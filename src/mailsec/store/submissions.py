@@ -24,6 +24,7 @@ DEFAULT_WINDOW = timedelta(days=30)
 MAX_PER_PAGE = 1000
 MAX_QUERY_TERMS = 16
 RECLASSIFIED_PREFIX = "Reclassified as "
+RECLASSIFIED = "reclassified"  # the verdict property that keeps an analyst's reclassification (and the original)
 
 
 class SubmissionKind(StrEnum):
@@ -214,7 +215,7 @@ class SubmissionRepo:
     ) -> Submission:
         """The submission, its action-log entry on the message and, for a TEAM reclassification
         (`new_disposition`), the message's new final disposition, in one transaction. The verdict keeps the
-        disposition the scan gave (`reclassified.original`) and says who changed it."""
+        disposition the scan gave (the `reclassified` property's `original`) and says who changed it."""
         submission_id = new.id or str(uuid.uuid4())
         now = to_us(at)
         with self.engine.begin() as conn:
@@ -248,8 +249,9 @@ class SubmissionRepo:
             )
         ).one()
         verdict = json.loads(row.verdict_json or "{}")
-        earlier = verdict.get("reclassified") or {}
-        verdict["reclassified"] = {
+        properties = verdict.setdefault("properties", {})
+        earlier = properties.get(RECLASSIFIED) or {}
+        properties[RECLASSIFIED] = {
             "original": earlier.get("original", row.final_disposition),
             "disposition": disposition.value,
             "submission_id": submission_id,
@@ -283,7 +285,7 @@ class SubmissionRepo:
             if row is None:
                 return None
             verdict = json.loads(row.verdict_json or "{}")
-            verdict["reclassified"] = reclassified
+            verdict.setdefault("properties", {})[RECLASSIFIED] = reclassified
             reason = str(reclassified.get("reason") or "")
             reasons = [r for r in verdict.get("detection_reasons", []) if not r.startswith(RECLASSIFIED_PREFIX)]
             verdict["detection_reasons"] = [reason, *reasons] if reason else reasons
