@@ -20,7 +20,6 @@ from mailsec.services import Services
 from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
 from mailsec.store.records import MessageRecord
-from mailsec.store.submissions import RECLASSIFIED, SubmissionRepo
 
 
 @dataclass(frozen=True)
@@ -122,14 +121,13 @@ def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
         verdict=verdict,
     )
     old = str(m.final_disposition)
-    new = str(verdict.disposition)
+    new = old if m.reclassified else str(verdict.disposition)
     services.messages.update_verdict(m.pk, verdict, search_text=record.search_text())
-    reclassified = m.verdict.properties.get(RECLASSIFIED)
-    if isinstance(reclassified, dict):  # an analyst's reclassification stands over the new scan
-        kept = SubmissionRepo(services.engine).keep_analyst_verdict(m.pk, reclassified)
-        new = str(kept) if kept is not None else new
     reasons = "; ".join(verdict.detection_reasons[:3])
-    what = f"{old} -> {new}" if old != new else f"{new} (unchanged)"
+    if m.reclassified:
+        what = f"{old} kept (an analyst's reclassification; the scan alone says {verdict.disposition})"
+    else:
+        what = f"{old} -> {new}" if old != new else f"{new} (unchanged)"
     services.messages.add_trace(
         m.pk,
         TraceDirection.INBOUND,

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mailsec.learn import on_reclassified
 from mailsec.mime import parse_message
 from mailsec.model import SEARCHABLE_DISPOSITIONS, Disposition, Envelope, Operation, ParsedMessage, Reclassification
 from mailsec.pipeline import scan_for_account
-from mailsec.scan.lookalike import registered_domain
 from mailsec.services import Services
-from mailsec.store.history import HistoryRepo
 from mailsec.store.messages import StoredMessage
 from mailsec.store.submissions import (
     RECLASSIFIED_PREFIX,
@@ -176,25 +175,9 @@ def reclassify(
 
 
 def _learn(services: Services, event: Reclassification, message: StoredMessage) -> None:
-    """What the account learns from the verdict. A failure here is logged: the reclassification itself is recorded."""
+    """What the account learns from the verdict (campaign, sender history, content model: `mailsec.learn`).
+    A failure here is logged: the reclassification itself is recorded."""
     try:
-        _remember_bad_sender(services, event, message)
-        # The one seam of issue 14: campaign memory, sender lessons and the model update live in `mailsec.learn`,
-        # built on another branch and wired by the lead at merge; without it, only the sender's history learns.
-        try:
-            from mailsec.learn import on_reclassified  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return
         on_reclassified(services, event)
     except Exception:
         log.exception("learning from submission %s failed", event.submission_id)
-
-
-def _remember_bad_sender(services: Services, event: Reclassification, message: StoredMessage) -> None:
-    """A sender called bad no longer has a clean record (`mailsec.learn` leaves this count to us: no double count)."""
-    if event.requested.severity < Disposition.SPAM.severity:
-        return
-    address = str(message.from_addr or message.envelope_from or "").lower()
-    if "@" in address:
-        domain = registered_domain(address.rpartition("@")[2])
-        HistoryRepo(services.engine).record_reclassified(event.account_id, domain, address)

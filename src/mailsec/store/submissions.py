@@ -17,14 +17,12 @@ from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailsec.model import SEARCHABLE_DISPOSITIONS, DeliveryMode, Disposition, Operation
-from mailsec.store.records import from_us, to_us
+from mailsec.store.records import RECLASSIFIED_PREFIX, from_us, to_us
 from mailsec.store.schema import action_log, messages, submissions
 
 DEFAULT_WINDOW = timedelta(days=30)
 MAX_PER_PAGE = 1000
 MAX_QUERY_TERMS = 16
-RECLASSIFIED_PREFIX = "Reclassified as "
-RECLASSIFIED = "reclassified"  # the verdict property that keeps an analyst's reclassification (and the original)
 
 
 class SubmissionKind(StrEnum):
@@ -215,7 +213,7 @@ class SubmissionRepo:
     ) -> Submission:
         """In one transaction: the submission, its action-log entry on the message, for a TEAM reclassification
         (`new_disposition`) the message's new final disposition, and for an escalation the USER report's link. The
-        verdict keeps the disposition the scan gave (the `reclassified` property's `original`) and who changed it."""
+        verdict keeps the disposition the scan gave (`reclassified.original`) and who changed it."""
         submission_id = new.id or str(uuid.uuid4())
         now = to_us(at)
         with self.engine.begin() as conn:
@@ -251,15 +249,13 @@ class SubmissionRepo:
             )
         ).one()
         verdict = json.loads(row.verdict_json or "{}")
-        properties = verdict.setdefault("properties", {})
-        earlier = properties.get(RECLASSIFIED) or {}
-        properties[RECLASSIFIED] = {
+        earlier = verdict.get("reclassified") or {}
+        verdict["reclassified"] = {
             "original": earlier.get("original", row.final_disposition),
             "disposition": disposition.value,
             "submission_id": submission_id,
             "by": by,
             "at": at.isoformat(),
-            "reason": reason,
         }
         reasons = [r for r in verdict.get("detection_reasons", []) if not r.startswith(RECLASSIFIED_PREFIX)]
         verdict["detection_reasons"] = [reason, *reasons] if reason else reasons
@@ -273,35 +269,6 @@ class SubmissionRepo:
                 search_text=f"{row.search_text}\n{disposition.value.lower()}\n{reason.lower()}".strip(),
             )
         )
-
-    def keep_analyst_verdict(self, pk: int, reclassified: dict[str, Any]) -> Disposition | None:
-        """After a re-scan replaced the verdict: the analyst's disposition (and its reason) stands over it."""
-        try:
-            disposition = Disposition(str(reclassified.get("disposition")))
-        except ValueError:
-            return None
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(messages.c.verdict_json, messages.c.search_text).where(messages.c.pk == pk)
-            ).first()
-            if row is None:
-                return None
-            verdict = json.loads(row.verdict_json or "{}")
-            verdict.setdefault("properties", {})[RECLASSIFIED] = reclassified
-            reason = str(reclassified.get("reason") or "")
-            reasons = [r for r in verdict.get("detection_reasons", []) if not r.startswith(RECLASSIFIED_PREFIX)]
-            verdict["detection_reasons"] = [reason, *reasons] if reason else reasons
-            conn.execute(
-                update(messages)
-                .where(messages.c.pk == pk)
-                .values(
-                    final_disposition=disposition.value,
-                    is_detection=disposition is not Disposition.NONE,
-                    verdict_json=json.dumps(verdict, separators=(",", ":"), default=str),
-                    search_text=f"{row.search_text}\n{disposition.value.lower()}\n{reason.lower()}".strip(),
-                )
-            )
-        return disposition
 
     def get(self, account_id: str, submission_id: str) -> Submission | None:
         with self.engine.connect() as conn:
