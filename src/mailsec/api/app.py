@@ -32,6 +32,7 @@ from mailsec.api.routers import (
     quarantine_policy,
     release,
     settings,
+    submissions,
 )
 from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
@@ -46,6 +47,7 @@ ROUTERS = [
     domains.router,
     quarantine_policy.router,
     preview.router,
+    submissions.router,
     learning.router,
 ]
 access = logger("mailsec.api.access")

@@ -8,6 +8,8 @@ that runs past its time budget (`budget.ANALYZER_SECONDS`) becomes `ANALYZER_TIM
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -51,13 +53,24 @@ def _timeout(name: str, used: float) -> Finding:
 
 
 def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) -> T:
+    """`fn()`, or `default` and a finding when it fails or runs past its budget. Inside a scan the scan's timer
+    bounds it (`budget.one_timer`); a call on its own arms a timer of its own."""
+    deadlines = budget.current()
+    if deadlines is None:
+        with budget.Deadlines():
+            return _guarded(name, errors, default, fn)
     limit = budget.seconds_for(name)
     try:
-        with budget.time_limit(limit) as used:
+        started = time.perf_counter()
+        deadlines.deadline = started + limit
+        try:
             result = fn()
-        if used() > limit:  # a thread cannot be interrupted: the overrun is still reported
-            log.warning("analyzer %s took %.2f s", name, used())
-            errors.append(_timeout(name, used()))
+        finally:
+            deadlines.deadline = math.inf
+        used = time.perf_counter() - started
+        if used > limit and budget.armed:  # a thread cannot be interrupted: the overrun is still reported
+            log.warning("analyzer %s took %.2f s", name, used)
+            errors.append(_timeout(name, used))
         return result
     except budget.AnalyzerTimeout:
         log.warning("analyzer %s stopped after %g s", name, limit)
@@ -77,6 +90,7 @@ def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) 
         return default
 
 
+@budget.one_timer
 def scan_message(
     parsed: ParsedMessage,
     envelope: Envelope,
@@ -116,10 +130,11 @@ def scan_message(
     signals += _guarded("learned", errors, [], lambda: learned_findings(learned, who))
     signals += _guarded("bulk", errors, [], lambda: bulk_finding(recognise(parsed)))
     signals += _guarded("disguise", errors, [], lambda: analyze_disguise(parsed))
-    lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
+    found_lure = _guarded("lure", errors, None, lambda: find_lure(parsed))  # None: it failed, content retries it
+    lure = Lure(()) if found_lure is None else found_lure
     evidence = [*links, *attachments.findings, *impersonation, *signals]
     signals += _guarded("structure", errors, [], lambda: analyze_structure(parsed, who, evidence, lure))
-    content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
+    content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model, found_lure))
     unread = _guarded("unread", errors, none, lambda: analyze_unread(parsed))
     outcome = _guarded(
         "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation, who)

@@ -249,8 +249,28 @@ submissions = Table(
     Column("message_pk", ForeignKey("messages.pk", ondelete="SET NULL")),
     Column("requested_us", BigInteger, nullable=False),
     Column("data_json", Text, nullable=False),
+    # migration 1101: what `GET /submissions` filters and orders on
+    Column("kind", String(8)),  # TEAM (an analyst's reclassification) or USER (an end user's report)
+    Column("status", String(16)),
+    Column("customer_status", String(16)),
+    Column("original_disposition", String(16)),
+    Column("requested_disposition", String(16)),
+    Column("outcome_disposition", String(16)),
+    Column("outcome", Text),
+    Column("requested_by", Text),
+    Column("subject", Text),
+    Column("from_addr", Text),
+    Column("original_postfix_id", String(16)),
+    Column("original_edf_hash", String(64)),
+    Column("escalated_submission_id", String(64)),  # the other side: USER -> its TEAM escalation, TEAM -> the USER
+    Column("escalated_by", Text),
+    Column("escalated_at_us", BigInteger),
+    Column("escalated_as", String(16)),
+    Column("search_text", Text),
 )
 Index("ix_submissions_account_time", submissions.c.account_id, submissions.c.requested_us)
+Index("ix_submissions_account_kind", submissions.c.account_id, submissions.c.kind, submissions.c.requested_us)
+Index("ix_submissions_message", submissions.c.message_pk)
 
 search_jobs = Table(
     "search_jobs",
