@@ -48,7 +48,6 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
     from mailsec.scan.features import extract_text, model_tokens
     from mailsec.scan.identity import identify
     from mailsec.scan.learned import BAD
-    from mailsec.store.history import HistoryRepo
 
     outcome = LearnOutcome()
     m = services.messages.get_by_pk(event.message_pk)
@@ -60,7 +59,7 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
         return outcome
     parsed = parse_message(services.blobs.get(m.raw_sha256))
     who = identify(parsed, Envelope(mail_from=m.envelope_from, rcpt_to=m.envelope_to))
-    if (m.verdict.get("validation") or {}).get("dmarc") == "pass" and who.from_domain:
+    if m.verdict.validation.dmarc == "pass" and who.from_domain:
         who = who.authenticate(who.from_domain)
     try:
         keys = campaign_keys(parsed)
@@ -73,9 +72,6 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
         outcome.sender_keys = SenderLessonRepo(services.engine).remember(
             event.account_id, who, event.submission_id, event.requested, event.original
         )
-        if event.requested in BAD:
-            domain = who.from_org if who.authenticated else ""  # a forged From says nothing about its domain
-            HistoryRepo(services.engine).record_reclassified(event.account_id, domain, who.from_address)
     except Exception:
         log.exception("sender of message %s not remembered", m.pk)
     try:
