@@ -19,7 +19,7 @@ from mailsec.model import Disposition, Envelope, Reclassification
 from mailsec.services import Services
 
 if TYPE_CHECKING:
-    from mailsec.learn.blast import BlastRadius
+    from mailsec.learn.blast import Applied, BlastRadius
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,12 @@ def blast_radius(services: Services, account_id: str, message_pk: int, days: int
     return radius_of(services, account_id, message_pk, days)
 
 
-def apply_similar(services: Services, account_id: str, message_pk: int, days: int = 30) -> list[tuple[str, str, str]]:
-    """Re-scan the messages of the blast radius whose verdict would change: (id, old, new) of each one changed."""
+def apply_similar(
+    services: Services, account_id: str, message_pk: int, days: int = 30, requested_by: str | None = None
+) -> Applied:
+    """Re-scan the messages of the blast radius whose verdict would change (and move them, when the account has
+    mailbox integrations)."""
     from mailsec.learn.blast import apply
     from mailsec.learn.blast import blast_radius as radius_of
 
-    return apply(services, radius_of(services, account_id, message_pk, days), account_id)
+    return apply(services, radius_of(services, account_id, message_pk, days), account_id, requested_by)
