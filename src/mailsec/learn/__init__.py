@@ -48,6 +48,7 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
     from mailsec.scan.features import extract_text, model_tokens
     from mailsec.scan.identity import identify
     from mailsec.scan.learned import BAD
+    from mailsec.store.history import HistoryRepo
 
     outcome = LearnOutcome()
     m = services.messages.get_by_pk(event.message_pk)
@@ -57,7 +58,12 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
     if event.requested not in BAD and event.requested is not Disposition.NONE:
         outcome.model = f"nothing learned from {event.requested.value}"
         return outcome
-    parsed = parse_message(services.blobs.get(m.raw_sha256))
+    try:
+        parsed = parse_message(services.blobs.get(m.raw_sha256))
+    except Exception as exc:
+        log.warning("reclassified message %s unreadable, nothing learned: %s", m.pk, exc)
+        outcome.model = f"nothing learned: the stored message could not be read ({type(exc).__name__})"
+        return outcome
     who = identify(parsed, Envelope(mail_from=m.envelope_from, rcpt_to=m.envelope_to))
     if m.verdict.validation.dmarc == "pass" and who.from_domain:
         who = who.authenticate(who.from_domain)
@@ -72,6 +78,9 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
         outcome.sender_keys = SenderLessonRepo(services.engine).remember(
             event.account_id, who, event.submission_id, event.requested, event.original
         )
+        if event.requested in BAD:  # the sender history's record; `actions.reclassify` leaves it to learning
+            domain = who.from_org if who.authenticated else ""  # a forged From says nothing about its domain
+            HistoryRepo(services.engine).record_reclassified(event.account_id, domain, who.from_address)
     except Exception:
         log.exception("sender of message %s not remembered", m.pk)
     try:
