@@ -24,6 +24,7 @@ from mailsec.scan.features import MessageText, extract_text
 from mailsec.scan.history import SenderHistory, history_findings
 from mailsec.scan.identity import SenderIdentity, identify, identity_findings
 from mailsec.scan.impersonation import analyze_impersonation
+from mailsec.scan.learned import Learned, learned_findings, relieve
 from mailsec.scan.links import analyze_links
 from mailsec.scan.lure import Lure, find_lure
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
@@ -35,7 +36,7 @@ from mailsec.scan.verdict import combine
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["ContentModel", "SenderHistory", "scan_message", "shipped_model"]
+__all__ = ["ContentModel", "Learned", "SenderHistory", "scan_message", "shipped_model"]
 
 
 def _timeout(name: str, used: float) -> Finding:
@@ -98,11 +99,13 @@ def scan_message(
     model: ContentModel | Any | None = None,
     auth: AuthOutcome | None = None,
     history: SenderHistory | None = None,
+    learned: Learned | None = None,
 ) -> Verdict:
     """Run every analyzer on an already parsed message and combine their findings with the policy.
 
     `model` is the content model; None means the one shipped in the package, `False` means no content model.
-    `history` is the account's record of this sender (read from the store by the pipeline); None means unknown."""
+    `history` is the account's record of this sender (read from the store by the pipeline); None means unknown.
+    `learned`: the account's reclassifications that apply to this message (`scan/learned.py`)."""
     policy = policy or EMPTY_POLICY
     resolvers = resolvers or Resolvers()
     content_model: ContentModel | None = shipped_model() if model is None else (model or None)
@@ -124,6 +127,7 @@ def scan_message(
     signals: list[Finding] = []  # each guarded call gets its own empty default: a failure must not share a list
     signals += _guarded("identity", errors, [], lambda: identity_findings(who))
     signals += _guarded("history", errors, [], lambda: history_findings(history, who))
+    signals += _guarded("learned", errors, [], lambda: learned_findings(learned, who))
     signals += _guarded("bulk", errors, [], lambda: bulk_finding(recognise(parsed)))
     signals += _guarded("disguise", errors, [], lambda: analyze_disguise(parsed))
     found_lure = _guarded("lure", errors, None, lambda: find_lure(parsed))  # None: it failed, content retries it
@@ -144,7 +148,7 @@ def scan_message(
         *auth.findings, *links, *attachments.findings, *impersonation, *signals, *content, *unread, *unchecked, *errors
     ]  # fmt: skip
     budget.armed = True
-    return _guarded(
+    verdict = _guarded(
         "verdict",
         errors,
         Verdict(findings=tuple(findings)),
@@ -159,3 +163,4 @@ def scan_message(
             htmltext_structure_hash=structure,
         ),
     )
+    return relieve(verdict) if learned is not None else verdict
