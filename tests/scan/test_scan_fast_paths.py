@@ -13,7 +13,6 @@ import numpy as np
 from rapidfuzz.distance import OSA
 
 from mailsec.scan import disguise, fingerprint, lookalike
-from mailsec.scan.content import shipped_model
 from mailsec.scan.lookalike import OBJECT_STORES, brand_domains, free_hosting
 
 _PAGE_SUFFIXES = (".html", ".htm", ".shtml", ".xhtml", ".php", ".svg", "/")
@@ -114,18 +113,3 @@ def test_split_and_the_regex_whitespace_agree_on_every_character() -> None:
     sample = " \u2003lead\x1c\x1fing\t\n\r\x0b\x0c x\u00a0y\u3000 z\u200b "
     assert " ".join(sample.split()) == re.sub(r"\s+", " ", sample).strip()
 
-
-def test_memoised_gram_hashes_give_the_vectorizer_s_probabilities_on_every_call() -> None:
-    model = shipped_model()
-    assert model is not None
-    for tokens in (["verify", "your", "account", "now"], ["m\u00fcnchen", "gr\u00fc\u00dfe"], ["lone\ud800", "ok"]):
-        try:
-            expected: object = model.probabilities(" ".join(tokens))
-        except UnicodeEncodeError as exc:
-            expected = type(exc)
-        for _ in range(3):  # the second and third calls answer from the cache
-            try:
-                got: object = model.probabilities_of_tokens(tokens)
-            except UnicodeEncodeError as exc:
-                got = type(exc)
-            assert got == expected, tokens
