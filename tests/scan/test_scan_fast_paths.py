@@ -112,4 +112,3 @@ def test_split_and_the_regex_whitespace_agree_on_every_character() -> None:
     assert re.findall(r"\s", every) == [c for c in every if c.isspace()]
     sample = " \u2003lead\x1c\x1fing\t\n\r\x0b\x0c x\u00a0y\u3000 z\u200b "
     assert " ".join(sample.split()) == re.sub(r"\s+", " ", sample).strip()
-
