@@ -165,6 +165,11 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "full`), as mail sent to a harvested address does, and the message asks the reader to act elsewhere "
                 "(a lure: a link to an unestablished site, a risky attachment, a diverted reply, a brand claim); list "
                 "mail excepted", deception=True),
+    FindingSpec("SENDER_TRAIL_SCATTERED", "structure", D.SPOOF, 1.0, "Spoof",
+                "the From address, the envelope sender and the Message-ID are on three unrelated registered domains "
+                "and the message is no list or bulk mail (a forwarder's rewritten envelope or the recipient's own "
+                "domain excepted): written under one name, composed on a second system and sent from a third",
+                deception=True),
     FindingSpec("REPLY_TO_DIVERTED", "impersonation", D.SUSPICIOUS, 1.0, "BEC",
                 "Reply-To's registered domain differs from From's (not a recipient's domain, not list mail)",
                 deception=True, varies="2 to a free mailbox; MALICIOUS-BEC 4 when the sender poses as someone trusted"),

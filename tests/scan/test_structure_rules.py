@@ -1,0 +1,92 @@
+"""The third round of structural rules (issue 12): deceptions in how a phish was sent and where it sends the reader,
+each of which corroborates phishing text into MALICIOUS and stays silent on the honest mail that shares half of it."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+
+from mailsec.mime import parse_message
+from mailsec.model import Disposition, Envelope, Finding, Verdict
+from mailsec.scan import scan_message
+from mailsec.scan.verdict import combine
+from support import make_eml
+
+D = Disposition
+LURE = '<p>Your reward is waiting.</p><a href="https://claim-reward.example/r/81">Claim</a>'
+
+
+def scan(raw: bytes, envelope: Envelope | None = None) -> Verdict:
+    return scan_message(parse_message(raw), envelope or Envelope(), model=False)
+
+
+def names(raw: bytes, envelope: Envelope | None = None) -> set[str]:
+    return {f.name for f in scan(raw, envelope).findings if f.score}
+
+
+def with_message_id(raw: bytes, message_id: str) -> bytes:
+    return raw.replace(b"Message-ID: <", b"X-Old-Id: <", 1).replace(b"\n", f"\nMessage-ID: {message_id}\n".encode(), 1)
+
+
+def phishing_text(p: float = 0.7) -> Finding:
+    return Finding(name="CONTENT_PHISHING", detection=D.MALICIOUS, score=5.0 + (p - 0.5) * 4, reason="Reads like "
+                   "phishing.", value=f"{p:.3f}", category="Phishing")  # fmt: skip
+
+
+def corroborated(raw: bytes, name: str, envelope: Envelope | None = None) -> Disposition:
+    """The verdict of phishing text (p 0.7, no other evidence) plus this message's finding `name`."""
+    found = [f for f in scan(raw, envelope).findings if f.name == name]
+    assert found, f"{name} did not fire"
+    return combine([phishing_text(), *found]).disposition
+
+
+def test_from_envelope_and_message_id_on_three_organisations() -> None:
+    """Written as a shop, composed on a cloud tenant, sent from a hacked server: three organisations."""
+    raw = with_message_id(
+        make_eml(sender='"ADAC Versand" <versand@adac-kit.example>', html=LURE,
+                 headers={"Return-Path": "<bounce@hacked-school.example>"}),
+        "<2325abc2-f606@DB3PEPF0000885D.eurprd01.prod.outlook.com>",
+    )  # fmt: skip
+    assert "SENDER_TRAIL_SCATTERED" in names(raw)
+    assert corroborated(raw, "SENDER_TRAIL_SCATTERED") is D.MALICIOUS
+    # the envelope from the SMTP session counts the same as an imported message's Return-Path
+    session = with_message_id(make_eml(sender="versand@adac-kit.example", html=LURE), "<x1@mail.tenant.example>")
+    assert "SENDER_TRAIL_SCATTERED" in names(session, Envelope(mail_from="bounce@hacked-school.example"))
+
+
+def test_honest_sending_systems_show_at_most_two_organisations() -> None:
+    own = make_eml(sender="billing@shop.example", html=LURE, headers={"Return-Path": "<bounce@shop.example>"})
+    esp = with_message_id(
+        make_eml(sender="billing@shop.example", html=LURE, headers={"Return-Path": "<b-81@bounces.esp.example>"}),
+        "<0100018c@email.esp.example>",
+    )
+    hosted = with_message_id(
+        make_eml(sender="anna@firm.example", html=LURE, headers={"Return-Path": "<anna@firm.example>"}),
+        "<DB3PR01MB55@DB3PR01MB55.eurprd01.prod.outlook.com>",
+    )
+    for raw in (own, esp, hosted):
+        assert "SENDER_TRAIL_SCATTERED" not in names(raw)
+
+
+def test_lists_bulk_mail_forwarders_and_bare_message_ids_are_left_alone() -> None:
+    def scattered(headers: dict[str, str], message_id: str = "<a1@composer.example>", to: str = "bob@corp.example"):
+        raw = make_eml(sender="news@shop.example", to=to, html=LURE, headers=headers)
+        return "SENDER_TRAIL_SCATTERED" in names(with_message_id(raw, message_id))
+
+    bounce = {"Return-Path": "<bounce@relay.example>"}
+    assert scattered(bounce)
+    assert not scattered({**bounce, "List-Id": "<news.lists.example>"})
+    assert not scattered({**bounce, "List-Unsubscribe": "<https://shop.example/u>"})
+    assert not scattered({"Return-Path": "<SRS0=ab12=7Q=shop.example=news@forwarder.example>"})
+    assert not scattered({"Return-Path": "<bob+caf_=SRS=x@forwarder.example>"})
+    assert not scattered({"Return-Path": "<bob@corp.example>"})  # the recipient's own forwarding
+    assert not scattered(bounce, message_id="<5816419606864150362175@WIN-HM6FI4VOIEP>")
+    assert not scattered({"Return-Path": "<>"})
+
+
+def test_a_message_without_from_or_message_id_does_not_fail() -> None:
+    msg = EmailMessage()
+    msg["To"] = "bob@corp.example"
+    msg["Return-Path"] = "<x@relay.example>"
+    msg.set_content("hello")
+    v = scan(msg.as_bytes())
+    assert "ANALYZER_ERROR" not in {f.name for f in v.findings}
