@@ -90,3 +90,20 @@ def test_a_message_without_from_or_message_id_does_not_fail() -> None:
     msg.set_content("hello")
     v = scan(msg.as_bytes())
     assert "ANALYZER_ERROR" not in {f.name for f in v.findings}
+
+
+def test_every_link_through_a_shortener_behind_words_or_a_picture() -> None:
+    hidden = '<a href="https://t.co/Ab12"><img src="cid:offer"></a> <a href="https://bit.ly/3xYz">Claim now</a>'
+    raw = make_eml(sender='"Survey Team" <win@prize-draw.example>', html=hidden)
+    assert "LINKS_ALL_SHORTENED" in names(raw)
+    assert corroborated(raw, "LINKS_ALL_SHORTENED") is D.MALICIOUS
+
+
+def test_shortened_links_beside_the_senders_own_or_shown_openly_are_no_deception() -> None:
+    newsletter = '<a href="https://bit.ly/3xYz">Read the post</a> <a href="https://blog.example/unsubscribe">Leave</a>'
+    shown = '<a href="https://bit.ly/3xYz">https://bit.ly/3xYz</a>'
+    pasted = "Slides from today: https://bit.ly/3xYz\n"
+    assert "LINKS_ALL_SHORTENED" not in names(make_eml(sender="news@blog.example", html=newsletter))
+    assert "LINKS_ALL_SHORTENED" not in names(make_eml(sender="anna@firm.example", html=shown))
+    assert "LINKS_ALL_SHORTENED" not in names(make_eml(sender="anna@firm.example", body=pasted))
+    assert "LINKS_ALL_SHORTENED" not in names(make_eml(sender="anna@firm.example"))

@@ -170,6 +170,10 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "and the message is no list or bulk mail (a forwarder's rewritten envelope or the recipient's own "
                 "domain excepted): written under one name, composed on a second system and sent from a third",
                 deception=True),
+    FindingSpec("LINKS_ALL_SHORTENED", "structure", D.SUSPICIOUS, 1.0, "Link",
+                "every web link goes through a URL shortener and at least one hides behind words or a picture: the "
+                "message keeps every destination from the reader (a newsletter's shortened links sit beside its own)",
+                deception=True),
     FindingSpec("REPLY_TO_DIVERTED", "impersonation", D.SUSPICIOUS, 1.0, "BEC",
                 "Reply-To's registered domain differs from From's (not a recipient's domain, not list mail)",
                 deception=True, varies="2 to a free mailbox; MALICIOUS-BEC 4 when the sender poses as someone trusted"),

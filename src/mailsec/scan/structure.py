@@ -13,7 +13,7 @@ content classifier does not.
 
 Each gives PHISHING_STRUCTURE (MALICIOUS, score 8, category Phishing), once, its reason naming both halves.
 Doubtful halves are findings of their own, deceptions that corroborate phishing text (verdict.py):
-BRAND_SENDER_FOREIGN_LINKS, SUBJECT_NAMES_RECIPIENT and SENDER_TRAIL_SCATTERED."""
+BRAND_SENDER_FOREIGN_LINKS, SUBJECT_NAMES_RECIPIENT, SENDER_TRAIL_SCATTERED and LINKS_ALL_SHORTENED."""
 
 from __future__ import annotations
 
@@ -24,8 +24,16 @@ from mailsec.model import Finding, ParsedMessage
 from mailsec.scan.bulk import is_click_tracker
 from mailsec.scan.identity import SenderIdentity
 from mailsec.scan.impersonation import claimed_brand
-from mailsec.scan.links import parse_url
-from mailsec.scan.lookalike import FREEMAIL, brand_domains, brand_names, is_established, registered_domain, same_name
+from mailsec.scan.links import parse_url, shown_domain
+from mailsec.scan.lookalike import (
+    FREEMAIL,
+    brand_domains,
+    brand_names,
+    is_established,
+    registered_domain,
+    same_name,
+    shortener_domains,
+)
 from mailsec.scan.lure import Lure
 from mailsec.scan.registry import spec
 
@@ -159,13 +167,39 @@ def _sender_trail_scattered(parsed: ParsedMessage, identity: SenderIdentity) -> 
     ]
 
 
+def _links_all_shortened(parsed: ParsedMessage) -> list[Finding]:
+    """Every web link goes through a URL shortener, and one of them hides behind words or a picture rather than
+    showing its address: the message keeps every destination from the reader. A newsletter's shortened links sit
+    beside links to its own site; a colleague pasting a short link shows it (plain text shows every address)."""
+    shorteners = shortener_domains()
+    urls = [(link, u) for link in parsed.links[:MAX_LINKS] if (u := parse_url(link.href)) is not None and u.rd]
+    if not urls or any(u.rd not in shorteners and u.host not in shorteners for _, u in urls):
+        return []
+    hidden = next((u for link, u in urls if link.source == "html" and not shown_domain(link.text)), None)
+    if hidden is None:
+        return []
+    return [
+        spec("LINKS_ALL_SHORTENED").make(
+            f"Every link goes through a URL shortener ({hidden.host}), behind words or a picture: the message hides "
+            "where it sends the reader",
+            field="link",
+            value=hidden.href[:2000],
+        )
+    ]
+
+
 def analyze_structure(
     parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure
 ) -> list[Finding]:
     """PHISHING_STRUCTURE when phishing is certain from structure alone (see the module doc), else nothing; and the
     doubtful halves (module doc)."""
     forged = _brand_sender_foreign_links(parsed, identity)
-    doubtful = forged + _subject_names_recipient(parsed, lure) + _sender_trail_scattered(parsed, identity)
+    doubtful = [
+        *forged,
+        *_subject_names_recipient(parsed, lure),
+        *_sender_trail_scattered(parsed, identity),
+        *_links_all_shortened(parsed),
+    ]
     return doubtful + _certain(parsed, identity, [*findings, *forged], lure)
 
 
