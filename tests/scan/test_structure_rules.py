@@ -107,3 +107,25 @@ def test_shortened_links_beside_the_senders_own_or_shown_openly_are_no_deception
     assert "LINKS_ALL_SHORTENED" not in names(make_eml(sender="anna@firm.example", html=shown))
     assert "LINKS_ALL_SHORTENED" not in names(make_eml(sender="anna@firm.example", body=pasted))
     assert "LINKS_ALL_SHORTENED" not in names(make_eml(sender="anna@firm.example"))
+
+
+def test_phishing_like_text_plus_a_deception_is_suspicious_never_malicious() -> None:
+    """From the classifier's weak threshold (0.3) a deception found elsewhere makes the message SUSPICIOUS; alone,
+    either is not enough, and below 0.6 it never becomes MALICIOUS."""
+    scattered = Finding(name="SENDER_TRAIL_SCATTERED", detection=D.SPOOF, score=1.0, reason="Three organisations.",
+                        category="Spoof")  # fmt: skip
+    weak = Finding(name="CONTENT_PHISHING", detection=D.MALICIOUS, score=2.5, reason="Reads a little like phishing.",
+                   value="0.410", category="Phishing")  # fmt: skip
+    both = combine([weak, scattered])
+    assert both.disposition is D.SUSPICIOUS
+    added = [x for x in both.findings if x.name == "PHISHING_SUSPECTED"]
+    assert len(added) == 1 and "41%" in added[0].reason and added[0].detail == "SENDER_TRAIL_SCATTERED"
+    assert combine([weak]).disposition is D.NONE
+    assert combine([scattered]).disposition is D.NONE
+    below = Finding(name="CONTENT_PHISHING", detection=D.MALICIOUS, score=2.5, reason="Hardly.", value="0.250")
+    assert combine([below, scattered]).disposition is D.BULK  # the two scores add up, to no more than BULK
+    assert [x.name for x in combine(list(both.findings)).findings].count("PHISHING_SUSPECTED") == 1
+    shortener = Finding(name="LINK_SHORTENER", detection=D.SUSPICIOUS, score=1.0, reason="Shortened.")
+    assert combine([weak, shortener]).disposition is D.BULK  # a shortener is no deception
+    sure = combine([phishing_text(0.7), scattered])
+    assert sure.disposition is D.MALICIOUS and "PHISHING_SUSPECTED" not in {x.name for x in sure.findings}

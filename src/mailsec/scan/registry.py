@@ -220,6 +220,9 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "unsubscribe headers, `Precedence: bulk`, ESP signatures", varies="the points of the evidence"),
     FindingSpec("PHISHING_CORROBORATED", "verdict", D.MALICIOUS, 3.0, "Phishing",
                 "the classifier is sure of phishing and another analyzer found a deception"),
+    FindingSpec("PHISHING_SUSPECTED", "verdict", D.SUSPICIOUS, 2.5, "Phishing",
+                "the classifier leans to phishing (0.3 <= p < 0.6) and another analyzer found a deception: SUSPICIOUS, "
+                "never MALICIOUS"),
     # policy (scan/policy.py, scan/verdict.py) and the scanner itself
     FindingSpec("BLOCKLISTED", "policy", D.MALICIOUS, 8.0, "Blocklisted", "a block policy matches"),
     FindingSpec("ALLOWLISTED", "policy", D.NONE, 0.0, None, "an allow policy applies"),
