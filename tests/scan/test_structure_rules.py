@@ -129,3 +129,11 @@ def test_phishing_like_text_plus_a_deception_is_suspicious_never_malicious() -> 
     assert combine([weak, shortener]).disposition is D.BULK  # a shortener is no deception
     sure = combine([phishing_text(0.7), scattered])
     assert sure.disposition is D.MALICIOUS and "PHISHING_SUSPECTED" not in {x.name for x in sure.findings}
+
+
+def test_a_brand_spelt_with_a_capital_i_for_an_l_is_disguised() -> None:
+    for subject in ("Your PayPaI account is Iimited", "Scan your Iedger now", "\u26a0 PayPaI: action needed"):
+        assert "TEXT_DISGUISED" in names(make_eml(subject=subject)), subject
+    assert "TEXT_DISGUISED" in names(make_eml(sender='"Iedger Support" <s@x.example>'))
+    for fine in ("Is it PayPal or IBM?", "Ideas for Ireland", "Your LinkedIn digest", "INVOICE 12", "iCloud storage"):
+        assert "TEXT_DISGUISED" not in names(make_eml(subject=fine)), fine

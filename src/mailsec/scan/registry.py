@@ -156,7 +156,9 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "`x.onmicrosoft.com`) that no organisation's mail is sent from", deception=True),
     FindingSpec("TEXT_DISGUISED", "disguise", D.SUSPICIOUS, 2.0, "Spoof",
                 "the subject or sender name hides itself: invisible characters, letters of another script inside a "
-                "Latin word, mathematical or small-capital letters", deception=True),
+                "Latin word, mathematical or small-capital letters, a brand's name with a capital I for an l "
+                "(`PayPaI`)",
+                deception=True),
     FindingSpec("BRAND_SENDER_FOREIGN_LINKS", "structure", D.SUSPICIOUS, 2.0, "BrandImpersonation",
                 "the From domain is a well-known brand's, unauthenticated, and every link goes to an unrelated, "
                 "unestablished site", deception=True),
