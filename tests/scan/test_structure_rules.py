@@ -137,3 +137,25 @@ def test_a_brand_spelt_with_a_capital_i_for_an_l_is_disguised() -> None:
     assert "TEXT_DISGUISED" in names(make_eml(sender='"Iedger Support" <s@x.example>'))
     for fine in ("Is it PayPal or IBM?", "Ideas for Ireland", "Your LinkedIn digest", "INVOICE 12", "iCloud storage"):
         assert "TEXT_DISGUISED" not in names(make_eml(subject=fine)), fine
+
+
+def test_phishing_text_without_a_lure_decides_from_0_7_unless_its_senders_own_system_sent_it() -> None:
+    from mailsec.scan.content import classify
+    from mailsec.scan.features import extract_text
+    from mailsec.scan.lure import Lure
+
+    class Fixed:
+        def __init__(self, phishing: float) -> None:
+            self.p = {"ham": 1 - phishing, "spam": 0.0, "phishing": phishing}
+
+        def probabilities(self, _doc: str) -> dict[str, float]:
+            return self.p
+
+    mt = extract_text(parse_message(make_eml(body="Please confirm the transfer today.")))
+
+    def score(p: float, lure: Lure) -> float:
+        return next(f.score for f in classify(mt, Fixed(p), lure) if f.name == "CONTENT_PHISHING")  # type: ignore[arg-type]
+
+    assert score(0.72, Lure(())) >= 5.0
+    assert score(0.68, Lure(())) < 5.0
+    assert score(0.95, Lure((), self_consistent=True)) < 5.0
