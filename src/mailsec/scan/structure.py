@@ -172,10 +172,15 @@ def _links_all_shortened(parsed: ParsedMessage) -> list[Finding]:
     showing its address: the message keeps every destination from the reader. A newsletter's shortened links sit
     beside links to its own site; a colleague pasting a short link shows it (plain text shows every address)."""
     shorteners = shortener_domains()
-    urls = [(link, u) for link in parsed.links[:MAX_LINKS] if (u := parse_url(link.href)) is not None and u.rd]
-    if not urls or any(u.rd not in shorteners and u.host not in shorteners for _, u in urls):
-        return []
-    hidden = next((u for link, u in urls if link.source == "html" and not shown_domain(link.text)), None)
+    hidden = None
+    for link in parsed.links[:MAX_LINKS]:
+        u = parse_url(link.href)
+        if u is None or not u.rd:
+            continue
+        if u.rd not in shorteners and u.host not in shorteners:
+            return []  # most messages stop at their first link
+        if hidden is None and link.source == "html" and not shown_domain(link.text):
+            hidden = u
     if hidden is None:
         return []
     return [
