@@ -6,10 +6,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from mailsec.console import pages, signin
+from mailsec.console import pages, remediate, signin
 from mailsec.console.web import HERE, ConsoleHeaders, ConsoleRefusal, SignInRequired, error_page, signin_redirect
 
-ROUTERS = [signin.router, pages.router]
+ROUTERS = [signin.router, pages.router, remediate.router]
 
 
 def mount_console(app: FastAPI) -> None:
