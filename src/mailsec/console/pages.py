@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from mailsec.api.routers.preview import preview_service
 from mailsec.console.query import OPERATORS, QueryError, parse
 from mailsec.console.web import ConsoleRefusal, Viewer, render, services_of, viewer
-from mailsec.model import THREAT_CATEGORIES
+from mailsec.model import SEARCHABLE_DISPOSITIONS, THREAT_CATEGORIES
 from mailsec.preview.errors import PreviewError
 from mailsec.services import Services
 from mailsec.store.blobs import BlobNotFound
@@ -44,17 +44,16 @@ class Row:
 
 
 def _row(m: StoredMessage) -> Row:
-    data, row = m.data, m.row
     return Row(
         id=m.id,
         scanned=m.scanned_at,
         disposition=m.final_disposition.value,
         quarantined=m.is_quarantined,
         status=m.delivery_status or "",
-        sender=str(row.get("from_addr") or m.envelope_from or ""),
-        sender_name=str(row.get("from_name") or ""),
-        recipients=[str(r) for r in (data.get("to") or m.envelope_to or [])],
-        subject=str(row.get("subject") or ""),
+        sender=m.from_addr or m.envelope_from or "",
+        sender_name=m.from_name or "",
+        recipients=list(m.data.to or m.envelope_to),
+        subject=m.subject or "",
     )
 
 
@@ -139,18 +138,16 @@ def timeline(services: Services, message: StoredMessage) -> list[dict[str, Any]]
 
 def message_context(services: Services, who: Viewer, message: StoredMessage) -> dict[str, Any]:
     verdict = message.verdict
-    validation = verdict.get("validation") or {}
     return {
         "who": who,
         "m": message,
         "row": _row(message),
-        "findings": verdict.get("findings") or [],
+        "findings": verdict.findings,
         "reasons": list(message.detection_reasons),
         "categories": [
-            {"name": name, "description": THREAT_CATEGORIES.get(name, (0, ""))[1]}
-            for name in verdict.get("threat_categories") or []
+            {"name": name, "description": THREAT_CATEGORIES.get(name, (0, ""))[1]} for name in verdict.threat_categories
         ],
-        "validation": {k: validation.get(k) for k in ("spf", "dkim", "dmarc")},
+        "validation": verdict.validation,
         "attachments": services.messages.attachments(message.pk),
         "links": services.messages.links(message.pk),
         "recipients": [
@@ -161,6 +158,8 @@ def message_context(services: Services, who: Viewer, message: StoredMessage) -> 
         "actions": services.messages.actions([message.pk])[message.pk],
         "can_move": who.can_write and bool(IntegrationRepo(services.engine).list_for(who.account_id)),
         "can_release": who.can_write and message.is_quarantined,
+        "can_reclassify": who.can_write,
+        "dispositions": SEARCHABLE_DISPOSITIONS,
     }
 
 

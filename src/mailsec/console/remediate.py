@@ -1,6 +1,7 @@
-"""The write side of the message page: release from quarantine and move in the recipients' mailboxes, through
-`actions.release` and `actions.move` as the API's routes do, with the same write-scope check. Each form carries
-the session's CSRF token; the answer is the message page again, with the per-recipient outcome on top."""
+"""The write side of the message page: release from quarantine, move in the recipients' mailboxes, reclassify;
+through `actions.release`, `actions.move` and `actions.reclassify` as the API's routes do, with the same
+write-scope check. Each form carries the session's CSRF token; the answer is the message page again, with the
+outcome (per recipient where the action has one) on top."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from mailsec.actions.move import move
+from mailsec.actions.reclassify import MessageNotFound, ReclassifyError, reclassify
 from mailsec.actions.release import release
 from mailsec.console.pages import load, message_context
 from mailsec.console.web import ConsoleRefusal, Viewer, checked_form, render, services_of, viewer
@@ -64,3 +66,22 @@ async def move_message(request: Request, account_id: str, ref: str) -> Response:
     items = await run_in_threadpool(move, services, account_id, [ref], destination, who.principal)
     lines = [(i.recipient or "", i.status.replace("_", " "), i.success, i.reason or "") for i in items]
     return await _after(request, who, ref, Outcome(f"Move to {destination.value}", lines))
+
+
+@router.post("/a/{account_id}/messages/{ref}/reclassify")
+async def reclassify_message(request: Request, account_id: str, ref: str) -> Response:
+    who = await viewer(request, account_id)
+    form = await checked_form(request, who)
+    services = services_of(request)
+    try:
+        event = await run_in_threadpool(
+            reclassify, services, account_id, ref, str(form.get("disposition", "")), who.principal
+        )
+    except MessageNotFound as exc:
+        raise ConsoleRefusal(404, "There is no such message in this account.") from exc
+    except ReclassifyError as exc:
+        raise ConsoleRefusal(400, str(exc)) from exc
+    was = event.original.value if event.original else "unknown"
+    detail = f"was {was}; submission {event.submission_id}"
+    line = ("all recipients", f"now {event.requested.value}", True, detail)
+    return await _after(request, who, ref, Outcome("Reclassify", [line]))
