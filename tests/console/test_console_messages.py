@@ -193,6 +193,23 @@ def test_release_from_quarantine_shows_the_outcome(
     assert page.get_by_text("Release…").count() == 0  # nothing is held any more
 
 
+def test_reclassify_changes_the_disposition(console: Console, mail: Mail, analyst: Any) -> None:
+    page = analyst
+    target = mail.invoices[0]
+    page.goto(f"{console.url}/a/{console.account}/messages/{target}")
+    page.get_by_text("Reclassify…").click()
+    page.get_by_label("Disposition").select_option("SPAM")
+    page.get_by_role("button", name="Confirm reclassify").click()
+    page.wait_for_load_state()
+    outcome = page.locator("section[aria-labelledby=outcome-title]")
+    assert outcome.get_by_role("heading").inner_text() == "Reclassify: outcome"
+    assert "now SPAM" in outcome.inner_text()
+    page.goto(f"{console.url}/a/{console.account}/messages/{target}")
+    assert page.locator("h1 + p .badge").first.inner_text() == "SPAM"
+    assert "RECLASSIFY" in page.locator("section[aria-labelledby=log-title]").inner_text()
+    assert search(page, f"disposition:spam subject:invoice {mail.tag}") == [f"{mail.tag} invoice 1"]
+
+
 def test_hostile_subject_and_sender_are_text(console: Console, mail: Mail, analyst: Any) -> None:
     page = analyst
     search(page, f"from:attacker.example {mail.tag}")
