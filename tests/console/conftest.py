@@ -34,7 +34,7 @@ def dovecot() -> Iterator[Dovecot]:
 
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory, dovecot: Dovecot) -> Iterator[Console]:
-    running = start_console(tmp_path_factory.mktemp("console"), next_hop=dovecot.lmtp_url)
+    running = start_console(tmp_path_factory.mktemp("console"), next_hop=dovecot.lmtp_url, imap_port=dovecot.imap_port)
     yield running
     running.server.stop()
 

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.gw_support import MASTER_PASSWORD, MASTER_USER
 from mailsec.config import load_settings
+from mailsec.mailbox import secrets
 from mailsec.pipeline import process_message
 from mailsec.services import open_services
+from mailsec.store.integrations import IntegrationRepo
 from mailsec.store.queue import QueueRepo
 from support import LiveServer, free_port, make_live_server, wait_port
 
@@ -49,9 +52,10 @@ HELD_RECIPIENT = f"carol@{HELD_DOMAIN}"
 ALL_DISPOSITIONS = ("MALICIOUS", "MALICIOUS-BEC", "SUSPICIOUS", "SPOOF", "SPAM", "BULK", "NONE", "UNKNOWN")
 
 
-def start_console(data_dir: Path, next_hop: str | None = None, **env: str) -> Console:
+def start_console(data_dir: Path, next_hop: str | None = None, imap_port: int | None = None, **env: str) -> Console:
     """`mailsec serve` with an account, a read-write and a read-only token and a user with a password; with
-    `next_hop` (an LMTP URL) also `--smtp`, with HELD_DOMAIN routed there and every disposition held."""
+    `next_hop` (an LMTP URL) also `--smtp`, with HELD_DOMAIN routed there and every disposition held; with
+    `imap_port`, an IMAP integration for HELD_DOMAIN through Dovecot's master user (the console offers Move)."""
     if next_hop:
         env = {"MAILSEC_QUEUE_WORKERS": "1", "MAILSEC_QUEUE_POLL_SECONDS": "0.1", "MAILSEC_QUEUE_RETRY_SECONDS": "0.4",
                "MAILSEC_SMTP_HOSTNAME": "mx.mailsec.test", **env}  # fmt: skip
@@ -67,6 +71,10 @@ def start_console(data_dir: Path, next_hop: str | None = None, **env: str) -> Co
         if next_hop:
             services.domains.add(account, HELD_DOMAIN, mode="DIRECT", next_hop=next_hop, verified=True)
             QueueRepo(services.engine).set_quarantine_dispositions(account, ALL_DISPOSITIONS)
+        if imap_port:
+            secret = secrets.encrypt(services.settings.data_dir, MASTER_PASSWORD)
+            url = f"imap://{MASTER_USER}@127.0.0.1:{imap_port}"
+            IntegrationRepo(services.engine).add(account, HELD_DOMAIN, "imap", url, {"timeout": 30}, secret)
     finally:
         services.close()
     smtp_port = free_port() if next_hop else None

@@ -193,6 +193,40 @@ def test_release_from_quarantine_shows_the_outcome(
     assert page.get_by_text("Release…").count() == 0  # nothing is held any more
 
 
+def folders_holding(dovecot: Dovecot, user: str, message_id: str) -> list[str]:
+    with dovecot.imap(user) as client:
+        found = []
+        for _, _, name in client.list_folders():
+            client.select_folder(name, readonly=True)
+            found += [name] * len(client.search(["HEADER", "Message-ID", message_id]))
+        return sorted(found)
+
+
+def test_move_in_the_mailbox_shows_each_recipient(console: Console, mail: Mail, analyst: Any, dovecot: Dovecot) -> None:
+    page = analyst
+    raw = make_eml(subject=f"{mail.tag} to move", to=HELD_RECIPIENT)
+    message_id = raw.split(b"Message-ID: ", 1)[1].split(b"\n", 1)[0].decode()
+    target = wait_stored(console, send(console, raw, [HELD_RECIPIENT]), "quarantined")
+    page.goto(f"{console.url}/a/{console.account}/messages/{target}")
+    page.get_by_text("Release…").click()
+    page.get_by_role("button", name="Confirm release").click()
+    page.wait_for_load_state()
+    assert folders_holding(dovecot, HELD_RECIPIENT, message_id) == ["INBOX"]
+    page.get_by_text("Move…").click()
+    page.get_by_label("Destination").select_option("JunkEmail")
+    page.get_by_role("button", name="Confirm move").click()
+    page.wait_for_load_state()
+    outcome = page.locator("section[aria-labelledby=outcome-title]")
+    assert outcome.get_by_role("heading").inner_text() == "Move to JunkEmail: outcome"
+    assert outcome.locator("tbody tr").all_inner_texts() == [f"{HELD_RECIPIENT}\tmoved\t"]
+    assert folders_holding(dovecot, HELD_RECIPIENT, message_id) == ["Junk"]
+    page.get_by_text("Move…").click()
+    page.get_by_label("Destination").select_option("JunkEmail")
+    page.get_by_role("button", name="Confirm move").click()  # asking twice moves once
+    page.wait_for_load_state()
+    assert "already in destination" in page.locator("section[aria-labelledby=outcome-title]").inner_text()
+
+
 def test_reclassify_changes_the_disposition(console: Console, mail: Mail, analyst: Any) -> None:
     page = analyst
     target = mail.invoices[0]
@@ -207,6 +241,7 @@ def test_reclassify_changes_the_disposition(console: Console, mail: Mail, analys
     page.goto(f"{console.url}/a/{console.account}/messages/{target}")
     assert page.locator("h1 + p .badge").first.inner_text() == "SPAM"
     assert "RECLASSIFY" in page.locator("section[aria-labelledby=log-title]").inner_text()
+    page.goto(f"{console.url}/a/{console.account}/search")
     assert search(page, f"disposition:spam subject:invoice {mail.tag}") == [f"{mail.tag} invoice 1"]
 
 
