@@ -23,6 +23,7 @@ from mailsec.api.auth import FailureThrottle, RateLimiter, require_read, require
 from mailsec.api.envelope import APIError
 from mailsec.api.middleware import BodyLimit, RejectNul, TrailingSlash, UnexpectedErrors
 from mailsec.api.routers import bulk, domains, investigate, move, preview, quarantine_policy, release, settings
+from mailsec.console import mount_console
 from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 
@@ -169,6 +170,7 @@ def create_app(services: Services) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    mount_console(app)
     add_request_guards(app, services.settings.api_max_body_bytes)
     app.add_middleware(AccessLog, templates=templates)  # added last: outermost
     return app

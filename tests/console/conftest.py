@@ -1,0 +1,131 @@
+"""The console under a real browser: one live `mailsec serve` (SQLite) for the session, the system Chromium driven
+by Playwright (one browser per test module), and helpers that sign in as a person would, through the form.
+
+Every page a test opens records the browser's console errors, page errors and dialogs (`BrowserPage.problems`):
+a hostile message that ran script, or a CSP violation, shows up there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support import MAILSEC, LiveServer, make_live_server
+
+CHROMIUM = os.environ.get("MAILSEC_CHROMIUM_PATH", "/usr/bin/chromium")
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class Console:
+    """A running console and the credentials to sign in with."""
+
+    server: LiveServer
+    account: str
+    token: str
+    read_token: str
+    email: str
+    password: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+
+@dataclass
+class BrowserPage:
+    page: Any  # playwright.sync_api.Page
+    problems: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+def start_console(data_dir: Path, **env: str) -> Console:
+    server = make_live_server(data_dir, f"sqlite:///{data_dir / 'mailsec.db'}", **env)
+    account = server.create_account("Console")
+    token = server.create_token(account)
+    read_token = server.create_token(account, read_only=True)
+    email = "analyst@corp.example"
+    server.cli("user", "create", email, "--account", account)
+    subprocess.run(
+        [*MAILSEC, "user", "set-password", email, "--password-stdin"],
+        env=server.env, input=PASSWORD + "\n", text=True, check=True, capture_output=True,
+    )  # fmt: skip
+    server.start()
+    return Console(server, account, token, read_token, email, PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    running = start_console(tmp_path_factory.mktemp("console"))
+    yield running
+    running.server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """The system Chromium, run unprivileged when the tests run as root (as the preview does)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no Chromium at {CHROMIUM} (Debian package `chromium`)")
+    from playwright.sync_api import sync_playwright
+
+    from mailsec.preview.renderer import unprivileged_wrapper
+
+    executable, wrapper = CHROMIUM, None
+    if os.geteuid() == 0:
+        wrapper, _ = unprivileged_wrapper(CHROMIUM, "nobody")
+        executable = str(wrapper)
+    with sync_playwright() as pw:
+        try:
+            launched = pw.chromium.launch(executable_path=executable, headless=True, chromium_sandbox=False)
+        except Exception as exc:  # a browser that cannot start here is a skip, said plainly
+            pytest.skip(f"Chromium did not start: {exc}")
+        yield launched
+        launched.close()
+    if wrapper is not None:
+        shutil.rmtree(wrapper.parent, ignore_errors=True)
+
+
+@pytest.fixture()
+def browser_page(browser: Any) -> Iterator[BrowserPage]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    watched = BrowserPage(page)
+    page.on("console", lambda m: watched.problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: watched.problems.append(f"page error: {e}"))
+
+    def on_dialog(dialog: Any) -> None:
+        watched.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    yield watched
+    context.close()
+
+
+def sign_in_with_token(page: Any, base_url: str, token: str) -> None:
+    page.goto(f"{base_url}/signin")
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url("**/search**")
+
+
+def sign_in_with_password(page: Any, base_url: str, email: str, password: str) -> None:
+    page.goto(f"{base_url}/signin")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in with password").click()
+    page.wait_for_url("**/search**")
+
+
+@pytest.fixture()
+def signed_in(console: Console, browser_page: BrowserPage) -> BrowserPage:
+    """A page signed in with the account's read-write token."""
+    sign_in_with_token(browser_page.page, console.url, console.token)
+    return browser_page
