@@ -1,63 +1,21 @@
 """The console under a real browser: one live `mailsec serve` (SQLite) for the session, the system Chromium driven
-by Playwright (one browser per test module), and helpers that sign in as a person would, through the form.
+by Playwright (one browser per test module), a fresh page per test, signed in through the form when asked.
 
-Every page a test opens records the browser's console errors, page errors and dialogs (`BrowserPage.problems`):
-a hostile message that ran script, or a CSP violation, shows up there."""
+Every page a test opens records the browser's console errors, page errors and dialogs (`BrowserPage.problems`,
+`.dialogs`): a hostile message that ran script, or a CSP violation, shows up there."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from support import MAILSEC, LiveServer, make_live_server
+from console_support import BrowserPage, Console, sign_in_with_token, start_console
 
 CHROMIUM = os.environ.get("MAILSEC_CHROMIUM_PATH", "/usr/bin/chromium")
-PASSWORD = "correct horse battery staple"
-
-
-@dataclass
-class Console:
-    """A running console and the credentials to sign in with."""
-
-    server: LiveServer
-    account: str
-    token: str
-    read_token: str
-    email: str
-    password: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-
-@dataclass
-class BrowserPage:
-    page: Any  # playwright.sync_api.Page
-    problems: list[str] = field(default_factory=list)
-    dialogs: list[str] = field(default_factory=list)
-
-
-def start_console(data_dir: Path, **env: str) -> Console:
-    server = make_live_server(data_dir, f"sqlite:///{data_dir / 'mailsec.db'}", **env)
-    account = server.create_account("Console")
-    token = server.create_token(account)
-    read_token = server.create_token(account, read_only=True)
-    email = "analyst@corp.example"
-    server.cli("user", "create", email, "--account", account)
-    subprocess.run(
-        [*MAILSEC, "user", "set-password", email, "--password-stdin"],
-        env=server.env, input=PASSWORD + "\n", text=True, check=True, capture_output=True,
-    )  # fmt: skip
-    server.start()
-    return Console(server, account, token, read_token, email, PASSWORD)
 
 
 @pytest.fixture(scope="session")
@@ -107,21 +65,6 @@ def browser_page(browser: Any) -> Iterator[BrowserPage]:
     page.on("dialog", on_dialog)
     yield watched
     context.close()
-
-
-def sign_in_with_token(page: Any, base_url: str, token: str) -> None:
-    page.goto(f"{base_url}/signin")
-    page.get_by_label("API token").fill(token)
-    page.get_by_role("button", name="Sign in", exact=True).click()
-    page.wait_for_url("**/search**")
-
-
-def sign_in_with_password(page: Any, base_url: str, email: str, password: str) -> None:
-    page.goto(f"{base_url}/signin")
-    page.get_by_label("E-mail").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in with password").click()
-    page.wait_for_url("**/search**")
 
 
 @pytest.fixture()

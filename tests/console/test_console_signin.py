@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import BrowserPage, Console, sign_in_with_password, sign_in_with_token, start_console
+from console_support import BrowserPage, Console, sign_in_with_password, sign_in_with_token, start_console
 
 
 def session_cookie(page: Any) -> dict[str, Any]:
