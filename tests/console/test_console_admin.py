@@ -123,6 +123,26 @@ def test_bulk_release_of_everything_held_shows_progress_and_outcomes(held: HeldM
     assert writer.problems == []
 
 
+def test_bulk_release_of_ticked_messages_only(held: HeldMail, writer: BrowserPage) -> None:
+    page, tag = writer.page, marker()
+    for n in range(3):
+        held.hold(f"Ticked {tag} {n}", (PAT,))
+    page.get_by_role("link", name="Bulk jobs", exact=True).click()
+    page.get_by_role("link", name="New bulk action").click()
+    page.get_by_label("Search").fill(f"subject:{tag} is:quarantined")
+    page.get_by_role("button", name="Search", exact=True).click()
+    assert row_of(page, tag).count() == 3
+    for n in (0, 2):
+        row_of(page, f"{tag} {n}").get_by_role("checkbox").check()
+    page.get_by_label("Action").select_option("release")
+    page.get_by_role("button", name="Act on the ticked messages").click()
+    page.locator('#job-live[data-running="false"]').wait_for(timeout=60_000)
+    assert page.get_by_role("status").inner_text().startswith("2 of 2 messages")
+    assert held.in_inbox(PAT, f"{tag} 0") == 1 and held.in_inbox(PAT, f"{tag} 2") == 1
+    assert held.in_inbox(PAT, f"{tag} 1") == 0, "a message that was not ticked stays held"
+    assert writer.problems == []
+
+
 # -- dashboard -------------------------------------------------------------------------------------------------------
 
 

@@ -1,9 +1,12 @@
 """Bulk actions: move or release the ticked messages, or everything a search matches, as a bulk job of the API
 (actions/bulk.py, run by `serve`'s bulk-job runner). The job's page shows its progress and refreshes itself while
-the job runs (a meta refresh: no script), then each message's outcome."""
+the job runs (static/bulk.js; a Refresh link without script), then each message's outcome. The search is the
+console's search text (console/query.py), so "everything matching" is exactly what the search page lists."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,10 +15,13 @@ from starlette.concurrency import run_in_threadpool
 
 from mailsec.actions import bulk as actions
 from mailsec.api.routers import bulk as bulk_api
+from mailsec.console import query
+from mailsec.console.rows import MessageRow, message_row
 from mailsec.console.web import ConsoleRefusal, checked_form, render, services_of, viewer
 from mailsec.model import Destination
 from mailsec.store import bulk_jobs as jobs
 from mailsec.store.bulk_jobs import BulkJobRepo
+from mailsec.store.search import SearchError, SearchParams, run_search
 
 router = APIRouter(include_in_schema=False)
 MAX_TICKED = 1000
@@ -27,6 +33,7 @@ DESTINATIONS = [(d.value, label) for d, label in (
     (Destination.RECOVERABLE_PURGES, "Hard delete"),
 )]  # fmt: skip
 OUTCOME_PAGE = 100
+PREVIEW_ROWS = 100
 
 
 def _verb(form_action: str) -> tuple[str, str | None]:
@@ -39,22 +46,57 @@ def _verb(form_action: str) -> tuple[str, str | None]:
     raise ConsoleRefusal(400, "Choose what to do: release, or move to a folder.")
 
 
+def search_params_of(q: str) -> dict[str, Any]:
+    """The console's search text as the bulk-job API's `search_params` (only what differs from the defaults)."""
+    params = query.parse(q)
+    defaults = SearchParams()
+    out: dict[str, Any] = {}
+    for f in fields(SearchParams):
+        if f.name in ("cursor", "page", "per_page", "extra"):
+            continue
+        value = getattr(params, f.name)
+        if value != getattr(defaults, f.name):
+            out[f.name] = value.isoformat() if isinstance(value, datetime) else value
+    out["detections_only"] = params.detections_only
+    return out
+
+
+@router.get("/a/{account_id}/bulk/new")
+async def choose(request: Request, account_id: str) -> Response:
+    """The messages of a search, each with a tick box, and what to do with the ticked ones or with all of them."""
+    who = await viewer(request, account_id)
+    if not who.can_write:
+        raise ConsoleRefusal(403, "This sign-in has read-only access to the account.")
+    q = request.query_params.get("q", "")
+    services = services_of(request)
+
+    def load() -> list[MessageRow]:
+        params = query.parse(q)
+        params.per_page = PREVIEW_ROWS
+        page = run_search(services.engine, account_id, params)
+        return [message_row(m) for m in services.messages.get_many(page.pks)]
+
+    try:
+        rows = await run_in_threadpool(load)
+    except (query.QueryError, SearchError) as exc:
+        return render(request, "bulk_new.html", who=who, q=q, rows=[], error=str(exc), destinations=DESTINATIONS)
+    return render(request, "bulk_new.html", who=who, q=q, rows=rows, error=None, destinations=DESTINATIONS)
+
+
 @router.post("/a/{account_id}/bulk")
 async def create(request: Request, account_id: str) -> Response:
-    """Ticked rows (`id` fields) or, with scope=search, every message of the search held in `search_params_*`."""
+    """Ticked rows (`id` fields), or with scope=search every message of the search text `q`."""
     who = await viewer(request, account_id)
     form = await checked_form(request, who)
     action, destination = _verb(str(form.get("action") or ""))
-    scope = form.get("scope")
     refs: list[str] | None = None
     search: dict[str, Any] = {}
-    if scope == "search":
-        search = {
-            key.removeprefix("search_"): value
-            for key, value in form.multi_items()
-            if key.startswith("search_") and isinstance(value, str) and value != ""
-        }
-        search["detections_only"] = search.get("detections_only", "false").lower() == "true"
+    if form.get("scope") == "search":
+        q = form.get("q")
+        try:
+            search = search_params_of(q if isinstance(q, str) else "")
+        except query.QueryError as exc:
+            raise ConsoleRefusal(400, f"The search cannot run: {exc}") from exc
     else:
         refs = list(dict.fromkeys(v.strip() for v in form.getlist("id") if isinstance(v, str) and v.strip()))
         if not refs:
