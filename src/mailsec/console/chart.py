@@ -36,12 +36,12 @@ class Legend:
 
 
 def _nice_max(value: int) -> int:
-    """The smallest 1, 2 or 5 times a power of ten at or above `value` (the top of the y axis)."""
+    """The top of the y axis: four equal whole steps of 1, 2 or 5 times a power of ten, at or above `value`."""
     step = 1
     while True:
         for m in (1, 2, 5):
-            if step * m >= value:
-                return step * m
+            if step * m * 4 >= value:
+                return step * m * 4
         step *= 10
 
 
