@@ -52,7 +52,7 @@ def test_the_chart_is_one_bar_segment_per_count_and_escapes_its_text() -> None:
     root = ElementTree.fromstring(svg)  # well-formed XML: nothing unescaped broke it
     ns = "{http://www.w3.org/2000/svg}"
     assert root.find(f"{ns}title").text == 'Mail <script>alert("x")</script>'  # type: ignore[union-attr]
-    fills = [r.get("fill") for r in root.iter(f"{ns}rect")]
+    fills = [str(r.get("fill")) for r in root.iter(f"{ns}rect")]
     assert sorted(fills) == sorted([COLOURS["NONE"], COLOURS["MALICIOUS"], COLOURS["SPAM"]])
     heights = {r.get("fill"): float(r.get("height") or 0) for r in root.iter(f"{ns}rect")}
     assert heights[COLOURS["NONE"]] == 6 * heights[COLOURS["MALICIOUS"]]  # bars are to scale
