@@ -106,6 +106,6 @@ def test_ingest_and_search(run, tmp_path: Path) -> None:  # type: ignore[no-unty
     services = open_services(load_settings(env={}, data_dir=tmp_path / "data"))
     try:
         stored = services.messages.get(account, found[0]["id"])
-        assert stored is not None and stored.row["delivery_mode"] == "BCC"
+        assert stored is not None and stored.delivery_mode == "BCC"
     finally:
         services.close()

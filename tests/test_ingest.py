@@ -59,9 +59,9 @@ def test_every_kind_of_input(services: Services, tmp_path: Path) -> None:
     for mid in summary.ids:
         stored = services.messages.get(account, mid)
         assert stored is not None
-        subjects.add(stored.row["subject"])
-        assert stored.row["delivery_mode"] == "API"
-        assert services.blobs.get(stored.row["raw_sha256"]) in msgs.values()
+        subjects.add(stored.subject)
+        assert stored.delivery_mode == "API"
+        assert services.blobs.get(stored.raw_sha256) in msgs.values()
         lines = [e.message for e in services.messages.trace(stored.pk)["inbound"]]
         for step in ("received", "parsed", "scanned", "stored as"):
             assert any(line.startswith(step) or step in line for line in lines), (step, lines)
@@ -73,7 +73,7 @@ def test_every_kind_of_input(services: Services, tmp_path: Path) -> None:
     other = services.accounts.create_account("B").id
     assert ingest_paths(services, other, [tmp_path / "dir"], mode=DeliveryMode.BCC).stored == 3
     for m in services.messages.get_many(services.messages.iter_pks(other)):
-        assert m.row["delivery_mode"] == "BCC"
+        assert m.delivery_mode == "BCC"
 
 
 def test_size_limit_and_progress_callback(tmp_path: Path) -> None:
@@ -112,4 +112,4 @@ def test_hostile_bytes_never_stop_the_run(sqlite_services: Services, tmp_path: P
     for mid in summary.ids:
         stored = sqlite_services.messages.get(account, mid)
         assert stored is not None
-        assert sqlite_services.blobs.get(stored.row["raw_sha256"]) in samples or stored.row["raw_size"] > 0
+        assert sqlite_services.blobs.get(stored.raw_sha256) in samples or stored.raw_size > 0

@@ -65,12 +65,12 @@ def test_rescan_applies_a_new_block_policy(tmp_path: Path) -> None:
         for p in blocked:
             m = services.messages.get(account, p.id)
             assert m is not None
-            assert m.row["final_disposition"] == "MALICIOUS" and m.row["delivery_mode"] == "BCC"
-            assert m.verdict["properties"]["blocklisted_pattern"] == "club.example"
+            assert m.final_disposition == "MALICIOUS" and m.delivery_mode == "BCC"
+            assert m.verdict.properties["blocklisted_pattern"] == "club.example"
             lines = [t.message for t in services.messages.trace(m.pk)["inbound"]]
             assert any("RETRO_SCAN" in line and f"{old[p.id]} -> MALICIOUS" in line for line in lines), lines
         other = services.messages.get(account, kept.id)
-        assert other is not None and other.row["final_disposition"] == old[kept.id]
+        assert other is not None and other.final_disposition == old[kept.id]
     finally:
         services.close()
 

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from mailsec.config import Settings, load_settings
 from mailsec.model import DeliveryMode
+from mailsec.report_address import REPORT_ADDRESS, validate_report_address
 from mailsec.services import Services, open_services
 
 app = typer.Typer(help="mailsec: self-hosted e-mail security gateway and investigation platform.", no_args_is_help=True)
@@ -36,6 +37,14 @@ err = Console(stderr=True)
 DataOpt = Annotated[Path | None, typer.Option("--data", help="Data directory (default $MAILSEC_DATA_DIR or ./var).")]
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML settings file (default $MAILSEC_CONFIG).")]
 AccountOpt = Annotated[str, typer.Option("--account", help="Account id (32 hex).")]
+ReportAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--report-address",
+        help="Where the domain's users forward suspicious mail (report@DOMAIN): recorded as a user submission, "
+        "never delivered.",
+    ),
+]
 
 
 def settings_for(data: Path | None, config: Path | None = None, **overrides: Any) -> Settings:
@@ -423,6 +432,7 @@ def domain_add(
     next_hop: Annotated[
         str, typer.Option("--next-hop", help="smtp://HOST:PORT or lmtp://HOST:PORT (needed for DIRECT).")
     ] = "",
+    report_address: ReportAddressOpt = None,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -439,12 +449,22 @@ def domain_add(
     try:
         if next_hop:
             parse_next_hop(next_hop)
-        added = services.domains.add(account.lower(), domain, mode=mode, next_hop=next_hop, verified=True, actor="cli")
+        settings = {REPORT_ADDRESS: validate_report_address(report_address, domain)} if report_address else None
+        added = services.domains.add(
+            account.lower(), domain, mode=mode, next_hop=next_hop, settings=settings, verified=True, actor="cli"
+        )
     except (ValueError, AlreadyExists) as exc:
         fail(str(exc))
         return
-    err.print(f"{added.domain}: {added.mode}" + (f" -> {added.next_hop}" if added.next_hop else ""))
+    err.print(f"{added.domain}: {added.mode}" + (f" -> {added.next_hop}" if added.next_hop else "") + _reports(added))
     print(added.id)
+
+
+def _reports(domain: Any) -> str:
+    from mailsec.report_address import report_address_of
+
+    address = report_address_of(domain)
+    return f"; user reports to {address}" if address else ""
 
 
 @domain_app.command("list")
@@ -519,14 +539,16 @@ def domain_edit(
     next_hop: Annotated[
         str | None, typer.Option("--next-hop", help="smtp://HOST:PORT or lmtp://HOST:PORT ('' to clear).")
     ] = None,
+    report_address: ReportAddressOpt = None,
     data: DataOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Change how a protected domain's mail arrives (--mode) or where it is delivered (--next-hop)."""
+    """Change how a protected domain's mail arrives (--mode), where it is delivered (--next-hop) or where its
+    users report suspicious mail (--report-address, '' to stop)."""
     from mailsec.gateway.deliver import parse_next_hop
 
-    if mode is None and next_hop is None:
-        fail("nothing to change: give --mode and/or --next-hop")
+    if mode is None and next_hop is None and report_address is None:
+        fail("nothing to change: give --mode, --next-hop and/or --report-address")
     services = account_services(data, config, account)
     found = find_domain(services, account, domain)
     new_mode = (mode or found.mode).upper()
@@ -543,6 +565,13 @@ def domain_edit(
     settings = dict(found.settings)
     if settings.get("allowed_delivery_modes") and new_mode not in settings["allowed_delivery_modes"]:
         settings["allowed_delivery_modes"] = [new_mode, *settings["allowed_delivery_modes"]]
+    if report_address is not None:
+        settings.pop(REPORT_ADDRESS, None)
+        try:
+            if report_address.strip():
+                settings[REPORT_ADDRESS] = validate_report_address(report_address, found.domain)
+        except ValueError as exc:
+            fail(f"--report-address: {exc}")
     try:
         updated = services.domains.update(
             account.lower(), found.id, actor="cli", mode=new_mode, next_hop=new_hop, settings=settings
@@ -551,7 +580,11 @@ def domain_edit(
         fail(str(exc))
     if updated is None:
         fail(f"domain {found.domain} was removed meanwhile")
-    err.print(f"{updated.domain}: {updated.mode}" + (f" -> {updated.next_hop}" if updated.next_hop else ""))
+    err.print(
+        f"{updated.domain}: {updated.mode}"
+        + (f" -> {updated.next_hop}" if updated.next_hop else "")
+        + _reports(updated)
+    )
     print(updated.id)
 
 
@@ -717,18 +750,18 @@ def search(
                         "id": m.id,
                         "postfix_id": m.postfix_id,
                         "scanned_at": m.scanned_at.isoformat(),
-                        "final_disposition": m.row["final_disposition"],
-                        "delivery_status": m.row.get("delivery_status"),
-                        "from": m.row["from_addr"],
-                        "subject": m.row["subject"],
+                        "final_disposition": str(m.final_disposition),
+                        "delivery_status": m.delivery_status,
+                        "from": m.from_addr,
+                        "subject": m.subject,
                     }
                 )
             )
         return
     print_message_table(
         [
-            (m.id, m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"), m.row["final_disposition"] or "",
-             m.row["from_addr"] or "", m.row["subject"] or "")
+            (m.id, m.scanned_at.strftime("%Y-%m-%d %H:%M:%S"), str(m.final_disposition),
+             m.from_addr or "", m.subject or "")
             for m in rows
         ]
     )  # fmt: skip
@@ -935,6 +968,16 @@ def _add_mailbox_commands() -> None:
 
 
 _add_mailbox_commands()
+
+
+def _add_learn_commands() -> None:
+    from mailsec.cli_learn import model_app, reclassify_similar
+
+    app.add_typer(model_app, name="model")
+    app.command("reclassify-similar")(reclassify_similar)
+
+
+_add_learn_commands()
 
 
 def main() -> None:

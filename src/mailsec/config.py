@@ -54,6 +54,7 @@ class Settings:
     geoip_db: str = ""
     asn_db: str = ""
     trusted_arc_sealers: tuple[str, ...] = ()
+    learn_holdout_dir: str = ""  # labelled corpora (the shared corpora layout) a content model update is checked on
     # Gateway settings.
     smtp_hostname: str = "mailsec.local"
     tls_cert: str = ""

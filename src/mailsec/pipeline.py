@@ -10,11 +10,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mailsec import ids
+from mailsec.learn.memory import keys_for, learned_for, remember_sketch
+from mailsec.learn.model import account_model
 from mailsec.mime import parse_message
 from mailsec.model import DeliveryMode, Disposition, Envelope, ParsedMessage, TraceDirection, Verdict
 from mailsec.observability import Timer, metrics
 from mailsec.scan import scan_message
 from mailsec.scan.auth import AuthOutcome
+from mailsec.scan.campaign import CampaignKeys
 from mailsec.scan.identity import identify
 from mailsec.scan.lookalike import registered_domain
 from mailsec.scan.resolvers import build_resolvers
@@ -44,14 +47,30 @@ def _now() -> datetime:
 
 
 def scan_for_account(
-    services: Services, parsed: ParsedMessage, envelope: Envelope, account_id: str, auth: AuthOutcome | None = None
+    services: Services,
+    parsed: ParsedMessage,
+    envelope: Envelope,
+    account_id: str,
+    auth: AuthOutcome | None = None,
+    keys: CampaignKeys | None = None,
 ) -> Verdict:
-    """The account's policy, its history with the sender and the configured resolvers, handed to the pure scanner
-    (`auth`: authentication results already known, not checked again)."""
+    """The account's policy, its history with the sender, what it learned from reclassifications (campaigns,
+    senders, its content model) and the configured resolvers, handed to the pure scanner (`auth`: authentication
+    results already known, not checked again; `keys`: the message's campaign keys when the caller has them)."""
     resolvers = build_resolvers(services.settings)
     who = identify(parsed, envelope)
     history = HistoryRepo(services.engine).read(account_id, who.from_org, who.from_address)
-    return scan_message(parsed, envelope, services.policies.policy(account_id), resolvers, auth=auth, history=history)
+    learned = learned_for(services, account_id, who, keys if keys is not None else keys_for(parsed))
+    return scan_message(
+        parsed,
+        envelope,
+        services.policies.policy(account_id),
+        resolvers,
+        model=account_model(services, account_id),
+        auth=auth,
+        history=history,
+        learned=learned,
+    )
 
 
 def remember_sender(services: Services, account_id: str, parsed: ParsedMessage, envelope: Envelope, v: Verdict) -> None:
@@ -105,7 +124,8 @@ def process_message(
     trace.append(
         (inbound, f"parsed: {len(parsed.attachments)} attachment(s), {len(parsed.links)} link(s){detail}", _now())
     )
-    verdict = scan_for_account(services, parsed, envelope, account_id)
+    keys = keys_for(parsed)
+    verdict = scan_for_account(services, parsed, envelope, account_id, keys=keys)
     metrics().scan_seconds.observe(timer.seconds)
     scanned_at = _now()
     reasons = "; ".join(verdict.detection_reasons[:3])
@@ -129,6 +149,7 @@ def process_message(
     stored, recipients = services.messages.save_stored(record)
     metrics().scanned.labels(disposition=str(verdict.disposition)).inc()
     remember_sender(services, account_id, parsed, envelope, verdict)
+    remember_sketch(services, account_id, stored.pk, int(stored.row["scanned_us"]), keys)
     return Processed(
         stored.pk, postfix_id, record.investigate_id, verdict, parsed=parsed, stored=stored, recipients=recipients
     )

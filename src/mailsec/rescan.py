@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mailsec.mime import parse_message
-from mailsec.model import DeliveryMode, Disposition, Envelope, Finding, SenderInfo, TraceDirection, Validation
+from mailsec.model import DeliveryMode, Disposition, Envelope, TraceDirection
 from mailsec.pipeline import scan_for_account
 from mailsec.scan.auth import AUTH_FINDINGS, AuthOutcome
 from mailsec.scan.resolvers import build_resolvers
@@ -35,11 +35,11 @@ class RescanFilter:
             return False
         if self.until is not None and at >= self.until:
             return False
-        if self.dispositions and str(m.row["final_disposition"]).upper() not in self.dispositions:
+        if self.dispositions and str(m.final_disposition).upper() not in self.dispositions:
             return False
         if self.sender:
             want = self.sender.strip().lower()
-            addresses = [str(a).lower() for a in (m.row.get("from_addr"), m.row.get("envelope_from")) if a]
+            addresses = [a.lower() for a in (m.from_addr, m.envelope_from) if a]
             if "@" in want:
                 return want in addresses
             domains = [a.rpartition("@")[2] for a in addresses]
@@ -82,13 +82,12 @@ def _load(services: Services, pks: list[int], batch: int = 200) -> Iterator[Stor
 
 
 def _envelope(m: StoredMessage) -> Envelope:
-    data = m.data
     return Envelope(
-        mail_from=str(m.row.get("envelope_from") or ""),
-        rcpt_to=tuple(str(a) for a in data.get("envelope_to") or ()),
-        client_ip=data.get("client_ip"),
-        helo=data.get("helo"),
-        tls=bool(data.get("tls", False)),
+        mail_from=m.envelope_from,
+        rcpt_to=m.data.envelope_to,
+        client_ip=m.data.client_ip,
+        helo=m.data.helo,
+        tls=m.data.tls,
     )
 
 
@@ -97,38 +96,15 @@ def recorded_auth(m: StoredMessage) -> AuthOutcome:
     DMARC were facts of the day the message arrived (today's DNS would misjudge rotated keys), and dropping them
     would turn a SPOOF into NONE."""
     verdict = m.verdict
-    v = verdict.get("validation") or {}
-    s = verdict.get("sender_info") or {}
-    findings = []
-    for f in verdict.get("findings") or []:
-        if f.get("name") not in AUTH_FINDINGS:
-            continue
-        try:
-            detection = Disposition(str(f.get("detection")))
-        except ValueError:
-            continue
-        findings.append(
-            Finding(
-                name=str(f["name"]), detection=detection, score=float(f.get("score") or 0.0),
-                reason=str(f.get("reason") or ""), field=f.get("field"), portion=f.get("portion"),
-                value=f.get("value"), attachment=f.get("attachment"), detail=f.get("detail"),
-                category=f.get("category"),
-            )
-        )  # fmt: skip
     return AuthOutcome(
-        validation=Validation(
-            spf=str(v.get("spf") or "none"), dkim=str(v.get("dkim") or "none"), dmarc=str(v.get("dmarc") or "none"),
-            comment=v.get("comment"),
-        ),
-        findings=tuple(findings),
-        sender_info=SenderInfo(
-            ip=s.get("ip"), pld=s.get("pld"), as_number=s.get("as_number"), as_name=s.get("as_name"), geo=s.get("geo")
-        ),
-    )  # fmt: skip
+        validation=verdict.validation,
+        findings=tuple(f for f in verdict.findings if f.name in AUTH_FINDINGS),
+        sender_info=verdict.sender_info,
+    )
 
 
 def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
-    raw = services.blobs.get(m.row["raw_sha256"])
+    raw = services.blobs.get(m.raw_sha256)
     parsed = parse_message(raw)
     envelope = _envelope(m)
     recorded = None if build_resolvers(services.settings).dns is not None else recorded_auth(m)
@@ -137,14 +113,14 @@ def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
         account_id=account_id,
         postfix_id=m.postfix_id,
         scanned_at=m.scanned_at,
-        raw_sha256=m.row["raw_sha256"],
-        raw_size=int(m.row["raw_size"]),
-        delivery_mode=DeliveryMode(m.row["delivery_mode"]),
+        raw_sha256=m.raw_sha256,
+        raw_size=m.raw_size,
+        delivery_mode=m.delivery_mode,
         parsed=parsed,
         envelope=envelope,
         verdict=verdict,
     )
-    old = str(m.row["final_disposition"])
+    old = str(m.final_disposition)
     new = str(verdict.disposition)
     services.messages.update_verdict(m.pk, verdict, search_text=record.search_text())
     reasons = "; ".join(verdict.detection_reasons[:3])

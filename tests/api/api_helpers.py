@@ -48,11 +48,11 @@ def sdk4_path() -> Path:
     return Path(value)
 
 
-def run_sdk4(request: dict[str, Any]) -> Any:
-    """Run sdk4_client.py with the 4.3 SDK first on the path; it answers one JSON document."""
+def run_sdk4(request: dict[str, Any], script: Path = SDK4_SCRIPT) -> Any:
+    """Run `script` (sdk4_client.py unless told) with the 4.3 SDK first on the path; it answers one JSON document."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(sdk4_path()), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
-        [sys.executable, str(SDK4_SCRIPT)],
+        [sys.executable, str(script)],
         input=json.dumps(request),
         capture_output=True,
         text=True,

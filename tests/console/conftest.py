@@ -8,19 +8,33 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from console_support import BrowserPage, Console, sign_in_with_token, start_console
+from console_support import HELD_RECIPIENT, BrowserPage, Console, sign_in_with_token, start_console
+
+from gateway.gw_support import Dovecot, make_dovecot
 
 CHROMIUM = os.environ.get("MAILSEC_CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 @pytest.fixture(scope="session")
-def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    running = start_console(tmp_path_factory.mktemp("console"))
+def dovecot() -> Iterator[Dovecot]:
+    """The recipients' mail server (LMTP next hop of the held domain); its root readable by Dovecot's users."""
+    root = Path(tempfile.mkdtemp(prefix="mailsec-console-dovecot-"))
+    root.chmod(0o755)
+    server = make_dovecot(root, [HELD_RECIPIENT])
+    yield server
+    server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory: pytest.TempPathFactory, dovecot: Dovecot) -> Iterator[Console]:
+    running = start_console(tmp_path_factory.mktemp("console"), next_hop=dovecot.lmtp_url, imap_port=dovecot.imap_port)
     yield running
     running.server.stop()
 

@@ -4,13 +4,20 @@ signing in as a person would, through the form."""
 from __future__ import annotations
 
 import os
+import smtplib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.gw_support import MASTER_PASSWORD, MASTER_USER
 from mailsec.config import load_settings
+from mailsec.mailbox import secrets
+from mailsec.pipeline import process_message
 from mailsec.services import open_services
-from support import LiveServer, make_live_server
+from mailsec.store.integrations import IntegrationRepo
+from mailsec.store.queue import QueueRepo
+from support import LiveServer, free_port, make_live_server, wait_port
 
 CHROMIUM = os.environ.get("MAILSEC_CHROMIUM_PATH", "/usr/bin/chromium")
 PASSWORD = "correct horse battery staple"
@@ -26,6 +33,7 @@ class Console:
     read_token: str
     email: str
     password: str
+    smtp_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -39,7 +47,18 @@ class BrowserPage:
     dialogs: list[str] = field(default_factory=list)
 
 
-def start_console(data_dir: Path, **env: str) -> Console:
+HELD_DOMAIN = "hold.example"  # every message to it is held in quarantine, then released to Dovecot over LMTP
+HELD_RECIPIENT = f"carol@{HELD_DOMAIN}"
+ALL_DISPOSITIONS = ("MALICIOUS", "MALICIOUS-BEC", "SUSPICIOUS", "SPOOF", "SPAM", "BULK", "NONE", "UNKNOWN")
+
+
+def start_console(data_dir: Path, next_hop: str | None = None, imap_port: int | None = None, **env: str) -> Console:
+    """`mailsec serve` with an account, a read-write and a read-only token and a user with a password; with
+    `next_hop` (an LMTP URL) also `--smtp`, with HELD_DOMAIN routed there and every disposition held; with
+    `imap_port`, an IMAP integration for HELD_DOMAIN through Dovecot's master user (the console offers Move)."""
+    if next_hop:
+        env = {"MAILSEC_QUEUE_WORKERS": "1", "MAILSEC_QUEUE_POLL_SECONDS": "0.1", "MAILSEC_QUEUE_RETRY_SECONDS": "0.4",
+               "MAILSEC_SMTP_HOSTNAME": "mx.mailsec.test", **env}  # fmt: skip
     server = make_live_server(data_dir, f"sqlite:///{data_dir / 'mailsec.db'}", **env)
     services = open_services(load_settings(env=server.env))
     try:
@@ -49,10 +68,57 @@ def start_console(data_dir: Path, **env: str) -> Console:
         email = "analyst@corp.example"
         services.accounts.create_user(email, account)
         services.accounts.set_password(email, PASSWORD)
+        if next_hop:
+            services.domains.add(account, HELD_DOMAIN, mode="DIRECT", next_hop=next_hop, verified=True)
+            QueueRepo(services.engine).set_quarantine_dispositions(account, ALL_DISPOSITIONS)
+        if imap_port:
+            secret = secrets.encrypt(services.settings.data_dir, MASTER_PASSWORD)
+            url = f"imap://{MASTER_USER}@127.0.0.1:{imap_port}"
+            IntegrationRepo(services.engine).add(account, HELD_DOMAIN, "imap", url, {"timeout": 30}, secret)
     finally:
         services.close()
-    server.start()
-    return Console(server, account, token, read_token, email, PASSWORD)
+    smtp_port = free_port() if next_hop else None
+    server.start(*(["--smtp", f"127.0.0.1:{smtp_port}"] if smtp_port else []))
+    if smtp_port:
+        wait_port("127.0.0.1", smtp_port)
+    return Console(server, account, token, read_token, email, PASSWORD, smtp_port)
+
+
+def send(console: Console, raw: bytes, rcpts: list[str], sender: str = "alice@sender.example") -> str:
+    """One real SMTP session; the queue id the gateway answered."""
+    assert console.smtp_port is not None
+    with smtplib.SMTP("127.0.0.1", console.smtp_port, timeout=30) as client:
+        client.ehlo("client.example")
+        client.mail(sender)
+        for rcpt in rcpts:
+            assert client.rcpt(rcpt)[0] == 250
+        code, reply = client.data(raw)
+    assert code == 250, reply
+    return reply.decode().split("queued as", 1)[1].split()[0]
+
+
+def wait_stored(console: Console, postfix_id: str, status: str, timeout: float = 60.0) -> str:
+    """The investigate id of the message once it is stored with this delivery status."""
+    services = open_services(load_settings(env=console.server.env))
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stored = services.messages.get(console.account, postfix_id)
+            if stored is not None and stored.delivery_status == status:
+                return stored.id
+            time.sleep(0.1)
+    finally:
+        services.close()
+    raise TimeoutError(f"{postfix_id} not {status} after {timeout}s")
+
+
+def ingest(console: Console, raws: list[bytes]) -> list[str]:
+    """Scan and store messages as `mailsec ingest` does (API delivery mode: stored, not held); their ids."""
+    services = open_services(load_settings(env=console.server.env))
+    try:
+        return [process_message(services, raw, console.account).id for raw in raws]
+    finally:
+        services.close()
 
 
 def sign_in_with_token(page: Any, base_url: str, token: str) -> None:

@@ -84,7 +84,7 @@ def test_sigkill_mid_run_loses_nothing(crash_gateway: Gateway, dovecot: Dovecot)
     for pid in got_250:
         stored = gw.services.messages.get(gw.account, pid)
         assert stored is not None, f"{pid} got 250 and was lost"
-        status = stored.row["delivery_status"]
+        status = stored.delivery_status
         assert status in ("delivered", "quarantined"), (pid, status)
         if status == "delivered":
             assert pid in inbox, f"{pid} delivered but not in the mailbox"

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from gw_support import STRICT_HELD, Dovecot, Gateway
 
+from mailsec.store.messages import StoredMessage
 from mailsec.store.queue import QueueRepo
 from support import make_eml
 
@@ -37,22 +38,22 @@ def send(gw: Gateway, raw: bytes, rcpts: list[str], sender: str = "alice@sender.
         return queued_ids(msg)
 
 
-def message(gw: Gateway, account: str, postfix_id: str) -> dict:
+def message(gw: Gateway, account: str, postfix_id: str) -> StoredMessage:
     stored = gw.services.messages.get(account, postfix_id)
     assert stored is not None, f"{postfix_id} is not stored"
-    return stored.row
+    return stored
 
 
-def wait_status(gw: Gateway, account: str, postfix_id: str, statuses: set[str], timeout: float = 30.0) -> dict:
+def wait_status(gw: Gateway, account: str, postfix_id: str, statuses: set[str], timeout: float = 30.0) -> StoredMessage:
     deadline = time.monotonic() + timeout
-    row: dict = {}
+    status = None
     while time.monotonic() < deadline:
         stored = gw.services.messages.get(account, postfix_id)
-        if stored is not None and stored.row["delivery_status"] in statuses:
-            return stored.row
-        row = stored.row if stored else {}
+        status = stored.delivery_status if stored else None
+        if stored is not None and status in statuses:
+            return stored
         time.sleep(0.1)
-    raise AssertionError(f"{postfix_id}: status {row.get('delivery_status')!r}, wanted {statuses}")
+    raise AssertionError(f"{postfix_id}: status {status!r}, wanted {statuses}")
 
 
 def api(gw: Gateway, token: str) -> httpx.Client:
@@ -81,13 +82,13 @@ def test_corpus_messages_end_in_inbox_or_quarantine(gateway: Gateway, dovecot: D
     held = 0
     for name, pid in sent.items():
         row = wait_status(gateway, gateway.strict_account, pid, {"delivered", "quarantined"})
-        if row["final_disposition"] in QUARANTINED:
+        if row.final_disposition in QUARANTINED:
             held += 1
-            assert row["is_quarantined"] and row["delivery_status"] == "quarantined", name
+            assert row.is_quarantined and row.delivery_status == "quarantined", name
             assert pid not in inbox, f"{name} was quarantined but reached the mailbox"
         else:
-            assert not row["is_quarantined"] and row["delivery_status"] == "delivered", name
-            assert inbox.count(pid) == 1, f"{name} ({row['final_disposition']}) should be in INBOX once"
+            assert not row.is_quarantined and row.delivery_status == "delivered", name
+            assert inbox.count(pid) == 1, f"{name} ({row.final_disposition}) should be in INBOX once"
     assert held >= 1, "no corpus phishing message was quarantined"
     assert held < len(files), "every message was quarantined"
     # The delivered copy carries the verdict headers.
@@ -119,7 +120,7 @@ def test_multi_account_message_is_split_per_account(gateway: Gateway, dovecot: D
     gateway.wait_idle()
     corp = wait_status(gateway, gateway.account, ids[0], {"delivered"})
     hold = wait_status(gateway, gateway.hold_account, ids[1], {"quarantined"})
-    assert corp["postfix_id"] != hold["postfix_id"]
+    assert corp.postfix_id != hold.postfix_id
     assert ids[0] in dovecot.queue_ids("ann@corp.example")
     assert ids[1] not in dovecot.queue_ids("carol@hold.example")
     assert gateway.services.messages.get(gateway.account, ids[1]) is None  # accounts never see each other's rows
@@ -131,11 +132,11 @@ def test_release_delivers_and_is_logged(gateway: Gateway, dovecot: Dovecot) -> N
     assert pid not in dovecot.queue_ids("carol@hold.example")
     base = f"/accounts/{gateway.hold_account}/email-security/investigate"
     with api(gateway, gateway.hold_token) as http:
-        r = http.post(f"{base}/release", json=[row["id"]])
+        r = http.post(f"{base}/release", json=[row.id])
         assert r.status_code == 200, r.text
         item = r.json()["result"][0]
         assert item == {
-            "id": row["id"],
+            "id": row.id,
             "postfix_id": pid,
             "delivered": ["carol@hold.example"],
             "failed": [],
@@ -163,9 +164,9 @@ def test_release_through_the_sdk(gateway: Gateway, dovecot: Dovecot) -> None:
     pid = send(gateway, make_eml(subject="sdk release", to="carol@hold.example"), ["carol@hold.example"])[0]
     row = wait_status(gateway, gateway.hold_account, pid, {"quarantined"})
     cf = Cloudflare(api_token=gateway.hold_token, base_url=gateway.server.base_url)
-    items = list(cf.email_security.investigate.release.bulk(account_id=gateway.hold_account, ids=[row["id"]]))
+    items = list(cf.email_security.investigate.release.bulk(account_id=gateway.hold_account, ids=[row.id]))
     assert [(i.id, i.postfix_id, i.delivered, i.undelivered) for i in items] == [
-        (row["id"], pid, ["carol@hold.example"], [])
+        (row.id, pid, ["carol@hold.example"], [])
     ]
     assert pid in dovecot.queue_ids("carol@hold.example")
 
@@ -178,19 +179,19 @@ def test_release_with_next_hop_down_is_undelivered_then_retried(gateway: Gateway
     try:
         with api(gateway, gateway.hold_token) as http:
             r = http.post(
-                f"/accounts/{gateway.hold_account}/email-security/investigate/release", json={"ids": [row["id"]]}
+                f"/accounts/{gateway.hold_account}/email-security/investigate/release", json={"ids": [row.id]}
             )
         assert r.status_code == 200, r.text
         item = r.json()["result"][0]
         assert item["delivered"] == [] and item["failed"] == []
         assert item["undelivered"] == ["erin@downhold.example"]
         time.sleep(1.0)  # a few retries fail while the next hop is down
-        assert wait_status(gateway, gateway.hold_account, pid, {"deferred"})["is_quarantined"] is False
+        assert wait_status(gateway, gateway.hold_account, pid, {"deferred"}).is_quarantined is False
     finally:
         dovecot_flaky.start()
     wait_status(gateway, gateway.hold_account, pid, {"delivered"})
     assert dovecot_flaky.queue_ids("erin@downhold.example").count(pid) == 1
-    trace = gateway.services.messages.trace(message(gateway, gateway.hold_account, pid)["pk"])
+    trace = gateway.services.messages.trace(message(gateway, gateway.hold_account, pid).pk)
     attempts = [t.message for t in trace["outbound"] if "<erin@downhold.example>" in t.message]
     assert attempts[0].startswith("release delivery") and " 421 " in attempts[0]
     assert attempts[-1].endswith("Saved") and len(attempts) >= 2
@@ -201,17 +202,17 @@ def test_next_hop_down_defers_then_delivers(gateway: Gateway, dovecot_flaky: Dov
     try:
         pid = send(gateway, make_eml(subject="deferred", to="dave@down.example"), ["dave@down.example"])[0]
         row = wait_status(gateway, gateway.account, pid, {"deferred"})
-        assert row["is_quarantined"] is False
+        assert row.is_quarantined is False
         with api(gateway, gateway.token) as http:
             trace = http.get(f"/accounts/{gateway.account}/email-security/investigate/{pid}/trace").json()["result"]
         assert trace["outbound"]["pending"] is True
-        assert gateway.services.messages.recipient_states(row["pk"])[0]["status"] == "deferred"
+        assert gateway.services.messages.recipient_states(row.pk)[0]["status"] == "deferred"
         time.sleep(1.0)
     finally:
         dovecot_flaky.start()
     wait_status(gateway, gateway.account, pid, {"delivered"})
     assert dovecot_flaky.queue_ids("dave@down.example").count(pid) == 1
-    lines = [t.message for t in gateway.services.messages.trace(row["pk"])["outbound"]]
+    lines = [t.message for t in gateway.services.messages.trace(row.pk)["outbound"]]
     attempts = [m for m in lines if m.startswith("delivery attempt")]
     assert len(attempts) >= 2
     assert " 421 4.4.1 connection to lmtp://" in attempts[0]
@@ -298,8 +299,8 @@ def test_smtputf8_and_malformed_content_are_accepted_and_stored(gateway: Gateway
     assert wait_status(gateway, gateway.account, bad, {"delivered", "quarantined"})
     # Dovecot's LMTP has no SMTPUTF8: the non-ASCII sender is a permanent failure, recorded as bounced.
     row = wait_status(gateway, gateway.account, utf8, {"bounced", "delivered"})
-    lines = [t.message for t in gateway.services.messages.trace(row["pk"])["outbound"]]
-    assert row["delivery_status"] == "delivered" or any("553 5.6.7" in m for m in lines), lines
+    lines = [t.message for t in gateway.services.messages.trace(row.pk)["outbound"]]
+    assert row.delivery_status == "delivered" or any("553 5.6.7" in m for m in lines), lines
 
 
 def test_starttls(gateway: Gateway) -> None:
@@ -317,9 +318,9 @@ def test_starttls(gateway: Gateway) -> None:
         assert code == 250
     pid = queued_ids(msg)[0]
     row = wait_status(gateway, gateway.account, pid, {"delivered"})
-    lines = [t.message for t in gateway.services.messages.trace(row["pk"])["inbound"]]
+    lines = [t.message for t in gateway.services.messages.trace(row.pk)["inbound"]]
     assert any(m.startswith("TLS established: TLSv1.") for m in lines), lines
-    assert gateway.services.messages.get(gateway.account, pid).data["tls"] is True
+    assert gateway.services.messages.get(gateway.account, pid).data.tls is True
 
 
 def test_bcc_and_journal_store_only(gateway: Gateway, dovecot: Dovecot) -> None:
@@ -336,8 +337,8 @@ def test_bcc_and_journal_store_only(gateway: Gateway, dovecot: Dovecot) -> None:
     journal = gateway.services.messages.get(gateway.account, jid)
     bcc = gateway.services.messages.get(gateway.account, bid)
     assert journal is not None and bcc is not None
-    assert journal.row["subject"] == "journaled original" and journal.row["delivery_mode"] == "JOURNAL"
-    assert bcc.row["delivery_mode"] == "BCC"
+    assert journal.subject == "journaled original" and journal.delivery_mode == "JOURNAL"
+    assert bcc.delivery_mode == "BCC"
     assert QueueRepo(gateway.services.engine).get(jid).state == "done"  # type: ignore[union-attr]
     for m in (journal, bcc):
         assert gateway.services.messages.trace(m.pk)["outbound"] == []

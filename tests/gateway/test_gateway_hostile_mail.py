@@ -123,8 +123,8 @@ def test_a_phish_nested_a_thousand_levels_deep_is_held(hgw: Gateway, hdovecot: D
     raw += exe + b"".join(closes)
     [qid] = send(hgw, raw, [BOB], sender="billing@vendor.example")
     row = wait_status(hgw, hgw.account, qid, {"quarantined", "delivered"})
-    assert row["delivery_status"] == "quarantined"
-    assert row["final_disposition"] == "MALICIOUS"
+    assert row.delivery_status == "quarantined"
+    assert row.final_disposition == "MALICIOUS"
     assert not any(qid.encode() in m for m in inbox(hdovecot, BOB))
 
 
@@ -205,9 +205,9 @@ def test_long_lines_of_real_ham_reach_dovecot_unchanged(hgw: Gateway, hdovecot: 
         raw = path.read_bytes()
         [qid] = send(hgw, raw, [BOB])
         row = wait_status(hgw, hgw.account, qid, {"delivered", "quarantined", "bounced"})
-        if row["delivery_status"] == "quarantined":
+        if row.delivery_status == "quarantined":
             continue
-        assert row["delivery_status"] == "delivered", trace_text(hgw, qid)
+        assert row.delivery_status == "delivered", trace_text(hgw, qid)
         got = delivered(hdovecot, BOB, qid)
         assert not has_long_line(got)
         a, b = parse_message(raw), parse_message(got)

@@ -100,19 +100,19 @@ def test_changed_policy_changes_what_is_held_and_tags_what_is_delivered(
     assert held["dispositions"] == [*DEFAULT, "BULK"]
     first = send(gw, bulk("Spring newsletter"), [PAT])[0]
     row = wait_status(gw, account, first, {"quarantined", "delivered"})
-    assert row["final_disposition"] == "BULK", "the test message must scan as BULK"
-    assert row["delivery_status"] == "quarantined" and row["is_quarantined"]
+    assert row.final_disposition == "BULK", "the test message must scan as BULK"
+    assert row.delivery_status == "quarantined" and row.is_quarantined
     # Deliver BULK again, tagged: the next newsletter reaches the mailbox with "[BULK]" before its subject.
     put_policy(gw, account, token, {"dispositions": DEFAULT, "subject_tag": {"BULK": "[BULK]"}})
     second = send(gw, bulk("Summer newsletter"), [PAT])[0]
-    assert wait_status(gw, account, second, {"quarantined", "delivered"})["delivery_status"] == "delivered"
+    assert wait_status(gw, account, second, {"quarantined", "delivered"}).delivery_status == "delivered"
     # A clean message of the same account is not tagged (the tag is per disposition).
     clean = send(gw, make_eml(subject="Lunch?", to=PAT, body=NEWSLETTER), [PAT])[0]
-    assert wait_status(gw, account, clean, {"delivered", "quarantined"})["final_disposition"] == "NONE"
+    assert wait_status(gw, account, clean, {"delivered", "quarantined"}).final_disposition == "NONE"
     # Releasing the held one delivers it tagged by today's policy, once.
     r = httpx.post(
         f"{gw.server.base_url}/accounts/{account}/email-security/investigate/release",
-        json=[row["id"]],
+        json=[row.id],
         headers={"Authorization": f"Bearer {token}"},
         timeout=60,
     )
@@ -141,7 +141,7 @@ def test_subject_tags_keep_encoded_subjects_valid_and_are_not_doubled(
     raw_subject = bulk("Hello", to=TIA).replace(b"Subject: Hello", b"Subject: =?utf-8?q?caf=C3=A9?=")
     folded = send(gw, raw_subject, [TIA])[0]
     for pid in (encoded, ascii_subject, already, folded):
-        assert wait_status(gw, account, pid, {"delivered", "quarantined"})["delivery_status"] == "delivered"
+        assert wait_status(gw, account, pid, {"delivered", "quarantined"}).delivery_status == "delivered"
     box = mailbox(pdovecot, TIA)
     assert box[encoded][0]["Subject"] == "[Réclame] Été: offre spéciale"
     assert box[ascii_subject][0]["Subject"] == "[Réclame] Weekly digest"
@@ -163,7 +163,7 @@ def test_interrupted_hand_off_is_redelivered_recognisably(pgw: tuple[Gateway, st
         services, raw, account, Envelope(mail_from="alice@sender.example", rcpt_to=(PAT,)), mode=DeliveryMode.DIRECT
     )
     message = services.messages.get_by_pk(processed.pk)
-    assert message is not None and message.row["final_disposition"] == "NONE"
+    assert message is not None and message.final_disposition == "NONE"
     services.messages.set_recipient_state(processed.pk, PAT, "queued")
 
     class Killed(BaseException):

@@ -101,7 +101,7 @@ def test_sigterm_exits_in_seconds_and_loses_nothing(stop_gateway: Gateway, dovec
     for pid in got_250:
         stored = gw.services.messages.get(gw.account, pid)
         assert stored is not None, f"{pid} got 250 and was lost"
-        assert stored.row["delivery_status"] == "delivered", (pid, stored.row["delivery_status"])
+        assert stored.delivery_status == "delivered", (pid, stored.delivery_status)
         assert pid in inbox, f"{pid} delivered but not in the mailbox"
     # And once more, idle, after the restart: the fork server and the workers go with serve.
     restarted = gw.server.proc

@@ -44,7 +44,7 @@ def test_gateway_mail_in_every_state_reads_in_strict_sdks(
     cf_hold = sdk_client(gateway.server.base_url, gateway.hold_token)
     cf_corp = sdk_client(gateway.server.base_url, gateway.token)
     out = list(cf_hold.email_security.investigate.release.bulk(account_id=gateway.hold_account, ids=[released]))
-    assert [(r.id, r.delivered) for r in out] == [(release_row["id"], ["carol@hold.example"])]
+    assert [(r.id, r.delivered) for r in out] == [(release_row.id, ["carol@hold.example"])]
     dovecot_flaky.stop()
     try:
         deferred = send(gateway, make_eml(subject="wire deferred", to="dave@down.example"), ["dave@down.example"])[0]
@@ -97,7 +97,7 @@ def test_release_reports_unknown_ids_beside_the_known_one(gateway: Gateway, dove
     assert [(i["id"], i["delivered"], i["undelivered"]) for i in body["result"]] == [
         ("0123456789ABCDE", None, None),
         ("not-an-id", None, None),
-        (row["id"], ["carol@hold.example"], []),
+        (row.id, ["carol@hold.example"], []),
     ]
     assert [(m["code"], m["source"]["pointer"]) for m in body["messages"]] == [(7003, "/ids/0"), (7003, "/ids/1")]
     assert all("0123456789ABCDE" in m["message"] or "not-an-id" in m["message"] for m in body["messages"])

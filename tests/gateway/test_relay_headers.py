@@ -119,7 +119,7 @@ def test_long_and_non_ascii_reasons_are_folded_encoded_and_said_once(deliver_all
     header = delivered_header(dovecot, "bob@corp.example", pid)
     stored = gw.services.messages.get(gw.account, pid)
     assert stored is not None
-    reasons = list(stored.verdict["detection_reasons"])
+    reasons = list(stored.verdict.detection_reasons)
     assert len("; ".join(reasons)) > 400, "a message whose reasons are long"
     assert any(not r.isascii() for r in reasons), reasons
     (value,) = fields(header, "X-MailSec-Reasons")
@@ -146,7 +146,7 @@ def test_a_released_message_carries_the_received_line_of_its_arrival(deliver_all
     row = wait_status(gw, gw.hold_account, pid, {"quarantined"})
     reply = httpx.post(
         f"{gw.server.base_url}/accounts/{gw.hold_account}/email-security/investigate/release",
-        json=[row["id"]],
+        json=[row.id],
         headers={"Authorization": f"Bearer {gw.hold_token}"},
         timeout=60,
     )
@@ -155,5 +155,5 @@ def test_a_released_message_carries_the_received_line_of_its_arrival(deliver_all
     line = ours(header)
     assert f"with ESMTPS id {pid} for <carol@hold.example>;" in line and "(using TLSv1." in line, line
     arrived = email.utils.parsedate_to_datetime(line.rsplit(";", 1)[1].strip())
-    assert abs(arrived.timestamp() - row["scanned_us"] / 1e6) < 60, "dated when mailsec accepted it"
+    assert abs(arrived.timestamp() - row.scanned_at.timestamp()) < 60, "dated when mailsec accepted it"
     assert fields(header, "X-MailSec-Released")

@@ -79,13 +79,13 @@ def test_batch_delivers_quarantines_and_finishes_every_row(services: Services, d
         states = services.messages.recipient_states(message.pk)
         trace = services.messages.trace(message.pk)
         if a.account_id == held:
-            assert message.row["is_quarantined"] and message.row["delivery_status"] == "quarantined"
+            assert message.is_quarantined and message.delivery_status == "quarantined"
             assert [s["status"] for s in states] == ["quarantined"]
             assert trace["inbound"][-1].message.startswith("quarantined: disposition ")
             assert trace["inbound"][-2].message.startswith("stored as ")
             assert trace["outbound"] == []
         else:
-            assert message.row["delivery_status"] == "delivered" and not message.row["is_quarantined"]
+            assert message.delivery_status == "delivered" and not message.is_quarantined
             assert [(s["status"], s["folder"]) for s in states] == [("delivered", "Inbox")]
             assert [t.message.split(": <")[0] for t in trace["outbound"]] == [
                 f"delivery attempt 1 to {dovecot.lmtp_url}"

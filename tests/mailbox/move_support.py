@@ -51,7 +51,7 @@ def deliver_many(
     out = []
     for a in accepted:
         message = services.messages.get(account, a.postfix_id)
-        assert message is not None and message.delivery_status == expect, message and message.row
+        assert message is not None and message.delivery_status == expect, message
         out.append(message)
     return out
 

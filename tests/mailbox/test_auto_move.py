@@ -84,7 +84,7 @@ def test_bcc_copy_is_moved_now_or_when_it_arrives(services: Services, mail_dovec
     row = QueueRepo(services.engine).get(accepted.postfix_id)
     assert row is not None and row.state == "done"
     message = services.messages.get(account, accepted.postfix_id)
-    assert message is not None and message.row["delivery_status"] == "moved"
+    assert message is not None and message.delivery_status == "moved"
     log = services.messages.actions([message.pk])[message.pk]
     assert [(a.operation, a.requested_by, a.status) for a in log] == [
         ("MOVE", "auto-move", "partial"),

@@ -22,7 +22,7 @@ def _state(services: Services, pk: int) -> list[tuple[str, str, str | None]]:
 def test_every_destination_restore_and_idempotence(services: Services, mail_dovecot: Dovecot) -> None:
     account = corp_account(services, mail_dovecot)
     [message] = deliver_many(services, account, [ANN], 1)
-    mid = str(message.row["message_id"])
+    mid = str(message.internet_message_id)
     assert folders_holding(mail_dovecot, ANN, mid) == ["INBOX"]
     for dest, folder in [
         (Destination.JUNK, "Junk"),
@@ -40,7 +40,7 @@ def test_every_destination_restore_and_idempotence(services: Services, mail_dove
         assert (again.success, again.status, again.item_count) == (True, "already_in_destination", 0)
         assert folders_holding(mail_dovecot, ANN, mid) == ([folder] if folder else [])
     stored = services.messages.get(account, message.id)
-    assert stored is not None and stored.row["delivery_status"] == "moved"
+    assert stored is not None and stored.delivery_status == "moved"
     log = services.messages.actions([message.pk])[message.pk]
     assert [(a.operation, a.folder, a.requested_by, a.status) for a in log][:2] == [
         ("MOVE", "JunkEmail", "soc@corp.example", "completed"),
@@ -53,7 +53,7 @@ def test_every_destination_restore_and_idempotence(services: Services, mail_dove
 def test_two_recipients_each_their_own_result(services: Services, mail_dovecot: Dovecot) -> None:
     account = corp_account(services, mail_dovecot)
     [message] = deliver_many(services, account, [ANN, BOB], 1)
-    mid = str(message.row["message_id"])
+    mid = str(message.internet_message_id)
     items = move_message(services, message, Destination.JUNK, "soc")
     assert sorted((i.recipient, i.status) for i in items) == [(ANN, "moved"), (BOB, "moved")]
     assert folders_holding(mail_dovecot, ANN, mid) == ["Junk"] and folders_holding(mail_dovecot, BOB, mid) == ["Junk"]
@@ -62,7 +62,7 @@ def test_two_recipients_each_their_own_result(services: Services, mail_dovecot: 
 def test_deleted_by_the_user_is_not_found(services: Services, mail_dovecot: Dovecot) -> None:
     account = corp_account(services, mail_dovecot)
     [message] = deliver_many(services, account, [ANN, BOB], 1)
-    mid = str(message.row["message_id"])
+    mid = str(message.internet_message_id)
     with mail_dovecot.imap(BOB) as c:
         c.select_folder("INBOX")
         c.delete_messages(c.search(["HEADER", "Message-ID", mid]))
@@ -78,7 +78,7 @@ def test_server_down_is_move_failed_then_retried(services: Services, mail_doveco
     [item] = move_message(services, message, Destination.JUNK, "soc")
     assert (item.success, item.status) == (False, "failed") and "unreachable" in (item.reason or "")
     stored = services.messages.get(account, message.id)
-    assert stored is not None and stored.row["delivery_status"] == "move_failed"
+    assert stored is not None and stored.delivery_status == "move_failed"
     assert _state(services, message.pk)[0][1] == "move_failed"
     page = run_search(services.engine, account, SearchParams(delivery_status="move_failed", detections_only=False))
     assert page.pks == [message.pk]
@@ -91,7 +91,7 @@ def test_server_down_is_move_failed_then_retried(services: Services, mail_doveco
     add_imap(services, account, mail_dovecot.imap_port)
     [retried] = move_message(services, message, Destination.JUNK, "soc")
     assert (retried.success, retried.status) == (True, "moved")
-    assert folders_holding(mail_dovecot, ANN, str(message.row["message_id"])) == ["Junk"]
+    assert folders_holding(mail_dovecot, ANN, str(message.internet_message_id)) == ["Junk"]
 
 
 def test_wrong_admin_credentials(services: Services, mail_dovecot: Dovecot) -> None:
@@ -99,7 +99,7 @@ def test_wrong_admin_credentials(services: Services, mail_dovecot: Dovecot) -> N
     [message] = deliver_many(services, account, [ANN], 1)
     [item] = move_message(services, message, Destination.JUNK, "soc")
     assert item.status == "failed" and "credentials refused" in (item.reason or "")
-    assert folders_holding(mail_dovecot, ANN, str(message.row["message_id"])) == ["INBOX"]
+    assert folders_holding(mail_dovecot, ANN, str(message.internet_message_id)) == ["INBOX"]
 
 
 def test_unknown_message_and_no_integration(services: Services, mail_dovecot: Dovecot) -> None:

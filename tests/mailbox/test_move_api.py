@@ -57,7 +57,7 @@ def test_sdk59_strict_move_and_bulk_move(
         (BOB, True, "moved", 1, "JunkEmail"),
     ]
     assert all(i.completed_at is not None and i.message_id == one.id for i in items)
-    assert folders_holding(mail_dovecot, ANN, str(one.row["message_id"])) == ["Junk"]
+    assert folders_holding(mail_dovecot, ANN, str(one.internet_message_id)) == ["Junk"]
     bulk = list(
         cf.email_security.investigate.move.bulk(
             account_id=account, destination="DeletedItems", ids=[one.id, two.id, three.postfix_id]
@@ -65,7 +65,7 @@ def test_sdk59_strict_move_and_bulk_move(
     )
     assert len(bulk) == 6 and all(i.success and i.status == "moved" for i in bulk)
     for m in (one, two, three):
-        assert folders_holding(mail_dovecot, BOB, str(m.row["message_id"])) == ["Trash"]
+        assert folders_holding(mail_dovecot, BOB, str(m.internet_message_id)) == ["Trash"]
     again = list(cf.email_security.investigate.move.bulk(account_id=account, destination="DeletedItems", ids=[two.id]))
     assert {i.status for i in again} == {"already_in_destination"} and all(i.success for i in again)
     # (searched over plain HTTP: the list's delivery_status becomes an array for SDK 5.9 in another change)
@@ -101,7 +101,7 @@ def test_sdk43_strict_move_and_bulk_move(
     assert out["version"].startswith("4.3")
     assert [(i["recipient"], i["status"], i["operation"]) for i in out["one"]] == [(CAT, "moved", "MOVE")]
     assert sorted(i["status"] for i in out["many"]) == ["already_in_destination", "moved"]
-    assert folders_holding(mail_dovecot, CAT, str(two.row["message_id"])) == ["Junk"]
+    assert folders_holding(mail_dovecot, CAT, str(two.internet_message_id)) == ["Junk"]
 
 
 def test_bad_requests_and_scopes(site: tuple[LiveServer, Services], corp: tuple[str, str]) -> None:
@@ -130,4 +130,4 @@ def test_bad_requests_and_scopes(site: tuple[LiveServer, Services], corp: tuple[
                    headers={"Authorization": f"Bearer {foreign}"})  # fmt: skip
     assert r.status_code in (403, 404) and r.json()["result"] is None
     stored = services.messages.get(account, message.id)
-    assert stored is not None and stored.row["delivery_status"] == "delivered"  # nothing was moved
+    assert stored is not None and stored.delivery_status == "delivered"  # nothing was moved

@@ -370,10 +370,10 @@ def test_cache_and_action_log(sqlite_services: Services, renderer: Renderer) -> 
     ]
     # The key is content + renderer version: another height cap is another entry (that renderer never starts).
     other = service_for(sqlite_services, Renderer(max_height=2000))
-    assert other.cache_key(message.row["raw_sha256"]) != svc.cache_key(message.row["raw_sha256"])
-    assert svc.cache.get(svc.cache_key(message.row["raw_sha256"])) is not None
+    assert other.cache_key(message.raw_sha256) != svc.cache_key(message.raw_sha256)
+    assert svc.cache.get(svc.cache_key(message.raw_sha256)) is not None
     # A missing blob (and no cache) is a clear error, not a crash.
-    sqlite_services.blobs.path_for(message.row["raw_sha256"]).unlink()
+    sqlite_services.blobs.path_for(message.raw_sha256).unlink()
     svc.cache.prune(older_than_us=2**62)
     with pytest.raises(PreviewError) as info:
         svc.preview(message, requested_by="x")

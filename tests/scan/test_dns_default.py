@@ -129,9 +129,9 @@ def test_serve_checks_sender_authentication_by_default(tmp_path: Path, server: t
             stored = found[0] if found else None
             time.sleep(0.2)
         assert stored is not None, (live.data_dir / "serve.log").read_text()[-2000:]
-        assert stored.verdict["validation"]["dmarc"] == "fail", stored.verdict["validation"]
-        assert any(f["name"] == "SPOOFED_SENDER" for f in stored.verdict["findings"])
-        assert stored.row["final_disposition"] == "SPOOF"
+        assert stored.verdict.validation.dmarc == "fail", stored.verdict.validation
+        assert any(f.name == "SPOOFED_SENDER" for f in stored.verdict.findings)
+        assert stored.final_disposition == "SPOOF"
     finally:
         live.stop()
         services.close()
@@ -206,9 +206,9 @@ def test_rescan_without_dns_keeps_the_authentication_of_the_first_scan(
     summary = rescan(sqlite_services, account)  # settings without DNS
     assert summary.scanned == 1 and not summary.changed
     stored = sqlite_services.messages.get(account, done.postfix_id)
-    assert stored is not None and stored.row["final_disposition"] == "SPOOF"
-    assert stored.verdict["validation"]["dmarc"] == "fail"
-    assert {"DMARC_FAIL", "SPOOFED_SENDER"} <= {f["name"] for f in stored.verdict["findings"]}
+    assert stored is not None and stored.final_disposition == "SPOOF"
+    assert stored.verdict.validation.dmarc == "fail"
+    assert {"DMARC_FAIL", "SPOOFED_SENDER"} <= {f.name for f in stored.verdict.findings}
 
     removed = zones.records.pop(("_dmarc.bank.test", "TXT"))
     try:  # another timeout: another resolver, whose cache has not seen the record

@@ -227,13 +227,13 @@ def test_detections_only_defaults_to_true(corpus_db: CorpusDB) -> None:
     for m in corpus_db.messages[::7]:
         stored = svc.messages.get(corpus_db.account, m.id)
         assert stored is not None
-        if stored.row["final_disposition"] == "NONE":
+        if stored.final_disposition == "NONE":
             svc.messages.update_verdict(stored.pk, Verdict(disposition=Disposition.SPAM))
     detections = set()
     for m in corpus_db.messages:
         stored = svc.messages.get(corpus_db.account, m.id)
         assert stored is not None
-        if stored.row["final_disposition"] != "NONE":
+        if stored.final_disposition != "NONE":
             detections.add(m.id)
     assert flagged <= detections
     assert corpus_db.search(detections_only=True) == detections
@@ -257,7 +257,7 @@ def test_final_disposition(corpus_db: CorpusDB) -> None:
     for m in corpus_db.messages:
         stored = svc.messages.get(corpus_db.account, m.id)
         assert stored is not None
-        actual[m.id] = stored.row["final_disposition"]
+        actual[m.id] = stored.final_disposition
     for name in ("MALICIOUS", "SUSPICIOUS", "SPOOF", "SPAM", "BULK", "NONE"):
         accepted = {"MALICIOUS", "MALICIOUS-BEC"} if name == "MALICIOUS" else {name}
         expected = {i for i, d in actual.items() if d in accepted}
@@ -383,8 +383,8 @@ def test_message_id_and_alert_id(corpus_db: CorpusDB) -> None:
     for m in corpus_db.messages[::41]:
         stored = corpus_db.services.messages.get(corpus_db.account, m.id)
         assert stored is not None
-        assert m.id.startswith(stored.row["alert_id"] + "-")
-        assert corpus_db.search(alert_id=stored.row["alert_id"]) == {m.id}
+        assert m.id.startswith(stored.alert_id + "-")
+        assert corpus_db.search(alert_id=stored.alert_id) == {m.id}
     assert corpus_db.search(alert_id="0000000000AAAAA-2020-01-01T00:00:00") == set()
 
 
@@ -474,7 +474,7 @@ def test_smtp_helo_ip(corpus_db: CorpusDB) -> None:
     for m in corpus_db.messages:
         stored = svc.messages.get(corpus_db.account, m.id)
         assert stored is not None
-        ip = stored.row["smtp_helo_server_ip"]
+        ip = stored.smtp_helo_server_ip
         if ip:
             by_ip.setdefault(ip, set()).add(m.id)
     assert by_ip

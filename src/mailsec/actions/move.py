@@ -15,9 +15,17 @@ from typing import Any
 from mailsec import ids
 from mailsec.gateway import decide, dispatch
 from mailsec.mailbox import registry
-from mailsec.mailbox.base import MailboxAuthError, MailboxBackend, MailboxError
+from mailsec.mailbox.base import MailboxAuthError, MailboxBackend, MailboxError, MailRef, Wanted
 from mailsec.mailbox.secrets import SecretError
-from mailsec.model import DeliveryMode, DeliveryStatus, Destination, Operation, RecipientState, TraceDirection
+from mailsec.model import (
+    ActionEntry,
+    DeliveryMode,
+    DeliveryStatus,
+    Destination,
+    Operation,
+    RecipientState,
+    TraceDirection,
+)
 from mailsec.services import Services
 from mailsec.store.integrations import Integration, IntegrationRepo
 from mailsec.store.messages import DeliveryWrites, StoredMessage
@@ -63,11 +71,170 @@ class MoveItem:
 
 
 BackendFor = Callable[[Integration], MailboxBackend]
+PARALLEL_MAILBOXES = 8
+
+
+@dataclass
+class _Task:
+    """One recipient mailbox of one message that the mailbox backend has to look in."""
+
+    message: StoredMessage
+    item: MoveItem
+    integration: Integration
+    folder: str | None  # where mailsec last put it (a `Destination` value), if it did
+    wanted: Wanted
 
 
 def _recipients(services: Services, message: StoredMessage) -> list[tuple[str, RecipientState, str | None]]:
     rows = services.messages.recipient_states(message.pk)
     return [(str(r["address"]), decide.parse_state(r["status"]), r.get("folder")) for r in rows]
+
+
+def _plan(
+    services: Services,
+    message: StoredMessage,
+    destination: Destination,
+    integration_of: Callable[[str], Integration | None],
+) -> tuple[list[MoveItem], list[_Task]]:
+    """One item per recipient; the ones that need a mailbox lookup get a task, the others are decided here."""
+    inline = message.delivery_mode is DeliveryMode.DIRECT
+    delivery_id = dispatch.delivery_id(message, services.settings.smtp_hostname)
+    items: list[MoveItem] = []
+    tasks: list[_Task] = []
+    for address, state, folder in _recipients(services, message):
+        item = MoveItem(message.id, message.postfix_id, address, destination.value, FAILED)
+        items.append(item)
+        if inline and state not in IN_MAILBOX:
+            item.status, item.reason = NOT_FOUND, f"not delivered to this mailbox ({state.value})"
+            continue
+        integration = integration_of(address)
+        if integration is None:
+            item.reason = f"no mailbox integration for {address.rpartition('@')[2]}"
+            continue
+        hint = next((d for d in Destination if d.value == folder), None)
+        tasks.append(_Task(message, item, integration, folder, Wanted(message.internet_message_id, delivery_id, hint)))
+    return items, tasks
+
+
+def _integrations(services: Services, account_id: str) -> Callable[[str], Integration | None]:
+    """`IntegrationRepo.for_address`, asked once per domain in a request."""
+    repo = IntegrationRepo(services.engine)
+    cache: dict[str, Integration | None] = {}
+
+    def of(address: str) -> Integration | None:
+        domain = address.rpartition("@")[2].strip().lower()
+        if domain not in cache:
+            cache[domain] = repo.for_address(account_id, address)
+        return cache[domain]
+
+    return of
+
+
+def _work_mailbox(
+    services: Services, backend: MailboxBackend, recipient: str, tasks: list[_Task], destination: Destination
+) -> None:
+    """Find every task's message in one mailbox and move what is not in the destination yet: one lookup and one
+    move for all of them (the backend's batch forms), one at a time only for a lone message."""
+    try:
+        if len(tasks) == 1:
+            w = tasks[0].wanted
+            located = [backend.locate(recipient, w.message_id, w.delivery_id, w.hint)]
+        else:
+            located = backend.locate_many(recipient, [t.wanted for t in tasks])
+    except (MailboxError, SecretError) as exc:
+        _failed(tasks, exc)
+        return
+    moving: list[_Task] = []
+    refs: dict[tuple[str, str], MailRef] = {}
+    for task, found in zip(tasks, located, strict=True):
+        if not found:
+            _not_found(services, backend, task, destination)
+            continue
+        mine = [r for r in found if r.destination is not destination]
+        task.item.status, task.item.item_count = (MOVED, len(mine)) if mine else (ALREADY, 0)
+        if mine:
+            moving.append(task)
+            refs.update({(r.folder, r.key): r for r in mine})  # two messages can name one copy: moved once
+    try:
+        if len(refs) == 1:
+            backend.move(next(iter(refs.values())), destination)
+        elif refs:
+            backend.move_many(list(refs.values()), destination)
+    except (MailboxError, SecretError) as exc:
+        _failed(moving, exc)
+
+
+def _not_found(services: Services, backend: MailboxBackend, task: _Task, destination: Destination) -> None:
+    item, purges = task.item, Destination.RECOVERABLE_PURGES.value
+    assert item.recipient is not None
+    if destination is Destination.RECOVERABLE_PURGES and task.folder == purges:
+        item.status = ALREADY
+    elif task.folder == purges:  # purged by us: restore mailsec's stored copy
+        try:
+            backend.append(item.recipient, dispatch.outgoing_bytes(services, task.message), destination)
+        except (MailboxError, SecretError) as exc:
+            _failed([task], exc)
+            return
+        item.status, item.item_count = MOVED, 1
+    else:
+        item.status, item.reason = NOT_FOUND, "not in any folder of the mailbox (deleted by the user?)"
+
+
+def _failed(tasks: list[_Task], exc: Exception) -> None:
+    reason = f"admin credentials refused: {exc}" if isinstance(exc, MailboxAuthError) else str(exc)
+    for task in tasks:
+        task.item.status, task.item.reason, task.item.item_count = FAILED, reason, 0
+
+
+def _execute(
+    services: Services, tasks: list[_Task], destination: Destination, backend_for: BackendFor, parallel: int
+) -> None:
+    """The tasks grouped per mailbox (integration and recipient); mailboxes worked on `parallel` at a time."""
+    groups: dict[tuple[str, str], list[_Task]] = {}
+    for task in tasks:
+        assert task.item.recipient is not None
+        groups.setdefault((task.integration.id, task.item.recipient.lower()), []).append(task)
+
+    def one(group: list[_Task]) -> None:
+        recipient = group[0].item.recipient
+        assert recipient is not None
+        try:
+            backend = backend_for(group[0].integration)
+        except (MailboxError, SecretError) as exc:
+            _failed(group, exc)
+            return
+        _work_mailbox(services, backend, recipient, group, destination)
+        done = datetime.now(UTC)
+        for task in group:
+            task.item.completed_at = done
+
+    work = list(groups.values())
+    if parallel <= 1 or len(work) <= 1:
+        for group in work:
+            one(group)
+    else:
+        with ThreadPoolExecutor(max_workers=min(parallel, len(work)), thread_name_prefix="move") as pool:
+            list(pool.map(one, work))
+
+
+def _record(
+    services: Services,
+    outcomes: list[tuple[StoredMessage, list[MoveItem]]],
+    destination: Destination,
+    requested_by: str | None,
+) -> None:
+    """Recipient states, trace lines, delivery status and the action log entry of every message: one commit."""
+    now = datetime.now(UTC)
+    services.messages.write_deliveries(
+        [
+            (
+                message.pk,
+                move_writes(items, destination, requested_by),
+                ActionEntry(Operation.MOVE, now, action_status(items), destination.value, requested_by),
+            )
+            for message, items in outcomes
+        ]
+    )
 
 
 def move_message(
@@ -78,61 +245,10 @@ def move_message(
     backend_for: BackendFor | None = None,
 ) -> list[MoveItem]:
     backend_for = backend_for or (lambda i: registry.backend_for(i, services.settings.data_dir))
-    repo = IntegrationRepo(services.engine)
-    inline = message.delivery_mode is DeliveryMode.DIRECT
-    message_id = message.internet_message_id
-    delivery_id = dispatch.delivery_id(message, services.settings.smtp_hostname)
-    items: list[MoveItem] = []
-    for address, state, folder in _recipients(services, message):
-        item = MoveItem(message.id, message.postfix_id, address, destination.value, FAILED)
-        items.append(item)
-        if inline and state not in IN_MAILBOX:
-            item.status, item.reason = NOT_FOUND, f"not delivered to this mailbox ({state.value})"
-            continue
-        integration = repo.for_address(message.account_id, address)
-        if integration is None:
-            item.reason = f"no mailbox integration for {address.rpartition('@')[2]}"
-            continue
-        try:
-            _move_one(services, message, backend_for(integration), item, destination, folder, message_id, delivery_id)
-        except MailboxAuthError as exc:
-            item.status, item.reason = FAILED, f"admin credentials refused: {exc}"
-        except (MailboxError, SecretError) as exc:
-            item.status, item.reason = FAILED, str(exc)
-        item.completed_at = datetime.now(UTC)
-    services.messages.write_delivery(message.pk, move_writes(items, destination, requested_by))
-    services.messages.add_action(
-        message.pk, Operation.MOVE, status=action_status(items), folder=destination.value, requested_by=requested_by
-    )
+    items, tasks = _plan(services, message, destination, _integrations(services, message.account_id))
+    _execute(services, tasks, destination, backend_for, parallel=1)
+    _record(services, [(message, items)], destination, requested_by)
     return items
-
-
-def _move_one(
-    services: Services,
-    message: StoredMessage,
-    backend: MailboxBackend,
-    item: MoveItem,
-    destination: Destination,
-    folder: str | None,
-    message_id: str,
-    delivery_id: str,
-) -> None:
-    assert item.recipient is not None
-    hint = next((d for d in Destination if d.value == folder), None)
-    refs = backend.locate(item.recipient, message_id, delivery_id, hint)
-    if not refs:
-        if destination is Destination.RECOVERABLE_PURGES and folder == destination.value:
-            item.status = ALREADY
-        elif folder == Destination.RECOVERABLE_PURGES.value:  # purged by us: restore mailsec's stored copy
-            backend.append(item.recipient, dispatch.outgoing_bytes(services, message), destination)
-            item.status, item.item_count = MOVED, 1
-        else:
-            item.status, item.reason = NOT_FOUND, "not in any folder of the mailbox (deleted by the user?)"
-        return
-    to_move = [r for r in refs if r.destination is not destination]
-    for ref in to_move:
-        backend.move(ref, destination)
-    item.status, item.item_count = (MOVED, len(to_move)) if to_move else (ALREADY, 0)
 
 
 def move_writes(items: list[MoveItem], destination: Destination, requested_by: str | None) -> DeliveryWrites:
@@ -166,9 +282,6 @@ def action_status(items: list[MoveItem]) -> str:
     return "not_found" if not any(i.success for i in items) else "partial"
 
 
-PARALLEL_MESSAGES = 8
-
-
 def move(
     services: Services,
     account_id: str,
@@ -176,13 +289,16 @@ def move(
     destination: Destination,
     requested_by: str | None,
     backend_for: BackendFor | None = None,
-    parallel: int = PARALLEL_MESSAGES,
+    parallel: int = PARALLEL_MAILBOXES,
 ) -> list[MoveItem]:
     """Every message named (investigate id or postfix_id), in the order given; an unknown one is one `not_found`
-    item. Up to `parallel` messages are worked on at once: most of a move is waiting for mailbox servers."""
-
-    found: dict[int, StoredMessage] = {}
-    plan: list[StoredMessage | MoveItem] = []
+    item. The request's copies are grouped per mailbox: one lookup and one move per mailbox and folder, up to
+    `parallel` mailboxes at once (most of a move is waiting for mailbox servers), then one commit for the record."""
+    backend_for = backend_for or (lambda i: registry.backend_for(i, services.settings.data_dir))
+    integration_of = _integrations(services, account_id)
+    found: dict[int, tuple[StoredMessage, list[MoveItem]]] = {}
+    plan: list[int | MoveItem] = []
+    tasks: list[_Task] = []
     for ref in dict.fromkeys(refs):
         message = services.messages.get(account_id, ref)
         if message is None:
@@ -191,17 +307,10 @@ def move(
                 MoveItem(norm, ids.postfix_id_of(norm), None, destination.value, NOT_FOUND, reason="no such message")
             )
         elif message.pk not in found:  # an id and its postfix_id name one message: moved once
-            found[message.pk] = message
-            plan.append(message)
-
-    def one(message: StoredMessage) -> list[MoveItem]:
-        return move_message(services, message, destination, requested_by, backend_for)
-
-    messages = list(found.values())
-    if parallel <= 1 or len(messages) <= 1:
-        results = [one(m) for m in messages]
-    else:
-        with ThreadPoolExecutor(max_workers=min(parallel, len(messages)), thread_name_prefix="move") as pool:
-            results = list(pool.map(one, messages))
-    by_pk = {m.pk: items for m, items in zip(messages, results, strict=True)}
-    return [item for step in plan for item in ([step] if isinstance(step, MoveItem) else by_pk[step.pk])]
+            items, planned = _plan(services, message, destination, integration_of)
+            found[message.pk] = (message, items)
+            tasks += planned
+            plan.append(message.pk)
+    _execute(services, tasks, destination, backend_for, parallel)
+    _record(services, list(found.values()), destination, requested_by)
+    return [item for step in plan for item in ([step] if isinstance(step, MoveItem) else found[step][1])]

@@ -22,7 +22,18 @@ from mailsec.actions.bulk import BulkJobRunner
 from mailsec.api.auth import FailureThrottle, RateLimiter, require_read, require_write
 from mailsec.api.envelope import APIError
 from mailsec.api.middleware import BodyLimit, RejectNul, TrailingSlash, UnexpectedErrors
-from mailsec.api.routers import bulk, domains, investigate, move, preview, quarantine_policy, release, settings
+from mailsec.api.routers import (
+    bulk,
+    domains,
+    investigate,
+    learning,
+    move,
+    preview,
+    quarantine_policy,
+    release,
+    settings,
+    submissions,
+)
 from mailsec.console import mount_console
 from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
@@ -37,6 +48,8 @@ ROUTERS = [
     domains.router,
     quarantine_policy.router,
     preview.router,
+    submissions.router,
+    learning.router,
 ]
 access = logger("mailsec.api.access")
 ACCOUNT_PATH = re.compile(r"^/client/v4/accounts/([^/]+)(/|$)")

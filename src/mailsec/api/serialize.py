@@ -7,9 +7,8 @@ from typing import Any
 
 from mailsec.ids import format_ts
 from mailsec.mime import parse_message
-from mailsec.model import Operation
+from mailsec.model import Operation, Verdict
 from mailsec.store.messages import ActionRecord, StoredMessage, TraceEntry
-from mailsec.store.records import from_us
 
 _POST_DELIVERY = {
     Operation.PREVIEW.value: "PREVIEW",
@@ -20,6 +19,13 @@ _POST_DELIVERY = {
     Operation.MOVE.value: "MOVE",
 }
 _AUTH_VALUES = {"pass", "neutral", "fail", "error", "none"}
+_WIRE_PROPERTIES = (
+    "allowlisted_pattern",
+    "allowlisted_pattern_type",
+    "blocklisted_message",
+    "blocklisted_pattern",
+    "whitelisted_pattern_type",
+)
 
 
 def delivery_status(status: str | None) -> list[str] | None:
@@ -41,79 +47,74 @@ def action_entry(a: ActionRecord) -> dict[str, Any]:
     }
 
 
-def _auth(value: Any) -> str | None:
+def _auth(value: str | None) -> str | None:
     return value if value in _AUTH_VALUES else ("error" if value else None)
 
 
-def validation(verdict: dict[str, Any]) -> dict[str, Any]:
-    v = verdict.get("validation") or {}
-    return {
-        "comment": v.get("comment"),
-        "dkim": _auth(v.get("dkim")),
-        "dmarc": _auth(v.get("dmarc")),
-        "spf": _auth(v.get("spf")),
-    }
+def validation(verdict: Verdict) -> dict[str, Any]:
+    v = verdict.validation
+    return {"comment": v.comment, "dkim": _auth(v.dkim), "dmarc": _auth(v.dmarc), "spf": _auth(v.spf)}
 
 
-def findings(verdict: dict[str, Any]) -> list[dict[str, Any]]:
-    keys = ("attachment", "detail", "detection", "field", "name", "portion", "reason", "score", "value")
-    return [{k: f.get(k) for k in keys} for f in verdict.get("findings", [])]
+def findings(verdict: Verdict) -> list[dict[str, Any]]:
+    return [
+        {
+            "attachment": f.attachment,
+            "detail": f.detail,
+            "detection": str(f.detection),
+            "field": f.field,
+            "name": f.name,
+            "portion": f.portion,
+            "reason": f.reason,
+            "score": f.score,
+            "value": f.value,
+        }
+        for f in verdict.findings
+    ]
 
 
 def message(m: StoredMessage, actions: list[ActionRecord], embed_actions: bool) -> dict[str, Any]:
-    row, data, verdict = m.row, m.data, m.verdict
-    scanned = m.scanned_at
-    sent = from_us(row["sent_us"]) if row.get("sent_us") is not None else None
+    data, verdict = m.data, m.verdict
+    scanned, sent = m.scanned_at, m.sent_at
     ops = list(dict.fromkeys(_POST_DELIVERY[a.operation] for a in actions if a.operation in _POST_DELIVERY))
-    props = {
-        k: v
-        for k, v in (verdict.get("properties") or {}).items()
-        if k
-        in (
-            "allowlisted_pattern",
-            "allowlisted_pattern_type",
-            "blocklisted_message",
-            "blocklisted_pattern",
-            "whitelisted_pattern_type",
-        )
-    }
+    props = {k: v for k, v in verdict.properties.items() if k in _WIRE_PROPERTIES}
     return {
-        "id": row["id"],
-        "postfix_id": row["postfix_id"],
+        "id": m.id,
+        "postfix_id": m.postfix_id,
         "action_log": [action_entry(a) for a in actions] if embed_actions else [],
-        "client_recipients": data.get("client_recipients", []),
-        "detection_reasons": verdict.get("detection_reasons", []),
-        "is_phish_submission": bool(row["is_phish_submission"]),
-        "is_quarantined": bool(row["is_quarantined"]),
+        "client_recipients": list(data.client_recipients),
+        "detection_reasons": list(verdict.detection_reasons),
+        "is_phish_submission": m.is_phish_submission,
+        "is_quarantined": m.is_quarantined,
         "properties": props,
         "ts": format_ts(scanned),
-        "alert_id": row["alert_id"],
-        "delivery_mode": row["delivery_mode"],
-        "delivery_status": delivery_status(row.get("delivery_status")),
-        "edf_hash": row.get("edf_hash"),
-        "envelope_from": row.get("envelope_from"),
-        "envelope_to": data.get("envelope_to", []),
-        "final_disposition": row["final_disposition"],
+        "alert_id": m.alert_id,
+        "delivery_mode": str(m.delivery_mode),
+        "delivery_status": delivery_status(m.delivery_status),
+        "edf_hash": verdict.edf_hash,
+        "envelope_from": m.envelope_from,
+        "envelope_to": list(data.envelope_to),
+        "final_disposition": str(m.final_disposition),
         "findings": findings(verdict),
-        "from": row.get("from_addr"),
-        "from_name": row.get("from_name"),
-        "htmltext_structure_hash": row.get("htmltext_structure_hash"),
-        "message_id": row.get("message_id"),
+        "from": m.from_addr,
+        "from_name": m.from_name,
+        "htmltext_structure_hash": verdict.htmltext_structure_hash,
+        "message_id": m.internet_message_id,
         "post_delivery_operations": ops,
-        "postfix_id_outbound": row.get("postfix_id_outbound"),
-        "replyto": row.get("replyto"),
+        "postfix_id_outbound": m.postfix_id_outbound,
+        "replyto": m.replyto,
         "scanned_at": iso_z(scanned),
         "sent_at": iso_z(sent) if sent else None,
         "sent_date": format_ts(sent) if sent else None,
-        "smtp_helo_server_ip": row.get("smtp_helo_server_ip"),
-        "smtp_previous_hop_ip": row.get("smtp_previous_hop_ip"),
-        "subject": row.get("subject"),
-        "threat_categories": verdict.get("threat_categories", []),
-        "to": data.get("to", []),
-        "to_name": data.get("to_name", []),
-        "cc": data.get("cc", []),
+        "smtp_helo_server_ip": m.smtp_helo_server_ip,
+        "smtp_previous_hop_ip": m.smtp_previous_hop_ip,
+        "subject": m.subject,
+        "threat_categories": list(verdict.threat_categories),
+        "to": list(data.to),
+        "to_name": list(data.to_name),
+        "cc": list(data.cc),
         "validation": validation(verdict),
-        "x_originating_ip": row.get("x_originating_ip"),
+        "x_originating_ip": m.x_originating_ip,
     }
 
 
@@ -126,8 +127,8 @@ def detections(
 ) -> dict[str, Any]:
     verdict = m.verdict
     parsed = parse_message(raw)
-    sender = verdict.get("sender_info") or {}
-    action = "QUARANTINED" if m.row["is_quarantined"] else (m.row.get("delivery_status") or "NONE").upper()
+    sender = verdict.sender_info
+    action = "QUARANTINED" if m.is_quarantined else (m.delivery_status or "NONE").upper()
     return {
         "action": action,
         "attachments": [
@@ -147,19 +148,19 @@ def detections(
         "headers": [{"name": k, "value": v} for k, v in parsed.headers],
         "links": [{"href": lk["href"], "text": lk["text"] or None} for lk in links],
         "sender_info": {
-            "as_name": sender.get("as_name"),
-            "as_number": sender.get("as_number"),
-            "geo": sender.get("geo"),
-            "ip": sender.get("ip") or m.row.get("smtp_helo_server_ip"),
-            "pld": sender.get("pld"),
+            "as_name": sender.as_name,
+            "as_number": sender.as_number,
+            "geo": sender.geo,
+            "ip": sender.ip or m.smtp_helo_server_ip,
+            "pld": sender.pld,
         },
         "threat_categories": categories,
         "validation": validation(verdict),
-        "final_disposition": m.row["final_disposition"],
+        "final_disposition": str(m.final_disposition),
         "findings": findings(verdict),
-        "detection_reasons": verdict.get("detection_reasons", []),
-        "edf_hash": m.row.get("edf_hash"),
-        "htmltext_structure_hash": m.row.get("htmltext_structure_hash"),
+        "detection_reasons": list(verdict.detection_reasons),
+        "edf_hash": verdict.edf_hash,
+        "htmltext_structure_hash": verdict.htmltext_structure_hash,
     }
 
 

@@ -85,6 +85,7 @@ async def signin(request: Request) -> Response:
     repo = sessions(request)
     if old:
         await run_in_threadpool(repo.delete, old)  # a fresh id at every sign-in: no session fixation
+    await run_in_threadpool(repo.purge_idle, services.settings.console_idle_seconds)  # what sign-ins left behind
     session_id = await run_in_threadpool(repo.create, kind, subject)
     response = RedirectResponse(safe_next(fields.get("next")), status_code=303)
     set_cookie(response, request, SESSION_COOKIE, session_id)

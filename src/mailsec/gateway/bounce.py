@@ -46,7 +46,7 @@ def notify_sender(
     be routed. Never raises: a notice that cannot go out is a trace line, not a failed queue row."""
     try:
         if raw is None:
-            raw = services.blobs.get(message.row["raw_sha256"])
+            raw = services.blobs.get(message.raw_sha256)
         if not failed or not wants_dsn(mail_from, raw):
             return None
         sender = mail_from.strip().strip("<>")

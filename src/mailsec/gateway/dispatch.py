@@ -20,6 +20,7 @@ from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 from mailsec.store.messages import DeliveryWrites, StoredMessage
 from mailsec.store.policies import QuarantinePolicy, get_quarantine_policy
+from mailsec.store.records import to_us
 
 SENDING = RecipientState.SENDING.value
 OUTBOUND = TraceDirection.OUTBOUND
@@ -89,7 +90,7 @@ def distinct_reasons(reasons: Iterable[str]) -> list[str]:
 def received_field(message: StoredMessage) -> bytes:
     """The Received line the gateway wrote when it accepted the message (none for mail that did not come by SMTP,
     or was accepted by a version that did not write one)."""
-    value = message.data.get("received_header")
+    value = message.data.received_header
     return fold_header("Received", str(value), 2000) if value else b""
 
 
@@ -343,7 +344,7 @@ def _log_attempt(
     accepted, this attempt's time, status and the next hop's reply."""
     state = recipient_state(reply)
     metrics().deliveries.labels(status=state).inc()
-    accepted_us = int(message.data.get("received_us") or message.row.get("scanned_us") or 0)
+    accepted_us = message.data.received_us or to_us(message.scanned_at)
     delay = max(0.0, time.time() - accepted_us / 1e6) if accepted_us else None
     status = {"delivered": "sent"}.get(state, state)
     fields = {"queue_id": message.postfix_id, "from": mail_from, "to": rcpt, "relay": relay}

@@ -19,6 +19,8 @@ from email.utils import format_datetime
 
 from mailsec import ids
 from mailsec.gateway.fold import clean
+from mailsec.model import DeliveryMode
+from mailsec.report_address import is_report_address
 from mailsec.services import Services
 from mailsec.store.domains import Domain
 from mailsec.store.queue import NewItem, QueueRepo, now_us
@@ -119,7 +121,16 @@ def prepare(
     received = now_us()
     items: list[NewItem] = []
     accepted: list[Accepted] = []
+    groups: list[tuple[str, list[str], str]] = []
     for account_id, (domain, rcpts) in routes.items():
+        # mail to a domain's report address is a user's report: stored as a submission, never delivered
+        reports = [r for r in rcpts if is_report_address(_owner(services, r, owners), r)]
+        rest = [r for r in rcpts if r not in reports]
+        if rest:
+            groups.append((account_id, rest, domain.mode))
+        if reports:
+            groups.append((account_id, reports, DeliveryMode.REVIEW_SUBMISSION.value))
+    for account_id, rcpts, mode in groups:
         postfix_id = ids.new_postfix_id()
         trace = [
             *session.trace,
@@ -131,7 +142,7 @@ def prepare(
             "client_ip": session.client_ip,
             "helo": session.helo,
             "tls": session.tls,
-            "mode": domain.mode,
+            "mode": mode,
             "received_us": received,
             "size": len(raw),
             "trace": trace,
@@ -140,6 +151,11 @@ def prepare(
         items.append(NewItem(postfix_id, account_id, digest, envelope, raw))
         accepted.append(Accepted(postfix_id, account_id, tuple(rcpts)))
     return items, accepted
+
+
+def _owner(services: Services, address: str, owners: Mapping[str, Domain] | None) -> Domain | None:
+    found = owners.get(address) if owners else None
+    return found if found is not None else services.domains.owner_of(address)
 
 
 class GroupCommit:

@@ -20,7 +20,7 @@ from email import policy as email_policy
 from typing import Any
 
 from mailsec import pipeline
-from mailsec.actions import auto_move
+from mailsec.actions import auto_move, user_reports
 from mailsec.config import Settings
 from mailsec.gateway import bounce, decide, dispatch
 from mailsec.gateway.deliver import Connections, NextHop
@@ -278,6 +278,10 @@ class QueueWorker:
             return
         message, rows, raw = found
         mode = message.delivery_mode.value
+        if mode == DeliveryMode.REVIEW_SUBMISSION.value:  # sent to a report address: a user's report
+            user_reports.record_report(services, message, raw or services.blobs.get(message.raw_sha256))
+            batch.finish(Finish(item.id, "done", attempts=item.attempts + 1))
+            return
         if mode != DeliveryMode.DIRECT.value:
             if item.state == "queued":
                 services.messages.add_trace(

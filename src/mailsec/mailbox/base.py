@@ -3,6 +3,7 @@ API's destinations (`model.Destination`); each backend maps them to its own fold
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +28,16 @@ class MailRef:
     destination: Destination | None = None  # what the folder means, when it is one of ours
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """One message to find in a mailbox: its Message-ID, mailsec's X-MailSec-Delivery-Id, and the folder mailsec
+    last put it in (looked at first)."""
+
+    message_id: str
+    delivery_id: str | None = None
+    hint: Destination | None = None
+
+
 class MailboxBackend(Protocol):
     def locate(
         self, recipient: str, message_id: str, delivery_id: str | None = None, hint: Destination | None = None
@@ -39,6 +50,14 @@ class MailboxBackend(Protocol):
         """Move one copy; RecoverableItemsPurges removes it for good (None)."""
         ...
 
+    def locate_many(self, recipient: str, wanted: Sequence[Wanted]) -> list[list[MailRef]]:
+        """`locate` for many messages of one mailbox at once: the copies of each, in `wanted`'s order."""
+        ...
+
+    def move_many(self, refs: Sequence[MailRef], destination: Destination) -> None:
+        """`move` for many copies at once (as few commands as the backend allows)."""
+        ...
+
     def append(self, recipient: str, raw: bytes, destination: Destination) -> MailRef:
         """Put a copy (mailsec's stored one) into the recipient's folder: restoring a purged message."""
         ...
@@ -48,3 +67,14 @@ class MailboxBackend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class OneAtATime:
+    """`locate_many` and `move_many` for a backend whose API has no batch form: one request per message."""
+
+    def locate_many(self: MailboxBackend, recipient: str, wanted: Sequence[Wanted]) -> list[list[MailRef]]:
+        return [self.locate(recipient, w.message_id, w.delivery_id, w.hint) for w in wanted]
+
+    def move_many(self: MailboxBackend, refs: Sequence[MailRef], destination: Destination) -> None:
+        for ref in refs:
+            self.move(ref, destination)

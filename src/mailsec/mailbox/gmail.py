@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from mailsec.mailbox.base import MailRef
+from mailsec.mailbox.base import MailRef, OneAtATime
 from mailsec.mailbox.rest import RestClient, TokenSource, jwt_bearer
 from mailsec.model import Destination
 
@@ -22,7 +22,7 @@ RECOVERABLE_LABEL = "MailSec/Recoverable"
 SYSTEM = {"INBOX": Destination.INBOX, "SPAM": Destination.JUNK}
 
 
-class GmailBackend:
+class GmailBackend(OneAtATime):
     def __init__(self, domain: str, key: dict[str, Any], gmail_url: str = GMAIL_URL, timeout: float = 30.0) -> None:
         for field in ("client_email", "private_key", "token_uri"):
             if not key.get(field):

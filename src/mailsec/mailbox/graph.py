@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from mailsec.mailbox.base import MailRef
+from mailsec.mailbox.base import MailRef, OneAtATime
 from mailsec.mailbox.rest import RestClient, TokenSource, client_credentials
 from mailsec.model import Destination
 
@@ -26,7 +26,7 @@ WELL_KNOWN = {
 }
 
 
-class GraphBackend:
+class GraphBackend(OneAtATime):
     def __init__(
         self,
         tenant: str,

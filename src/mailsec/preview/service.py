@@ -134,10 +134,10 @@ class PreviewService:
         return result
 
     def preview(self, message: StoredMessage, requested_by: str | None) -> Preview:
-        size = int(message.row.get("raw_size") or 0)
+        size = message.raw_size
         if size > self.settings.preview_max_bytes:
             raise _too_large(size, self.settings.preview_max_bytes)
-        key = self.cache_key(str(message.row["raw_sha256"]))
+        key = self.cache_key(message.raw_sha256)
         hit = self.cache.get(key)
         if hit is not None:
             png, data = hit
@@ -152,7 +152,7 @@ class PreviewService:
             metrics().preview_renders.labels(result="cached").inc()
         else:
             try:
-                raw = self.blobs.get(str(message.row["raw_sha256"]))
+                raw = self.blobs.get(message.raw_sha256)
             except BlobNotFound as exc:
                 raise PreviewError("the stored raw message is missing from the blob store") from exc
             result = self.render_raw(raw)

@@ -8,6 +8,8 @@ that runs past its time budget (`budget.ANALYZER_SECONDS`) becomes `ANALYZER_TIM
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from mailsec.scan.features import MessageText, extract_text
 from mailsec.scan.history import SenderHistory, history_findings
 from mailsec.scan.identity import SenderIdentity, identify, identity_findings
 from mailsec.scan.impersonation import analyze_impersonation
+from mailsec.scan.learned import Learned, learned_findings, relieve
 from mailsec.scan.links import analyze_links
 from mailsec.scan.lure import Lure, find_lure
 from mailsec.scan.policy import EMPTY_POLICY, Policy, PolicyOutcome, evaluate_policy
@@ -33,7 +36,7 @@ from mailsec.scan.verdict import combine
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-__all__ = ["ContentModel", "SenderHistory", "scan_message", "shipped_model"]
+__all__ = ["ContentModel", "Learned", "SenderHistory", "scan_message", "shipped_model"]
 
 
 def _timeout(name: str, used: float) -> Finding:
@@ -50,13 +53,24 @@ def _timeout(name: str, used: float) -> Finding:
 
 
 def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) -> T:
+    """`fn()`, or `default` and a finding when it fails or runs past its budget. Inside a scan the scan's timer
+    bounds it (`budget.one_timer`); a call on its own arms a timer of its own."""
+    deadlines = budget.current()
+    if deadlines is None:
+        with budget.Deadlines():
+            return _guarded(name, errors, default, fn)
     limit = budget.seconds_for(name)
     try:
-        with budget.time_limit(limit) as used:
+        started = time.perf_counter()
+        deadlines.deadline = started + limit
+        try:
             result = fn()
-        if used() > limit:  # a thread cannot be interrupted: the overrun is still reported
-            log.warning("analyzer %s took %.2f s", name, used())
-            errors.append(_timeout(name, used()))
+        finally:
+            deadlines.deadline = math.inf
+        used = time.perf_counter() - started
+        if used > limit and budget.armed:  # a thread cannot be interrupted: the overrun is still reported
+            log.warning("analyzer %s took %.2f s", name, used)
+            errors.append(_timeout(name, used))
         return result
     except budget.AnalyzerTimeout:
         log.warning("analyzer %s stopped after %g s", name, limit)
@@ -76,6 +90,7 @@ def _guarded(name: str, errors: list[Finding], default: T, fn: Callable[[], T]) 
         return default
 
 
+@budget.one_timer
 def scan_message(
     parsed: ParsedMessage,
     envelope: Envelope,
@@ -84,11 +99,13 @@ def scan_message(
     model: ContentModel | Any | None = None,
     auth: AuthOutcome | None = None,
     history: SenderHistory | None = None,
+    learned: Learned | None = None,
 ) -> Verdict:
     """Run every analyzer on an already parsed message and combine their findings with the policy.
 
     `model` is the content model; None means the one shipped in the package, `False` means no content model.
-    `history` is the account's record of this sender (read from the store by the pipeline); None means unknown."""
+    `history` is the account's record of this sender (read from the store by the pipeline); None means unknown.
+    `learned`: the account's reclassifications that apply to this message (`scan/learned.py`)."""
     policy = policy or EMPTY_POLICY
     resolvers = resolvers or Resolvers()
     content_model: ContentModel | None = shipped_model() if model is None else (model or None)
@@ -110,12 +127,14 @@ def scan_message(
     signals: list[Finding] = []  # each guarded call gets its own empty default: a failure must not share a list
     signals += _guarded("identity", errors, [], lambda: identity_findings(who))
     signals += _guarded("history", errors, [], lambda: history_findings(history, who))
+    signals += _guarded("learned", errors, [], lambda: learned_findings(learned, who))
     signals += _guarded("bulk", errors, [], lambda: bulk_finding(recognise(parsed)))
     signals += _guarded("disguise", errors, [], lambda: analyze_disguise(parsed))
-    lure = _guarded("lure", errors, Lure(()), lambda: find_lure(parsed))
+    found_lure = _guarded("lure", errors, None, lambda: find_lure(parsed))  # None: it failed, content retries it
+    lure = Lure(()) if found_lure is None else found_lure
     evidence = [*links, *attachments.findings, *impersonation, *signals]
     signals += _guarded("structure", errors, [], lambda: analyze_structure(parsed, who, evidence, lure))
-    content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model))
+    content = _guarded("content", errors, none, lambda: analyze_content(parsed, mt, content_model, found_lure))
     unread = _guarded("unread", errors, none, lambda: analyze_unread(parsed))
     outcome = _guarded(
         "policy", errors, PolicyOutcome(), lambda: evaluate_policy(parsed, envelope, policy, auth.validation, who)
@@ -129,7 +148,7 @@ def scan_message(
         *auth.findings, *links, *attachments.findings, *impersonation, *signals, *content, *unread, *unchecked, *errors
     ]  # fmt: skip
     budget.armed = True
-    return _guarded(
+    verdict = _guarded(
         "verdict",
         errors,
         Verdict(findings=tuple(findings)),
@@ -144,3 +163,4 @@ def scan_message(
             htmltext_structure_hash=structure,
         ),
     )
+    return relieve(verdict) if learned is not None else verdict

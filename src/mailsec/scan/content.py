@@ -392,8 +392,11 @@ def bulk_header_findings(parsed: ParsedMessage) -> list[Finding]:
     ]
 
 
-def analyze_content(parsed: ParsedMessage, mt: MessageText, model: ContentModel | None) -> list[Finding]:
+def analyze_content(
+    parsed: ParsedMessage, mt: MessageText, model: ContentModel | None, lure: Lure | None = None
+) -> list[Finding]:
+    """`lure`: the message's, when the scan has found it already (None: found here)."""
     findings = bulk_header_findings(parsed)
     if model is not None:
-        findings.extend(classify(mt, model, find_lure(parsed)))
+        findings.extend(classify(mt, model, find_lure(parsed) if lure is None else lure))
     return findings

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from mailsec.model import Finding, ParsedMessage
 from mailsec.scan.registry import spec
@@ -16,6 +17,7 @@ _ALLOWED_FORMAT = frozenset("\u200d\ufeff\u200e\u200f")  # emoji joiner, BOM, di
 _WORD_RE = re.compile(r"\w{3,}", re.UNICODE)
 
 
+@lru_cache(maxsize=4096)
 def _script(ch: str) -> str:
     try:
         name = unicodedata.name(ch)
@@ -28,7 +30,10 @@ def _script(ch: str) -> str:
 
 
 def _disguise(text: str) -> str | None:
-    """What gives the text away, or None."""
+    """What gives the text away, or None. Plain ASCII never does: it has no format characters, no letters in the
+    ranges below and no script but Latin (most subjects and names: the per-character checks are skipped)."""
+    if text.isascii():
+        return None
     for ch in text:
         cp = ord(ch)
         if unicodedata.category(ch) == "Cf" and ch not in _ALLOWED_FORMAT:

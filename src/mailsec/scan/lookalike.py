@@ -108,11 +108,28 @@ OBJECT_STORES = frozenset({"storage.googleapis.com", "firebasestorage.googleapis
 _PAGE_SUFFIXES = (".html", ".htm", ".shtml", ".xhtml", ".php", ".svg", "/")
 
 
+@cache
+def _free_hosting_by_suffix() -> dict[str, tuple[tuple[int, str, str], ...]]:
+    """The entries of data/free_hosting.txt by host, each with its line's rank (the first line that matches wins)."""
+    by_suffix: dict[str, list[tuple[int, str, str]]] = {}
+    for rank, (suffix, prefix) in enumerate(_free_hosting()):
+        by_suffix.setdefault(suffix, []).append((rank, suffix, prefix))
+    return {suffix: tuple(entries) for suffix, entries in by_suffix.items()}
+
+
+@lru_cache(maxsize=4096)
+def _free_hosting_entries(host: str) -> tuple[tuple[int, str, str], ...]:
+    """The entries whose host is `host` or a parent of it, in file order: looked up by each of the host's dot
+    suffixes, instead of testing every line of the file on every link."""
+    table = _free_hosting_by_suffix()
+    names = [host, *(host[at + 1 :] for at, c in enumerate(host) if c == ".")]
+    return tuple(sorted(entry for name in names for entry in table.get(name, ())))
+
+
 def free_hosting(host: str, path: str = "") -> str | None:
     """The free hosting, form or file-drop service `host` (with `path`) is on (data/free_hosting.txt), else None."""
-    host = host.lower().rstrip(".")
-    for suffix, prefix in _free_hosting():
-        if (host == suffix or host.endswith("." + suffix)) and (not prefix or path.startswith(prefix)):
+    for _rank, suffix, prefix in _free_hosting_entries(host.lower().rstrip(".")):
+        if not prefix or path.startswith(prefix):
             last = path.rpartition("/")[2]
             if suffix in OBJECT_STORES and not (path.lower().endswith(_PAGE_SUFFIXES) or "." not in last):
                 return None
@@ -244,6 +261,28 @@ def _targets(targets: tuple[str, ...]) -> tuple[tuple[str, str, str], ...]:
     return tuple(out)
 
 
+@lru_cache(maxsize=512)
+def _target_domains(targets: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(t[0] for t in _targets(targets))
+
+
+@lru_cache(maxsize=512)
+def _typo_targets(targets: tuple[str, ...]) -> dict[int, tuple[tuple[str, str], ...]]:
+    """By label length: the (registered domain, label) of the targets that a label of that length can be a typo of
+    (labels of five letters or more, within the edit limit in length), in the order of `targets`."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    for t_rd, t_label, _ in _targets(targets):
+        if len(t_label) >= 5:
+            limit = 1 if len(t_label) < 9 else 2
+            for length in range(len(t_label) - limit, len(t_label) + limit + 1):
+                out.setdefault(length, []).append((t_rd, t_label))
+    return {length: tuple(found) for length, found in out.items()}
+
+
+def _typo_candidates(targets: tuple[str, ...], length: int) -> tuple[tuple[str, str], ...]:
+    return _typo_targets(targets).get(length, ())
+
+
 @lru_cache(maxsize=8192)
 def _find(host: str, targets: tuple[str, ...]) -> Lookalike | None:
     host = host.strip().strip(".").lower()
@@ -254,8 +293,7 @@ def _find(host: str, targets: tuple[str, ...]) -> Lookalike | None:
     unicode_label = decode_idn(label)
     is_idn = unicode_label != label
     sk = skeleton(unicode_label)
-    target_rds = {t[0] for t in _targets(targets)}
-    if rd in target_rds or rd in established_domains():
+    if rd in _target_domains(targets) or rd in established_domains():
         return None
     for t_rd, t_label, t_sk in _targets(targets):
         if label == t_label:  # the same name under another suffix (amazon.de) is usually the brand itself
@@ -266,8 +304,8 @@ def _find(host: str, targets: tuple[str, ...]) -> Lookalike | None:
             return Lookalike(rd, t_rd, "punycode" if is_idn else "homoglyph")
     if is_idn:
         return None
-    for t_rd, t_label, _ in _targets(targets):
-        if len(t_label) >= 5 and label != t_label:
+    for t_rd, t_label in _typo_candidates(targets, len(label)):
+        if label != t_label:
             limit = 1 if len(t_label) < 9 else 2
             grown = t_label in label and len(label) - len(t_label) >= 2  # onmicrosoft, mypaypal: not a typo
             if not grown and abs(len(label) - len(t_label)) <= limit and OSA.distance(label, t_label) <= limit:

@@ -181,6 +181,21 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "the account's users have written to this sender's address (outbound mail seen)"),
     FindingSpec("SENDER_RECLASSIFIED", "history", D.SUSPICIOUS, 2.0, None,
                 "an analyst reclassified earlier mail from this sender's domain as malicious, suspicious or spoof"),
+    # learning from reclassifications (scan/learned.py; lessons written by mailsec.learn)
+    FindingSpec("LEARNED_CAMPAIGN", "learned", D.SPAM, 5.0, None,
+                "an analyst reclassified a message of the same campaign (same edf_hash, same structure and similar "
+                "text, or near-identical text by MinHash) as bad; the reason names the submission",
+                varies="the requested disposition, scored to decide alone: 8 MALICIOUS(-BEC), 5 SUSPICIOUS, SPOOF "
+                "and SPAM, 3 BULK"),
+    FindingSpec("LEARNED_CAMPAIGN_CLEAN", "learned", D.NONE, 0.0, None,
+                "an analyst reclassified a message of the same campaign as NONE: the verdict returns to NONE unless "
+                "it is worse than that message's was, or malware or a block policy is involved"),
+    FindingSpec("LEARNED_SENDER", "learned", D.MALICIOUS, 8.0, None,
+                "an analyst reclassified earlier mail from this sender address (or its authenticated domain) as bad",
+                varies="the requested disposition, scored as LEARNED_CAMPAIGN"),
+    FindingSpec("LEARNED_SENDER_RELIEF", "learned", D.NONE, 0.0, None,
+                "an analyst reclassified a false positive from this sender as NONE and this message is authenticated "
+                "for it: mail no worse than that one's verdict returns to NONE (never over malware or a block)"),
     # structure (scan/structure.py)
     FindingSpec("PHISHING_STRUCTURE", "structure", D.MALICIOUS, 8.0, "Phishing",
                 "phishing is certain without reading the words: a credential form or a lookalike domain together with "

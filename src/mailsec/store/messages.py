@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,14 +14,16 @@ from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, sele
 from sqlalchemy.exc import IntegrityError
 
 from mailsec import ids
-from mailsec.model import DeliveryMode, Disposition, Operation, TraceDirection, Verdict
+from mailsec.model import ActionEntry, DeliveryMode, Disposition, Operation, TraceDirection, Verdict
 from mailsec.store.records import (
+    MessageData,
     MessageRecord,
     disposition_is_detection,
     dumps,
     from_us,
     link_domain,
     to_us,
+    verdict_from_json,
     verdict_to_json,
 )
 from mailsec.store.schema import (
@@ -43,55 +45,45 @@ def _member(enum: Any, value: Any, default: Any) -> Any:
         return default
 
 
-@dataclass
+@dataclass(frozen=True)
 class StoredMessage:
-    """A stored message as the read side sees it: typed fields decoded from the row (by `__post_init__`, next to
-    `message_values`, their encoder). `row`, `data` and `verdict` are the raw columns and JSON documents, for the
-    readers (serialisers) that need every field."""
+    """A stored message as the read side sees it, every column and JSON document decoded to a typed field by
+    `stored_message`, next to `message_values`, their encoder."""
 
     pk: int
-    row: dict[str, Any]
-    data: dict[str, Any]
-    verdict: dict[str, Any]
-    final_disposition: Disposition = field(init=False)
-    delivery_mode: DeliveryMode = field(init=False)
-    delivery_status: str | None = field(init=False)
-    is_quarantined: bool = field(init=False)
-    raw_sha256: str = field(init=False)
-    envelope_from: str = field(init=False)
-    envelope_to: tuple[str, ...] = field(init=False)
-    internet_message_id: str = field(init=False)  # the Message-ID header
-    alert_id: str = field(init=False)
-    detection_reasons: tuple[str, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        row = self.row
-        self.final_disposition = _member(Disposition, row.get("final_disposition"), Disposition.UNKNOWN)
-        self.delivery_mode = _member(DeliveryMode, row.get("delivery_mode"), DeliveryMode.DIRECT)
-        self.delivery_status = row.get("delivery_status")
-        self.is_quarantined = bool(row.get("is_quarantined"))
-        self.raw_sha256 = str(row.get("raw_sha256") or "")
-        self.envelope_from = str(row.get("envelope_from") or "")
-        self.envelope_to = tuple(str(a) for a in self.data.get("envelope_to") or ())
-        self.internet_message_id = str(row.get("message_id") or "")
-        self.alert_id = str(row.get("alert_id") or "")
-        self.detection_reasons = tuple(str(r) for r in self.verdict.get("detection_reasons") or ())
-
-    @property
-    def id(self) -> str:
-        return str(self.row["id"])
+    id: str  # the investigate id
+    postfix_id: str
+    account_id: str
+    alert_id: str
+    scanned_at: datetime
+    sent_at: datetime | None
+    raw_sha256: str
+    raw_size: int
+    delivery_mode: DeliveryMode
+    final_disposition: Disposition
+    is_quarantined: bool
+    is_phish_submission: bool
+    delivery_status: str | None
+    from_addr: str | None
+    from_name: str | None
+    envelope_from: str
+    replyto: str | None
+    subject: str | None
+    internet_message_id: str  # the Message-ID header
+    smtp_helo_server_ip: str | None
+    smtp_previous_hop_ip: str | None
+    x_originating_ip: str | None
+    postfix_id_outbound: str | None
+    data: MessageData
+    verdict: Verdict  # its disposition is `final_disposition`, as the latest scan left it
 
     @property
-    def postfix_id(self) -> str:
-        return str(self.row["postfix_id"])
+    def envelope_to(self) -> tuple[str, ...]:
+        return self.data.envelope_to
 
     @property
-    def account_id(self) -> str:
-        return str(self.row["account_id"])
-
-    @property
-    def scanned_at(self) -> datetime:
-        return from_us(self.row["scanned_us"])
+    def detection_reasons(self) -> tuple[str, ...]:
+        return self.verdict.detection_reasons
 
 
 @dataclass(frozen=True)
@@ -153,11 +145,21 @@ _INSERT_FINDINGS = insert(findings)
 _PK_BY_POSTFIX_ID = select(messages.c.pk).where(messages.c.postfix_id == bindparam("b_postfix_id"))
 _BY_PK = select(messages).where(messages.c.pk == bindparam("b_pk"))
 _RCPTS_OF = select(recipients).where(recipients.c.message_pk == bindparam("b_pk")).order_by(recipients.c.id)
-_MESSAGE_COLUMNS = tuple(c.name for c in messages.columns)
 _SET_STATE: dict[tuple[str, ...], Any] = {
     names: update(messages).where(messages.c.pk == bindparam("b_pk")).values({n: bindparam(f"b_{n}") for n in names})
     for names in (("delivery_status",), ("is_quarantined",), ("delivery_status", "is_quarantined"))
 }
+
+
+def _action_values(pk: int, entry: ActionEntry) -> dict[str, Any]:
+    return {
+        "message_pk": pk,
+        "operation": str(entry.operation),
+        "completed_us": to_us(entry.completed_at),
+        "status": entry.status,
+        "folder": entry.folder,
+        "requested_by": entry.requested_by,
+    }
 
 
 def _set_state(conn: Connection, pk: int, delivery_status: str | None, is_quarantined: bool | None) -> None:
@@ -168,16 +170,6 @@ def _set_state(conn: Connection, pk: int, delivery_status: str | None, is_quaran
         values["is_quarantined"] = is_quarantined
     if values:
         conn.execute(_SET_STATE[tuple(values)], {"b_pk": pk, **{f"b_{k}": v for k, v in values.items()}})
-
-
-def row_to_message(row: Any) -> StoredMessage:
-    mapping = dict(row._mapping)
-    return StoredMessage(
-        pk=mapping["pk"],
-        row=mapping,
-        data=json.loads(mapping.get("data_json") or "{}"),
-        verdict=json.loads(mapping.get("verdict_json") or "{}"),
-    )
 
 
 def message_values(rec: MessageRecord) -> dict[str, Any]:
@@ -210,11 +202,48 @@ def message_values(rec: MessageRecord) -> dict[str, Any]:
         "x_originating_ip": p.x_originating_ip,
         "edf_hash": v.edf_hash,
         "htmltext_structure_hash": v.htmltext_structure_hash,
-        "data_json": dumps(rec.data()),
+        "data_json": dumps(rec.data().to_json()),
         "verdict_json": dumps(verdict_to_json(v)),
         "search_text": rec.search_text(),
         "operations": "",
     }
+
+
+def stored_message(row: Mapping[Any, Any]) -> StoredMessage:
+    """The inverse of `message_values`: a `messages` row (with `pk`) as its typed read model."""
+    disposition = _member(Disposition, row.get("final_disposition"), Disposition.UNKNOWN)
+    sent_us = row.get("sent_us")
+    return StoredMessage(
+        pk=int(row["pk"]),
+        id=str(row["id"]),
+        postfix_id=str(row["postfix_id"]),
+        account_id=str(row["account_id"]),
+        alert_id=str(row.get("alert_id") or ""),
+        scanned_at=from_us(int(row["scanned_us"])),
+        sent_at=from_us(int(sent_us)) if sent_us is not None else None,
+        raw_sha256=str(row.get("raw_sha256") or ""),
+        raw_size=int(row.get("raw_size") or 0),
+        delivery_mode=_member(DeliveryMode, row.get("delivery_mode"), DeliveryMode.DIRECT),
+        final_disposition=disposition,
+        is_quarantined=bool(row.get("is_quarantined")),
+        is_phish_submission=bool(row.get("is_phish_submission")),
+        delivery_status=row.get("delivery_status"),
+        from_addr=row.get("from_addr"),
+        from_name=row.get("from_name"),
+        envelope_from=str(row.get("envelope_from") or ""),
+        replyto=row.get("replyto"),
+        subject=row.get("subject"),
+        internet_message_id=str(row.get("message_id") or ""),
+        smtp_helo_server_ip=row.get("smtp_helo_server_ip"),
+        smtp_previous_hop_ip=row.get("smtp_previous_hop_ip"),
+        x_originating_ip=row.get("x_originating_ip"),
+        postfix_id_outbound=row.get("postfix_id_outbound"),
+        data=MessageData.from_json(json.loads(row.get("data_json") or "{}")),
+        verdict=verdict_from_json(
+            json.loads(row.get("verdict_json") or "{}"), disposition, row.get("edf_hash"),
+            row.get("htmltext_structure_hash"),
+        ),
+    )  # fmt: skip
 
 
 def term_values(pk: int, rec: MessageRecord) -> list[dict[str, Any]]:
@@ -250,10 +279,7 @@ class MessageRepo:
             if found is None:  # another constraint failed
                 raise
             return found, None
-        row = {name: values.get(name) for name in _MESSAGE_COLUMNS}
-        row["pk"] = pk
-        data, verdict = json.loads(values["data_json"]), json.loads(values["verdict_json"])
-        return StoredMessage(pk=pk, row=row, data=data, verdict=verdict), rcpts
+        return stored_message({**values, "pk": pk}), rcpts
 
     def _insert(
         self, conn: Connection, rec: MessageRecord, values: dict[str, Any] | None = None
@@ -375,20 +401,24 @@ class MessageRepo:
 
     def write_delivery(self, pk: int, writes: DeliveryWrites) -> None:
         """Recipient states, then trace lines, then the message's state, in one transaction (see DeliveryWrites)."""
-        if not (
-            writes.states or writes.trace or writes.delivery_status is not None or writes.is_quarantined is not None
-        ):
-            return
+        self.write_deliveries([(pk, writes, None)])
+
+    def write_deliveries(self, batch: Sequence[tuple[int, DeliveryWrites, ActionEntry | None]]) -> None:
+        """`write_delivery` for many messages, each with its action log entry if any: one transaction for all (a
+        bulk move of 1,000 messages commits once)."""
         now = _now_us()
         with self.engine.begin() as conn:
-            for address, status, detail, folder in writes.states:
-                self._set_recipient_state(conn, pk, address, status, detail, folder, now)
-            if writes.trace:
-                conn.execute(
-                    _INSERT_TRACE,
-                    [{"message_pk": pk, "direction": d, "logged_us": now, "message": m} for d, m in writes.trace],
-                )
-            _set_state(conn, pk, writes.delivery_status, writes.is_quarantined)
+            for pk, writes, action in batch:
+                for address, status, detail, folder in writes.states:
+                    self._set_recipient_state(conn, pk, address, status, detail, folder, now)
+                if writes.trace:
+                    conn.execute(
+                        _INSERT_TRACE,
+                        [{"message_pk": pk, "direction": d, "logged_us": now, "message": m} for d, m in writes.trace],
+                    )
+                _set_state(conn, pk, writes.delivery_status, writes.is_quarantined)
+                if action is not None:
+                    conn.execute(insert(action_log).values(_action_values(pk, action)))
 
     def recipient_states(self, pk: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
@@ -439,7 +469,7 @@ class MessageRepo:
         cond = messages.c.postfix_id == postfix_id if postfix_id == ref else messages.c.id == ref
         with self.engine.connect() as conn:
             row = conn.execute(select(messages).where(messages.c.account_id == account_id, cond)).first()
-        return row_to_message(row) if row else None
+        return stored_message(row._mapping) if row else None
 
     def stored_pk(self, postfix_id: str) -> int | None:
         """The pk of the message stored under this postfix_id, if any (one indexed lookup)."""
@@ -450,7 +480,7 @@ class MessageRepo:
     def get_by_pk(self, pk: int) -> StoredMessage | None:
         with self.engine.connect() as conn:
             row = conn.execute(_BY_PK, {"b_pk": pk}).first()
-        return row_to_message(row) if row else None
+        return stored_message(row._mapping) if row else None
 
     def get_many(self, pks: Iterable[int]) -> list[StoredMessage]:
         pks = list(pks)
@@ -458,7 +488,7 @@ class MessageRepo:
             return []
         with self.engine.connect() as conn:
             rows = conn.execute(select(messages).where(messages.c.pk.in_(pks))).all()
-        by_pk = {r.pk: row_to_message(r) for r in rows}
+        by_pk = {r.pk: stored_message(r._mapping) for r in rows}
         return [by_pk[pk] for pk in pks if pk in by_pk]
 
     def find_by_raw(self, account_id: str, raw_sha256: str) -> StoredMessage | None:
@@ -468,7 +498,7 @@ class MessageRepo:
                 .where(messages.c.account_id == account_id, messages.c.raw_sha256 == raw_sha256)
                 .limit(1)
             ).first()
-        return row_to_message(row) if row else None
+        return stored_message(row._mapping) if row else None
 
     def iter_pks(self, account_id: str, batch: int = 1000) -> Iterable[int]:
         last = 0

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailsec import ids
-from mailsec.model import DeliveryMode, Disposition, Envelope, ParsedMessage, Verdict
+from mailsec.model import DeliveryMode, Disposition, Envelope, Finding, ParsedMessage, SenderInfo, Validation, Verdict
 
 
 def to_us(dt: datetime) -> int:
@@ -81,6 +81,117 @@ def verdict_to_json(verdict: Verdict) -> dict[str, Any]:
     }
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(str(v) for v in value) if isinstance(value, list | tuple) else ()
+
+
+def _disposition(value: Any) -> Disposition:
+    try:
+        return Disposition(str(value))
+    except ValueError:
+        return Disposition.UNKNOWN
+
+
+def verdict_from_json(
+    doc: dict[str, Any], disposition: Disposition, edf_hash: str | None, htmltext_structure_hash: str | None
+) -> Verdict:
+    """The inverse of `verdict_to_json`; the disposition and hashes live in their own columns. A field an older
+    version did not write reads as the model's default."""
+    v = doc.get("validation") or {}
+    s = doc.get("sender_info") or {}
+    findings = tuple(
+        Finding(
+            name=str(f.get("name") or ""), detection=_disposition(f.get("detection")),
+            score=f["score"] if isinstance(f.get("score"), int | float) else 0.0, reason=str(f.get("reason") or ""),
+            field=_optional_str(f.get("field")), portion=_optional_str(f.get("portion")),
+            value=_optional_str(f.get("value")), attachment=_optional_str(f.get("attachment")),
+            detail=_optional_str(f.get("detail")), category=_optional_str(f.get("category")),
+        )
+        for f in doc.get("findings") or ()
+        if isinstance(f, dict)
+    )  # fmt: skip
+    as_number = s.get("as_number")
+    return Verdict(
+        disposition=disposition,
+        findings=findings,
+        threat_categories=_strings(doc.get("threat_categories")),
+        detection_reasons=_strings(doc.get("detection_reasons")),
+        validation=Validation(
+            spf=str(v.get("spf") or "none"), dkim=str(v.get("dkim") or "none"), dmarc=str(v.get("dmarc") or "none"),
+            comment=_optional_str(v.get("comment")),
+        ),
+        sender_info=SenderInfo(
+            ip=_optional_str(s.get("ip")), pld=_optional_str(s.get("pld")),
+            as_number=as_number if isinstance(as_number, int) else None, as_name=_optional_str(s.get("as_name")),
+            geo=_optional_str(s.get("geo")),
+        ),
+        properties=dict(doc.get("properties") or {}),
+        edf_hash=edf_hash,
+        htmltext_structure_hash=htmltext_structure_hash,
+        attachment_detections={str(k): str(x) for k, x in (doc.get("attachment_detections") or {}).items()},
+        encrypted_attachments=frozenset(_strings(doc.get("encrypted_attachments"))),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MessageData:
+    """The envelope and header facts stored as the message's `data_json` (what has no column of its own)."""
+
+    to: tuple[str, ...] = ()
+    to_name: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    cc_name: tuple[str, ...] = ()
+    envelope_to: tuple[str, ...] = ()
+    client_recipients: tuple[str, ...] = ()
+    sent_at: str | None = None
+    client_ip: str | None = None
+    helo: str | None = None
+    tls: bool = False
+    defects: tuple[str, ...] = ()
+    received_header: str | None = None  # the Received line the gateway wrote on acceptance
+    received_us: int | None = None  # when the gateway accepted it
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "to": list(self.to),
+            "to_name": list(self.to_name),
+            "cc": list(self.cc),
+            "cc_name": list(self.cc_name),
+            "envelope_to": list(self.envelope_to),
+            "client_recipients": list(self.client_recipients),
+            "sent_at": self.sent_at,
+            "client_ip": self.client_ip,
+            "helo": self.helo,
+            "tls": self.tls,
+            "defects": list(self.defects),
+            **({"received_header": self.received_header} if self.received_header else {}),
+            **({"received_us": self.received_us} if self.received_us else {}),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> MessageData:
+        received_us = doc.get("received_us")
+        return cls(
+            to=_strings(doc.get("to")),
+            to_name=_strings(doc.get("to_name")),
+            cc=_strings(doc.get("cc")),
+            cc_name=_strings(doc.get("cc_name")),
+            envelope_to=_strings(doc.get("envelope_to")),
+            client_recipients=_strings(doc.get("client_recipients")),
+            sent_at=_optional_str(doc.get("sent_at")),
+            client_ip=_optional_str(doc.get("client_ip")),
+            helo=_optional_str(doc.get("helo")),
+            tls=bool(doc.get("tls", False)),
+            defects=_strings(doc.get("defects")),
+            received_header=_optional_str(doc.get("received_header")) or None,
+            received_us=int(received_us) if isinstance(received_us, int | float) and received_us else None,
+        )
+
+
 @dataclass
 class MessageRecord:
     """Everything `MessageRepo.save` writes for one message."""
@@ -129,23 +240,23 @@ class MessageRecord:
                 return values[:1]
         return [a.email for a in self.parsed.to + self.parsed.cc if a.email]
 
-    def data(self) -> dict[str, Any]:
+    def data(self) -> MessageData:
         p = self.parsed
-        return {
-            "to": [a.email for a in p.to],
-            "to_name": [a.name for a in p.to],
-            "cc": [a.email for a in p.cc],
-            "cc_name": [a.name for a in p.cc],
-            "envelope_to": self.envelope_to,
-            "client_recipients": self.envelope_to,
-            "sent_at": p.sent_at.isoformat() if p.sent_at else None,
-            "client_ip": self.envelope.client_ip,
-            "helo": self.envelope.helo,
-            "tls": self.envelope.tls,
-            "defects": p.defects[:50],
-            **({"received_header": self.envelope.received_header} if self.envelope.received_header else {}),
-            **({"received_us": self.envelope.received_us} if self.envelope.received_us else {}),
-        }
+        return MessageData(
+            to=tuple(a.email for a in p.to),
+            to_name=tuple(a.name for a in p.to),
+            cc=tuple(a.email for a in p.cc),
+            cc_name=tuple(a.name for a in p.cc),
+            envelope_to=tuple(self.envelope_to),
+            client_recipients=tuple(self.envelope_to),
+            sent_at=p.sent_at.isoformat() if p.sent_at else None,
+            client_ip=self.envelope.client_ip,
+            helo=self.envelope.helo,
+            tls=self.envelope.tls,
+            defects=tuple(p.defects[:50]),
+            received_header=self.envelope.received_header or None,
+            received_us=self.envelope.received_us or None,
+        )
 
     def search_text(self) -> str:
         p = self.parsed

@@ -249,8 +249,28 @@ submissions = Table(
     Column("message_pk", ForeignKey("messages.pk", ondelete="SET NULL")),
     Column("requested_us", BigInteger, nullable=False),
     Column("data_json", Text, nullable=False),
+    # migration 1101: what `GET /submissions` filters and orders on
+    Column("kind", String(8)),  # TEAM (an analyst's reclassification) or USER (an end user's report)
+    Column("status", String(16)),
+    Column("customer_status", String(16)),
+    Column("original_disposition", String(16)),
+    Column("requested_disposition", String(16)),
+    Column("outcome_disposition", String(16)),
+    Column("outcome", Text),
+    Column("requested_by", Text),
+    Column("subject", Text),
+    Column("from_addr", Text),
+    Column("original_postfix_id", String(16)),
+    Column("original_edf_hash", String(64)),
+    Column("escalated_submission_id", String(64)),  # the other side: USER -> its TEAM escalation, TEAM -> the USER
+    Column("escalated_by", Text),
+    Column("escalated_at_us", BigInteger),
+    Column("escalated_as", String(16)),
+    Column("search_text", Text),
 )
 Index("ix_submissions_account_time", submissions.c.account_id, submissions.c.requested_us)
+Index("ix_submissions_account_kind", submissions.c.account_id, submissions.c.kind, submissions.c.requested_us)
+Index("ix_submissions_message", submissions.c.message_pk)
 
 search_jobs = Table(
     "search_jobs",
@@ -375,6 +395,77 @@ sender_history = Table(
     Column("flagged", Integer, nullable=False, default=0),
     Column("first_us", BigInteger, nullable=False),
     Column("last_us", BigInteger, nullable=False),
+)
+
+# Learning from reclassifications (mailsec.learn): a MinHash sketch and its LSH bands per stored message (blast
+# radius), the campaigns and senders analysts reclassified, and the account's content model versions.
+Index("ix_messages_account_edf", messages.c.account_id, messages.c.edf_hash)
+learn_sketches = Table(
+    "learn_sketches",
+    metadata,
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("scanned_us", BigInteger, nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)
+learn_bands = Table(
+    "learn_bands",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("band", BigInteger, primary_key=True),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_learn_bands_message", learn_bands.c.message_pk)
+learn_campaigns = Table(
+    "learn_campaigns",
+    metadata,
+    Column("id", PK, primary_key=True, autoincrement=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("submission_id", String(64), nullable=False),
+    Column("message_pk", ForeignKey("messages.pk", ondelete="SET NULL")),
+    Column("requested", String(16), nullable=False),
+    Column("original", String(16)),
+    Column("edf_hash", String(64), nullable=False),
+    Column("structure_hash", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+Index("ix_learn_campaigns_edf", learn_campaigns.c.account_id, learn_campaigns.c.edf_hash)
+Index("ix_learn_campaigns_structure", learn_campaigns.c.account_id, learn_campaigns.c.structure_hash)
+Index("ix_learn_campaigns_message", learn_campaigns.c.message_pk)
+learn_campaign_bands = Table(
+    "learn_campaign_bands",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("band", BigInteger, primary_key=True),
+    Column("campaign_id", ForeignKey("learn_campaigns.id", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_learn_campaign_bands_campaign", learn_campaign_bands.c.campaign_id)
+learn_senders = Table(
+    "learn_senders",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(8), primary_key=True),  # "address", or "domain" (registered domain, when authenticated)
+    Column("value", String(320), primary_key=True),
+    Column("requested", String(16), nullable=False),
+    Column("original", String(16)),
+    Column("submission_id", String(64), nullable=False),
+    Column("authenticated", Boolean, nullable=False),  # whether the reclassified message was, for its From domain
+    Column("created_us", BigInteger, nullable=False),
+)
+learn_models = Table(
+    "learn_models",
+    metadata,
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("parent", Integer, nullable=False),  # 0: the shipped model
+    Column("state", String(16), nullable=False),  # active, superseded, rolled_back, refused
+    Column("submission_id", String(64)),
+    Column("label", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("quality_json", Text, nullable=False),
+    Column("delta", LargeBinary),  # the whole change from the shipped model (npz); none when refused
+    Column("created_us", BigInteger, nullable=False),
 )
 
 # Web console sign-ins, kept server-side: the cookie carries a random id, the table only its SHA-256. A session

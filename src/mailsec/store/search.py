@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mailsec.model import MESSAGE_ACTION_OPERATIONS, DeliveryMode, Disposition, MessageAction
 from mailsec.store.records import to_us
-from mailsec.store.schema import action_log, attachments, message_terms, messages
+from mailsec.store.schema import action_log, attachments, message_terms, messages, submissions
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 20
@@ -260,10 +260,13 @@ def build_conditions(
             conds.append(messages.c.final_disposition.in_([disposition, Disposition.MALICIOUS_BEC.value]))
         else:
             conds.append(messages.c.final_disposition == disposition)
-    elif params.detections_only:
+    elif params.detections_only and not params.submissions:  # submitted mail is shown whatever its verdict
         conds.append(messages.c.is_detection.is_(True))
     if params.submissions:
-        conds.append(or_(messages.c.is_phish_submission.is_(True), messages.c.delivery_mode.in_(SUBMISSION_MODES)))
+        submitted = exists().where(submissions.c.message_pk == messages.c.pk, submissions.c.account_id == account_id)
+        conds.append(
+            or_(messages.c.is_phish_submission.is_(True), messages.c.delivery_mode.in_(SUBMISSION_MODES), submitted)
+        )
     if params.sender:
         conds.append(_address_filter(account_id, params.sender, "sa", "sd", window))
     if params.recipient:

@@ -31,6 +31,7 @@ from mailsec.api.routers.settings import (
 )
 from mailsec.config import Settings
 from mailsec.ids import parse_numeric_id
+from mailsec.report_address import REPORT_ADDRESS
 from mailsec.scan.resolvers import DnspythonResolver
 from mailsec.store.accounts import AlreadyExists
 from mailsec.store.domains import PENDING, Domain, DomainRefused, normalize_domain, validate_transport
@@ -208,6 +209,8 @@ def _updated(request: Request, account_id: str, current: Domain, changes: dict[s
     _check_ips(changes.get("ip_restrictions"))
     _check_transport(changes.get("transport"))
     settings = {} if replace else dict(current.settings)
+    if REPORT_ADDRESS in current.settings:  # the operator's (CLI only): the reference's PUT has no such field
+        settings[REPORT_ADDRESS] = current.settings[REPORT_ADDRESS]
     settings.update({k: v for k, v in changes.items() if k in DOMAIN_SETTINGS or k == "allowed_delivery_modes"})
     mode = current.mode
     modes = settings.get("allowed_delivery_modes")

@@ -19,6 +19,7 @@ from mailsec.store.blobs import BlobNotFound
 from mailsec.store.messages import StoredMessage
 from mailsec.store.search import SearchError, SearchPage, SearchParams
 from mailsec.store.search_jobs import CLIENT_ERROR, PendingSearch, SearchBusy
+from mailsec.store.submissions import SubmissionRepo
 
 PREFIX = "/client/v4/accounts/{account_id}/email-security"
 router = APIRouter(prefix=PREFIX, tags=["investigate"], responses=ERROR_RESPONSES)
@@ -193,6 +194,11 @@ def poll_search(request: Request, account_id: str, job_id: str) -> Any:
 def get_message(request: Request, account_id: str, investigate_id: str, submission: bool = False) -> Any:
     require_read(request, account_id)
     message = load_message(request, account_id, investigate_id)
+    if (
+        submission
+        and not SubmissionRepo(services_of(request).engine).for_messages(account_id, [message.pk])[message.pk]
+    ):
+        raise not_found(f"submission of message {investigate_id}")
     actions = services_of(request).messages.actions([message.pk])[message.pk]
     return ok(serialize.message(message, actions, True))
 
@@ -213,7 +219,7 @@ def get_detections(request: Request, account_id: str, investigate_id: str) -> An
             "name": name,
             "description": THREAT_CATEGORIES.get(name, (0, None))[1],
         }
-        for name in message.verdict.get("threat_categories", [])
+        for name in message.verdict.threat_categories
     ]
     return ok(
         serialize.detections(
@@ -224,7 +230,7 @@ def get_detections(request: Request, account_id: str, investigate_id: str) -> An
 
 def _raw_bytes(services: Services, message: StoredMessage) -> bytes:
     try:
-        return services.blobs.get(message.row["raw_sha256"])
+        return services.blobs.get(message.raw_sha256)
     except BlobNotFound as exc:
         raise APIError(500, 1003, "the stored raw message is missing from the blob store") from exc
 
@@ -241,7 +247,7 @@ def get_trace(request: Request, account_id: str, investigate_id: str, submission
     require_read(request, account_id)
     message = load_message(request, account_id, investigate_id)
     lines = services_of(request).messages.trace(message.pk)
-    status = message.row.get("delivery_status")
+    status = message.delivery_status
     pending = {"inbound": False, "outbound": status in ("queued", "deferred")}
     return ok(serialize.trace(lines, pending))
 
