@@ -140,7 +140,7 @@ async def job_page(request: Request, account_id: str, job_id: str) -> Response:
             m = found.get(r.message_pk)
             out.append({
                 "id": m.id if m else "",
-                "subject": str(m.row.get("subject") or "") if m else "",
+                "subject": (m.subject or "") if m else "",
                 "status": r.status,
                 "detail": _outcome_text(r.outcome),
             })  # fmt: skip
