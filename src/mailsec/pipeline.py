@@ -24,7 +24,7 @@ from mailsec.scan.resolvers import build_resolvers
 from mailsec.services import Services
 from mailsec.store.history import HistoryRepo
 from mailsec.store.messages import StoredMessage
-from mailsec.store.records import MessageRecord
+from mailsec.store.records import MessageRecord, to_us
 
 HELD = frozenset({Disposition.MALICIOUS, Disposition.MALICIOUS_BEC, Disposition.SPOOF})
 
@@ -149,7 +149,7 @@ def process_message(
     stored, recipients = services.messages.save_stored(record)
     metrics().scanned.labels(disposition=str(verdict.disposition)).inc()
     remember_sender(services, account_id, parsed, envelope, verdict)
-    remember_sketch(services, account_id, stored.pk, int(stored.row["scanned_us"]), keys)
+    remember_sketch(services, account_id, stored.pk, to_us(stored.scanned_at), keys)
     return Processed(
         stored.pk, postfix_id, record.investigate_id, verdict, parsed=parsed, stored=stored, recipients=recipients
     )

@@ -172,7 +172,7 @@ def test_sdk_4_3_reclassifies_gateway_mail(gateway: Gateway) -> None:
         script=SDK4_SCRIPT,
     )
     assert out["reclassified"] == [{}] and out["got"][pid]["final_disposition"] == "SPOOF"
-    assert [s["original_edf_hash"] for s in out["submissions"]] == [stored.row["edf_hash"]]
+    assert [s["original_edf_hash"] for s in out["submissions"]] == [stored.verdict.edf_hash]
     assert stored.id in out["submitted_ids"]
 
 

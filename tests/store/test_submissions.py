@@ -43,7 +43,7 @@ def test_reclassify_records_submission_action_and_new_disposition(services: Serv
     assert (event.original, event.requested, event.message_pk) == (Disposition.NONE, Disposition.SPAM, stored.pk)
     after = services.messages.get(account, stored.id)
     assert after is not None and after.final_disposition is Disposition.SPAM
-    assert after.verdict["reclassified"]["original"] == "NONE"
+    assert after.scanned_disposition is Disposition.NONE
     assert after.detection_reasons[0].startswith("Reclassified as SPAM by soc@corp.example")
     actions = services.messages.actions([stored.pk])[stored.pk]
     assert [(a.operation, a.requested_by) for a in actions] == [(Operation.RECLASSIFY.value, "soc@corp.example")]
@@ -59,10 +59,8 @@ def test_reclassify_records_submission_action_and_new_disposition(services: Serv
     reclassify(services, account, stored.id, "NONE", "lead@corp.example")
     again = services.messages.get(account, stored.id)
     assert again is not None and again.final_disposition is Disposition.NONE
-    assert (
-        again.verdict["reclassified"]["original"] == "NONE"
-        and again.verdict["reclassified"]["by"] == "lead@corp.example"
-    )
+    assert again.scanned_disposition is Disposition.NONE
+    assert again.detection_reasons[0].startswith("Reclassified as NONE by lead@corp.example")
     assert sum(r.startswith("Reclassified as") for r in again.detection_reasons) == 1
     # the sender's history learnt the bad verdict
     history = HistoryRepo(services.engine).read(account, "partner.example", "carol@partner.example")
@@ -95,11 +93,9 @@ def test_eml_content_is_analysed_in_place_of_the_stored_copy(services: Services)
     team = SubmissionRepo(services.engine).get(account, event.submission_id)
     assert team is not None and team.subject == "The copy the analyst holds"
     assert team.detail["eml"]["size"] == len(eml) and services.blobs.get(team.detail["eml"]["sha256"]) == eml
-    assert (
-        team.original_edf_hash and team.original_edf_hash != services.messages.get(account, stored.id).row["edf_hash"]
-    )  # type: ignore[union-attr]
     message = services.messages.get(account, stored.id)
-    assert message is not None and message.row["is_phish_submission"]
+    assert team.original_edf_hash and message is not None and team.original_edf_hash != message.verdict.edf_hash
+    assert message is not None and message.is_phish_submission
 
 
 def test_filters_order_paging_and_account_scope(services: Services) -> None:
@@ -180,3 +176,22 @@ def test_escalation_links_user_and_team_submissions(services: Services) -> None:
     assert [s.id for s in repo.search(account, SubmissionFilter(escalated_from_user=True))[0]] == [team.id]
     with pytest.raises(ReclassifyError):  # a TEAM submission is not a user report
         reclassify(services, account, stored.id, "SPAM", "soc@corp.example", escalated_submission_id=team.id)
+
+
+def test_a_rescan_keeps_the_analysts_disposition(services: Services) -> None:
+    from mailsec.rescan import rescan
+
+    account = _account(services)
+    stored = process_message(services, make_eml(subject="Quarterly figures", sender="dan@partner.example"), account)
+    reclassify(services, account, stored.id, "SPAM", "soc@corp.example")
+
+    summary = rescan(services, account, [stored.pk])
+
+    after = services.messages.get(account, stored.id)
+    assert after is not None and after.final_disposition is Disposition.SPAM and after.reclassified
+    assert after.scanned_disposition is Disposition.NONE
+    assert after.detection_reasons[0].startswith("Reclassified as SPAM by soc@corp.example")
+    assert run_search(services.engine, account, SearchParams(final_disposition="SPAM")).pks == [stored.pk]
+    assert summary.scanned == 1 and summary.changed == []
+    trace = [t.message for lines in services.messages.trace(stored.pk).values() for t in lines]
+    assert any("an analyst's reclassification" in line for line in trace)

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from mailsec.learn import on_reclassified
 from mailsec.mime import parse_message
 from mailsec.model import SEARCHABLE_DISPOSITIONS, Disposition, Envelope, Operation, ParsedMessage, Reclassification
 from mailsec.pipeline import scan_for_account
-from mailsec.scan.lookalike import registered_domain
 from mailsec.services import Services
-from mailsec.store.history import HistoryRepo
 from mailsec.store.messages import StoredMessage
 from mailsec.store.submissions import (
     RECLASSIFIED_PREFIX,
@@ -148,10 +147,10 @@ def reclassify(
             outcome_disposition=requested.value,
             outcome=f"final disposition changed from {original.value} to {requested.value}",
             status=SubmissionStatus.COMPLETED,
-            subject=eml.subject if eml else message.row.get("subject"),
-            from_addr=message.row.get("from_addr"),
+            subject=eml.subject if eml else message.subject,
+            from_addr=message.from_addr,
             original_postfix_id=message.postfix_id,
-            original_edf_hash=(eml.edf_hash if eml else None) or message.row.get("edf_hash"),
+            original_edf_hash=(eml.edf_hash if eml else None) or message.verdict.edf_hash,
             escalated_submission_id=user_report.id if user_report else None,
             detail=detail,
         ),
@@ -178,19 +177,9 @@ def reclassify(
 
 
 def _learn(services: Services, event: Reclassification, message: StoredMessage) -> None:
-    """What the account learns from the verdict. A failure here is logged: the reclassification itself is recorded."""
+    """What the account learns from the verdict (campaign, sender history, content model: `mailsec.learn`).
+    A failure here is logged: the reclassification itself is recorded."""
     try:
-        if event.requested.severity >= Disposition.SPAM.severity:
-            address = str(message.row.get("from_addr") or message.envelope_from or "").lower()
-            if "@" in address:
-                domain = registered_domain(address.rpartition("@")[2])
-                HistoryRepo(services.engine).record_reclassified(event.account_id, domain, address)
-        # The one seam of issue 14: campaign memory, sender relief and the model update live in `mailsec.learn`,
-        # built on another branch; the lead wires it at merge. Until then the import fails and only history learns.
-        try:
-            from mailsec.learn import on_reclassified  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            return
         on_reclassified(services, event)
     except Exception:
         log.exception("learning from submission %s failed", event.submission_id)

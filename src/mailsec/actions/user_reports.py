@@ -144,8 +144,8 @@ def record_report(services: Services, report: StoredMessage, raw: bytes) -> Subm
     reported = reported_message(raw)
     match = find_original(services.engine, report.account_id, reported.message_id, reported.edf_hash)
     original = services.messages.get_by_pk(match[0]) if match else None
-    requested = requested_disposition(report.row.get("subject") or "")
-    reporter = str(report.row.get("from_addr") or report.envelope_from or "")
+    requested = requested_disposition(report.subject or "")
+    reporter = str(report.from_addr or report.envelope_from or "")
     submission = repo.record(
         NewSubmission(
             id=submission_id,
@@ -157,10 +157,10 @@ def record_report(services: Services, report: StoredMessage, raw: bytes) -> Subm
             original_disposition=original.final_disposition.value if original else None,
             status=SubmissionStatus.PENDING,
             customer_status=CustomerStatus.UNREVIEWED,
-            subject=(original.row.get("subject") if original else None) or reported.subject,
-            from_addr=original.row.get("from_addr") if original else None,
+            subject=(original.subject if original else None) or reported.subject,
+            from_addr=original.from_addr if original else None,
             original_postfix_id=original.postfix_id if original else None,
-            original_edf_hash=(original.row.get("edf_hash") if original else None) or reported.edf_hash,
+            original_edf_hash=(original.verdict.edf_hash if original else None) or reported.edf_hash,
             detail={
                 "report_id": report.id,
                 "report_postfix_id": report.postfix_id,

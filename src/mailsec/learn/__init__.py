@@ -60,7 +60,7 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
         return outcome
     parsed = parse_message(services.blobs.get(m.raw_sha256))
     who = identify(parsed, Envelope(mail_from=m.envelope_from, rcpt_to=m.envelope_to))
-    if (m.verdict.get("validation") or {}).get("dmarc") == "pass" and who.from_domain:
+    if m.verdict.validation.dmarc == "pass" and who.from_domain:
         who = who.authenticate(who.from_domain)
     try:
         keys = campaign_keys(parsed)

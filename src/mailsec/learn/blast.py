@@ -67,7 +67,7 @@ def blast_radius(
         raise NotFound(f"no message {message_pk} in this account")
     sketches = SketchRepo(services.engine)
     signature = sketches.signatures([m.pk]).get(m.pk, b"")
-    keys = CampaignKeys(str(m.row.get("edf_hash") or ""), str(m.row.get("htmltext_structure_hash") or ""), signature)
+    keys = CampaignKeys(m.verdict.edf_hash or "", m.verdict.htmltext_structure_hash or "", signature)
     since = time.time_ns() // 1000 - days * DAY_US
     candidates: dict[int, bytes] = sketches.sharing_bands(account_id, keys.bands, since, MAX_SIMILAR)
     if keys.edf_indexable:
@@ -90,8 +90,8 @@ def blast_radius(
     for i in range(0, len(pks), 500):
         for other in services.messages.get_many(pks[i : i + 500]):
             theirs = CampaignKeys(
-                str(other.row.get("edf_hash") or ""),
-                str(other.row.get("htmltext_structure_hash") or ""),
+                other.verdict.edf_hash or "",
+                other.verdict.htmltext_structure_hash or "",
                 candidates[other.pk],
             )
             how = same_campaign(keys, theirs)

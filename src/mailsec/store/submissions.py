@@ -17,13 +17,12 @@ from sqlalchemy import Connection, Engine, and_, func, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailsec.model import SEARCHABLE_DISPOSITIONS, DeliveryMode, Disposition, Operation
-from mailsec.store.records import from_us, to_us
+from mailsec.store.records import RECLASSIFIED_PREFIX, from_us, to_us
 from mailsec.store.schema import action_log, messages, submissions
 
 DEFAULT_WINDOW = timedelta(days=30)
 MAX_PER_PAGE = 1000
 MAX_QUERY_TERMS = 16
-RECLASSIFIED_PREFIX = "Reclassified as "
 
 
 class SubmissionKind(StrEnum):
