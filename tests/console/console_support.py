@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from gateway.gw_support import MASTER_PASSWORD, MASTER_USER
 from mailsec.config import load_settings
 from mailsec.mailbox import secrets
@@ -134,3 +136,13 @@ def sign_in_with_password(page: Any, base_url: str, email: str, password: str) -
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in with password").click()
     page.wait_for_url("**/search**")
+
+
+def http_session(console: Console, token: str) -> httpx.Client:
+    """An HTTP client signed in through the form, as a browser would be (for requests a browser cannot make)."""
+    client = httpx.Client(base_url=console.url, timeout=30)
+    client.get("/signin")
+    nonce = client.cookies["mailsec_signin"]
+    answer = client.post("/signin", data={"csrf": nonce, "token": token, "next": "/"})
+    assert answer.status_code == 303 and "mailsec_console" in client.cookies, answer.text
+    return client

@@ -140,3 +140,13 @@ def test_an_idle_session_expires(short_lived: Console, browser_page: BrowserPage
     page.reload()
     assert "/signin" in page.url and "expired=1" in page.url
     assert page.get_by_role("status").inner_text() == "Your session ended; sign in again."
+
+
+def test_slash_jumps_to_the_search_box(console: Console, signed_in: BrowserPage) -> None:
+    page = signed_in.page
+    page.goto(f"{console.url}/a/{console.account}/search?q=invoice")
+    page.locator("body").click()
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "q"
+    assert page.evaluate("[document.activeElement.selectionStart, document.activeElement.selectionEnd]") == [0, 7]
+    assert signed_in.problems == []

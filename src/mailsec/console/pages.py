@@ -89,20 +89,22 @@ def _run(services: Services, account_id: str, q: str, cursor: str | None, per_pa
 
 @router.get("/a/{account_id}/search")
 async def search_page(
-    request: Request, account_id: str, q: str = "", cursor: str = "", per_page: int = PER_PAGE, job: str = ""
+    request: Request, account_id: str, q: str = "", cursor: str = "", per_page: str = "", job: str = ""
 ) -> Response:
+    """`per_page` is read leniently (a hand-edited URL gets the nearest sensible page size, not an error)."""
     who = await viewer(request, account_id)
     q = q[:2048]
-    per_page = min(max(per_page, 1), MAX_PER_PAGE)
+    size = int(per_page) if per_page.isascii() and per_page.isdigit() and len(per_page) < 8 else PER_PAGE
+    size = min(max(size, 1), MAX_PER_PAGE)
     services = services_of(request)
     context: dict[str, Any] = {"who": who, "q": q, "operators": OPERATORS, "rows": [], "error": None}
     try:
-        outcome = await run_in_threadpool(_run, services, account_id, q, cursor, per_page, job)
+        outcome = await run_in_threadpool(_run, services, account_id, q, cursor, size, job)
     except ConsoleRefusal as exc:
         return render(request, "search.html", status=exc.status, **{**context, "error": exc.message}, pending=None)
     if isinstance(outcome, PendingSearch):
         return render(
-            request, "search.html", **context, pending=page_url(account_id, q, job=outcome.job_id, per_page=per_page)
+            request, "search.html", **context, pending=page_url(account_id, q, job=outcome.job_id, per_page=size)
         )
     assert isinstance(outcome, SearchPage)
     rows = [_row(m) for m in await run_in_threadpool(services.messages.get_many, outcome.pks)]
@@ -111,8 +113,8 @@ async def search_page(
         "search.html",
         **{**context, "rows": rows},
         pending=None,
-        next_url=page_url(account_id, q, cursor=outcome.next, per_page=per_page) if outcome.next else None,
-        prev_url=page_url(account_id, q, cursor=outcome.previous, per_page=per_page) if outcome.previous else None,
+        next_url=page_url(account_id, q, cursor=outcome.next, per_page=size) if outcome.next else None,
+        prev_url=page_url(account_id, q, cursor=outcome.previous, per_page=size) if outcome.previous else None,
     )
 
 
