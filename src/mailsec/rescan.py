@@ -126,10 +126,13 @@ def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
         verdict=verdict,
     )
     old = str(m.final_disposition)
-    new = str(verdict.disposition)
+    new = old if m.reclassified else str(verdict.disposition)
     services.messages.update_verdict(m.pk, verdict, search_text=record.search_text())
     reasons = "; ".join(verdict.detection_reasons[:3])
-    what = f"{old} -> {new}" if old != new else f"{new} (unchanged)"
+    if m.reclassified:
+        what = f"{old} kept (an analyst's reclassification; the scan alone says {verdict.disposition})"
+    else:
+        what = f"{old} -> {new}" if old != new else f"{new} (unchanged)"
     services.messages.add_trace(
         m.pk,
         TraceDirection.INBOUND,

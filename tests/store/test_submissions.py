@@ -176,3 +176,22 @@ def test_escalation_links_user_and_team_submissions(services: Services) -> None:
     assert [s.id for s in repo.search(account, SubmissionFilter(escalated_from_user=True))[0]] == [team.id]
     with pytest.raises(ReclassifyError):  # a TEAM submission is not a user report
         reclassify(services, account, stored.id, "SPAM", "soc@corp.example", escalated_submission_id=team.id)
+
+
+def test_a_rescan_keeps_the_analysts_disposition(services: Services) -> None:
+    from mailsec.rescan import rescan
+
+    account = _account(services)
+    stored = process_message(services, make_eml(subject="Quarterly figures", sender="dan@partner.example"), account)
+    reclassify(services, account, stored.id, "SPAM", "soc@corp.example")
+
+    summary = rescan(services, account, [stored.pk])
+
+    after = services.messages.get(account, stored.id)
+    assert after is not None and after.final_disposition is Disposition.SPAM and after.reclassified
+    assert after.scanned_disposition is Disposition.NONE
+    assert after.detection_reasons[0].startswith("Reclassified as SPAM by soc@corp.example")
+    assert run_search(services.engine, account, SearchParams(final_disposition="SPAM")).pks == [stored.pk]
+    assert summary.scanned == 1 and summary.changed == []
+    trace = [t.message for lines in services.messages.trace(stored.pk).values() for t in lines]
+    assert any("an analyst's reclassification" in line for line in trace)

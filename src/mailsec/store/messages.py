@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from mailsec import ids
 from mailsec.model import ActionEntry, DeliveryMode, Disposition, Operation, TraceDirection, Verdict
 from mailsec.store.records import (
+    RECLASSIFIED_PREFIX,
     MessageData,
     MessageRecord,
     disposition_is_detection,
@@ -78,6 +79,8 @@ class StoredMessage:
     verdict: Verdict  # its disposition is `final_disposition`, as the latest scan left it
     scanned_disposition: Disposition
     """What the scan concluded before any analyst reclassified the message (else `final_disposition`)."""
+    reclassified: bool
+    """An analyst set `final_disposition`; a rescan keeps it."""
 
     @property
     def envelope_to(self) -> tuple[str, ...]:
@@ -251,6 +254,7 @@ def stored_message(row: Mapping[Any, Any]) -> StoredMessage:
             verdict_doc, disposition, row.get("edf_hash"), row.get("htmltext_structure_hash"),
         ),
         scanned_disposition=_member(Disposition, reclassified.get("original"), disposition),
+        reclassified=bool(reclassified),
     )  # fmt: skip
 
 
@@ -362,17 +366,29 @@ class MessageRepo:
             conn.execute(_INSERT_FINDINGS, rows)
 
     def update_verdict(self, pk: int, verdict: Verdict, search_text: str | None = None) -> None:
-        """Record a new verdict for a stored message (re-scan), keeping everything else."""
-        values: dict[str, Any] = {
-            "final_disposition": str(verdict.disposition),
-            "is_detection": disposition_is_detection(verdict.disposition),
-            "verdict_json": dumps(verdict_to_json(verdict)),
-            "edf_hash": verdict.edf_hash,
-            "htmltext_structure_hash": verdict.htmltext_structure_hash,
-        }
-        if search_text is not None:
-            values["search_text"] = search_text
+        """Record a new verdict for a stored message (re-scan), keeping everything else. An analyst's
+        reclassification outranks the scanner: its disposition, record and reason survive a rescan."""
         with self.engine.begin() as conn:
+            earlier = json.loads(
+                conn.execute(select(messages.c.verdict_json).where(messages.c.pk == pk)).scalar_one_or_none() or "{}"
+            )
+            doc = verdict_to_json(verdict)
+            disposition = str(verdict.disposition)
+            analyst = earlier.get("reclassified")
+            if isinstance(analyst, dict) and analyst.get("disposition"):
+                disposition = str(analyst["disposition"])
+                doc["reclassified"] = analyst
+                kept = [r for r in earlier.get("detection_reasons") or [] if str(r).startswith(RECLASSIFIED_PREFIX)]
+                doc["detection_reasons"] = [*kept[:1], *doc.get("detection_reasons", [])]
+            values: dict[str, Any] = {
+                "final_disposition": disposition,
+                "is_detection": disposition_is_detection(disposition),
+                "verdict_json": dumps(doc),
+                "edf_hash": verdict.edf_hash,
+                "htmltext_structure_hash": verdict.htmltext_structure_hash,
+            }
+            if search_text is not None:
+                values["search_text"] = search_text
             conn.execute(update(messages).where(messages.c.pk == pk).values(**values))
             conn.execute(delete(findings).where(findings.c.message_pk == pk))
             self._insert_findings(conn, pk, verdict)

@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 from mailsec import ids
 from mailsec.model import DeliveryMode, Disposition, Envelope, Finding, ParsedMessage, SenderInfo, Validation, Verdict
 
+RECLASSIFIED_PREFIX = "Reclassified as "
+"""How an analyst's reclassification begins its detection reason (`submissions` writes it; a rescan keeps it)."""
+
 
 def to_us(dt: datetime) -> int:
     if dt.tzinfo is None:
