@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from gw_support import Dovecot
 from move_support import corp_account, deliver_many, folders_holding
+from typer.testing import CliRunner
 
 from mailsec import rescan
 from mailsec.actions import auto_move
+from mailsec.cli import app
 from mailsec.services import Services
 from mailsec.store import policies as kinds
 
@@ -71,3 +73,29 @@ def test_a_rescan_without_a_rule_or_told_not_to_moves_nothing(services: Services
         assert folders_holding(mail_dovecot, ANN, m.internet_message_id) == ["INBOX"]
         stored = services.messages.get(account, m.id)
         assert stored is not None and stored.delivery_status == "delivered"
+
+
+def test_the_cli_prints_each_moved_copy_and_no_move_holds_back(services: Services, mail_dovecot: Dovecot) -> None:
+    account = corp_account(services, mail_dovecot)
+    [first] = deliver_many(services, account, [ANN], 1, sender="fay@phish.example")
+    [second] = deliver_many(services, account, [ANN], 1, sender="gus@phish.example")
+    auto_move.set_rules(services.engine, account, {"MALICIOUS": "JunkEmail"})
+    _block(services, account, "phish.example")
+    env = {
+        "MAILSEC_DATA_DIR": str(services.settings.data_dir),
+        "MAILSEC_DATABASE_URL": services.settings.resolved_database_url,
+        "MAILSEC_CONFIG": "",
+    }
+    runner = CliRunner()
+    held = runner.invoke(
+        app, ["rescan", "--account", account, "--sender", "gus@phish.example", "--no-move", "-q"], env=env
+    )
+    assert held.exit_code == 0, held.output
+    assert f"{second.id}: NONE -> MALICIOUS" in held.stdout and "moved:" not in held.stdout
+    assert folders_holding(mail_dovecot, ANN, second.internet_message_id) == ["INBOX"]
+
+    moved = runner.invoke(app, ["rescan", "--account", account, "--sender", "fay@phish.example", "-q"], env=env)
+    assert moved.exit_code == 0, moved.output
+    assert f"{first.id}: <{ANN}> moved JunkEmail" in moved.stdout
+    assert "moved: 1 of 1 mailbox copies" in moved.stdout
+    assert folders_holding(mail_dovecot, ANN, first.internet_message_id) == ["Junk"]
