@@ -6,10 +6,18 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
-from mailsec.console import pages, remediate, signin
+from mailsec.console import bulk_page, dashboard_page, pages, quarantine_page, remediate, settings_pages, signin
 from mailsec.console.web import HERE, ConsoleHeaders, ConsoleRefusal, SignInRequired, error_page, signin_redirect
 
-ROUTERS = [signin.router, pages.router, remediate.router]
+ROUTERS = [
+    signin.router,
+    pages.router,
+    remediate.router,
+    dashboard_page.router,
+    quarantine_page.router,
+    bulk_page.router,
+    settings_pages.router,
+]
 
 
 def mount_console(app: FastAPI) -> None:
