@@ -113,3 +113,28 @@ def test_a_search_past_its_budget_continues_as_a_job(tmp_path_factory: pytest.Te
         client.close()
     finally:
         running.server.stop()
+
+
+def test_password_guessing_is_throttled(tmp_path_factory: pytest.TempPathFactory) -> None:
+    running = start_console(
+        tmp_path_factory.mktemp("throttle"), MAILSEC_AUTH_FAILURES_PER_MINUTE="1", MAILSEC_AUTH_FAILURES_BURST="2"
+    )
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as guesser:
+            guesser.get("/signin")
+            nonce = guesser.cookies["mailsec_signin"]
+            statuses = [
+                guesser.post("/signin", data={"csrf": nonce, "email": running.email, "password": f"guess {n}"})
+                for n in range(3)
+            ]
+            assert [s.status_code for s in statuses] == [403, 403, 429]
+            assert "Too many failed sign-ins" in statuses[-1].text
+            right = guesser.post("/signin", data={"csrf": nonce, "email": running.email, "password": running.password})
+            assert right.status_code == 429  # while throttled, even the right password waits
+            api = httpx.get(
+                f"{running.url}/client/v4/accounts/{running.account}/email-security/investigate",
+                headers={"Authorization": "Bearer msk_wrong"},
+            )
+            assert api.status_code == 429  # one budget for the console and the API, per client address
+    finally:
+        running.server.stop()
