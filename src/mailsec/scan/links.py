@@ -89,6 +89,11 @@ def _text_domain(text: str) -> str | None:
     return rd
 
 
+def shown_domain(text: str) -> str | None:
+    """The registered domain a link's visible text shows (`www.paypal.com/login` → `paypal.com`), else None."""
+    return _text_domain(text) if text else None
+
+
 def _ignored(href: str, patterns: Iterable[UntrustedPattern | str]) -> bool:
     for p in patterns:
         if isinstance(p, str):
