@@ -4,7 +4,7 @@ interrupts an analyzer past its budget; elsewhere (threads) the overrun is measu
 
 One timer serves a whole scan (`Deadlines`): starting an analyzer only records its deadline, and the alarm, when it
 rings, compares the clock with the deadline of the analyzer running then. Arming a timer and swapping the signal
-handler around each analyzer cost ~30 µs a call, a sixth of a scan."""
+handler around each of a scan's ~18 analyzer calls was its largest single waste (~12% of a scan in a profile)."""
 
 from __future__ import annotations
 
