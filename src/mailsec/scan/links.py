@@ -166,6 +166,11 @@ def _finding(
     )
 
 
+@lru_cache(maxsize=256)
+def _named_domains(protected: tuple[str, ...], brands: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(protected) | frozenset(brands)
+
+
 def _check_link(
     link: Link, url: _Url, protected: tuple[str, ...], hits: _Hits, policy: Policy, sender_org: str = ""
 ) -> None:
@@ -310,7 +315,7 @@ def _check_link(
     labels = url.host[: -len(url.rd)].strip(".") if url.host.endswith(url.rd) else ""
     if labels:
         parts = labels.split(".")[:8]
-        wanted = set(protected) | set(brands)
+        wanted = _named_domains(protected, brands)
         found = next(
             (
                 t
@@ -347,7 +352,8 @@ def analyze_links(parsed: ParsedMessage, policy: Policy, identity: SenderIdentit
             continue
         _check_link(link, url, protected, hits, policy, sender_org)
     findings = hits.findings()
-    if parsed.html_body and ("<form" in parsed.html_body.lower() or "password" in parsed.html_body.lower()):
+    html = parsed.html_body.lower() if parsed.html_body else ""
+    if "<form" in html or "password" in html:
         findings.extend(_body_forms(parsed))
     return findings
 
