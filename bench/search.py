@@ -11,7 +11,10 @@ log entry. Attachments/links/trace rows are not written (no search reads them).
 Built databases are cached under bench/.cache/ (SQLite file, PostgreSQL cluster); reruns only measure.
 
     nice -n 10 .venv/bin/python bench/search.py [--messages 1000000] [--engines sqlite,postgresql] [--runs 50]
-        [--rebuild] [--fill-only] [--no-doc]
+        [--rebuild] [--fill-only] [--no-doc] [--console]
+
+`--console` measures the console instead (issue 15): the store query of the search page for typical search-box
+texts, the dashboard's figures, and the real pages over HTTP; its own section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -699,6 +702,169 @@ def bench_engine(target: Target, args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+# -- the console (issue 15) -------------------------------------------------------------------------------------
+
+CONSOLE_PER_PAGE = 50
+
+
+def console_searches(meta: dict[str, Any]) -> list[tuple[str, str]]:
+    """(name, search box text) of the console's search page, operators as analysts type them."""
+    sender = _at_quantile(meta["senders"], 0.05)
+    domain = next(d for d, _ in meta["domains"] if d not in ("example.com", "com"))
+    return [
+        ("empty search box (30 days, all mail)", ""),
+        ("is:detection", "is:detection"),
+        ("disposition:malicious after:7d", "disposition:malicious after:7d"),
+        (f"from:{sender}", f"from:{sender}"),
+        (f"domain:{domain} is:detection", f"domain:{domain} is:detection"),
+        ("invoice (free text)", "invoice"),
+        ("list example (two free-text terms)", "list example"),
+        ("subject:invoice after:90d", "subject:invoice after:90d"),
+    ]
+
+
+def console_page_rows(engine: Engine, q: str, now: datetime) -> int:
+    """What the search page asks the store: the page of pks, then those rows (as `console/rows.py` reads them)."""
+    from mailsec.console import query
+    from mailsec.console.rows import message_row
+    from mailsec.store.messages import MessageRepo
+
+    params = query.parse(q, now=now)
+    params.per_page = CONSOLE_PER_PAGE
+    page = run_search(engine, ACCOUNT, params, now=now)
+    return len([message_row(m) for m in MessageRepo(engine).get_many(page.pks)])
+
+
+def console_http(url: str, paths: list[tuple[str, str]], runs: int) -> dict[str, Any]:
+    """The console's pages through the live app (uvicorn in a thread), signed in with a token as a browser is."""
+    import re
+
+    import uvicorn
+
+    from mailsec.api.app import create_app
+    from mailsec.config import load_settings
+    from mailsec.services import open_services
+
+    settings = load_settings(env={"MAILSEC_RATE_LIMIT_PER_MINUTE": "0"}, data_dir=CACHE / "console-http",
+                             database_url=url)  # fmt: skip
+    services = open_services(settings)
+    token = services.accounts.create_token(ACCOUNT, can_write=False, name="bench console")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    out: dict[str, Any] = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            form = client.get("/signin").text
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+            assert csrf is not None, "no sign-in form"
+            signed = client.post("/signin", data={"csrf": csrf.group(1), "token": token})
+            assert signed.status_code == 303, signed.status_code
+            for name, path in paths:
+                statuses: collections.Counter[int] = collections.Counter()
+
+                def once(path: str = path, statuses: collections.Counter[int] = statuses) -> int:
+                    r = client.get(path)
+                    statuses[r.status_code] += 1
+                    return r.text.count("<tr")
+
+                p50, p95, rows = measure(once, runs)
+                out[name] = {"p50": p50, "p95": p95, "rows": rows, "statuses": dict(statuses)}
+                print(f"  [console http] {name:<55} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({dict(statuses)})")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        services.close()
+    return out
+
+
+def bench_console(target: Target, runs: int) -> dict[str, Any]:
+    from urllib.parse import quote
+
+    from mailsec.store.dashboard import Bucket, DashboardRepo
+
+    meta = target.meta
+    assert meta is not None
+    anchor = datetime.fromisoformat(meta["anchor"])
+    engine = open_database(target.url)
+    results: dict[str, Any] = {"count": meta["count"], "store": {}, "dashboard": {}, "http": {}}
+    try:
+        for name, q in console_searches(meta):
+            p50, p95, rows = measure(functools.partial(console_page_rows, engine, q, anchor), runs)
+            results["store"][name] = {"p50": p50, "p95": p95, "rows": rows}
+            print(f"  [{target.dialect}] console search {name:<45} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  rows {rows}")
+        repo = DashboardRepo(engine)
+        for name, length, bucket in (
+            ("24 hours, hourly", timedelta(hours=24), Bucket.HOUR),
+            ("7 days, daily", timedelta(days=7), Bucket.DAY),
+            ("30 days, daily", timedelta(days=30), Bucket.DAY),
+        ):
+
+            def once(length: timedelta = length, bucket: Bucket = bucket) -> int:
+                return repo.summary(ACCOUNT, anchor - length, anchor, bucket).total
+
+            p50, p95, total = measure(once, max(5, runs // 5), warmup=1)
+            results["dashboard"][name] = {"p50": p50, "p95": p95, "rows": total}
+            print(f"  [{target.dialect}] dashboard {name:<50} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  messages {total}")
+    finally:
+        engine.dispose()
+    paths = [(f"search page: {name}", f"/a/{ACCOUNT}/search?q={quote(q)}") for name, q in console_searches(meta)[:6]]
+    paths += [
+        ("dashboard page (7 days)", f"/a/{ACCOUNT}/dashboard?period=7d"),
+        ("quarantine page", f"/a/{ACCOUNT}/quarantine"),
+    ]
+    results["http"] = console_http(target.url, paths, max(10, runs // 2))
+    (CACHE / f"console-results-{target.dialect}.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def write_console_doc(results: dict[str, dict[str, Any]], runs: int) -> str:
+    from docsection import write_section
+
+    sqlite, pg = results.get("sqlite", {}), results.get("postgresql", {})
+    count = (sqlite or pg).get("count", 0)
+    lines = [
+        f"The console's pages on the same {count:,}-message store as above (`bench/search.py --console`). Goal: the "
+        "search page answers in under 300 ms. p50 / p95 in ms, after 3 warm-up runs; store rows: "
+        f"{runs} runs, pages: {max(10, runs // 2)} runs. Dates relative to the fill time.",
+        "",
+        f"What the search page asks the store (`console/query.py` parse, `run_search`, the page's {CONSOLE_PER_PAGE} "
+        "rows read):",
+        "",
+        "| search box | SQLite p50 / p95 | PostgreSQL p50 / p95 | rows |",
+        "|---|---|---|---|",
+    ]
+    for name in dict.fromkeys([*sqlite.get("store", {}), *pg.get("store", {})]):
+        s, p = sqlite.get("store", {}).get(name), pg.get("store", {}).get(name)
+        lines.append(f"| `{name}` | {_cell(s)} | {_cell(p)} | {(s or p or {}).get('rows', '')} |")
+    lines += [
+        "",
+        "Dashboard figures (`store/dashboard.py`: volume by disposition, top senders, domains, categories):",
+        "",
+        "| period | SQLite p50 / p95 | PostgreSQL p50 / p95 | messages counted |",
+        "|---|---|---|---|",
+    ]
+    for name in dict.fromkeys([*sqlite.get("dashboard", {}), *pg.get("dashboard", {})]):
+        s, p = sqlite.get("dashboard", {}).get(name), pg.get("dashboard", {}).get(name)
+        lines.append(f"| {name} | {_cell(s)} | {_cell(p)} | {(s or p or {}).get('rows', '')} |")
+    lines += [
+        "",
+        "The real pages over HTTP (uvicorn + httpx, signed in with a read-only token; the whole HTML):",
+        "",
+        "| page | SQLite p50 / p95 | PostgreSQL p50 / p95 |",
+        "|---|---|---|",
+    ]
+    for name in dict.fromkeys([*sqlite.get("http", {}), *pg.get("http", {})]):
+        s, p = sqlite.get("http", {}).get(name), pg.get("http", {}).get(name)
+        lines.append(f"| {name} | {_cell(s)} | {_cell(p)} |")
+    body = "\n".join(lines)
+    write_section("console", "Console speed (`bench/search.py --console`)", body, DOC)
+    return body
+
+
 # -- report ------------------------------------------------------------------------------------------------------
 
 
@@ -789,6 +955,7 @@ def main() -> None:
     parser.add_argument("--fill-only", action="store_true")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--doc-only", action="store_true", help="rewrite the doc section from the saved results")
+    parser.add_argument("--console", action="store_true", help="measure only the console's search and dashboard")
     args = parser.parse_args()
     if not CORPORA.is_dir():
         sys.exit(f"corpora not found at {CORPORA}")
@@ -810,6 +977,24 @@ def main() -> None:
             if t.server is not None:
                 t.server.stop()
         raise
+    if args.console:
+        console_results = {}
+        for target in targets:
+            try:
+                if not args.fill_only:
+                    console_results[target.dialect] = bench_console(target, args.runs)
+            finally:
+                if target.server is not None:
+                    target.server.stop()
+        for dialect in ("sqlite", "postgresql"):
+            path = CACHE / f"console-results-{dialect}.json"
+            if dialect not in console_results and path.exists():
+                saved = json.loads(path.read_text())
+                if saved.get("count") == args.messages:
+                    console_results[dialect] = saved
+        if console_results and not args.no_doc:
+            print(write_console_doc(console_results, args.runs))
+        return
     for target in targets:
         bench_engine(target, args)
     if not args.fill_only and not args.no_doc:

@@ -78,6 +78,9 @@ class Settings:
     preview_max_height: int = 4000
     preview_idle_seconds: float = 300.0  # Chromium is closed after this long without a render (0: kept open)
     preview_user: str = "nobody"  # when mailsec runs as root, Chromium runs as this user
+    # Web console settings.
+    console_idle_seconds: float = 1800.0  # a console session unused this long is signed out
+    console_max_age_seconds: float = 12 * 3600.0  # and any session after this long, however busy
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -62,18 +62,30 @@ def create_job(
     comment: str | None,
     requested_by: str | None,
     expected_disposition: str | None = None,
+    message_refs: list[str] | None = None,
 ) -> str:
+    """`message_refs` (ids or postfix_ids of the account, e.g. rows an analyst ticked) replace the search: the job
+    acts on exactly those messages."""
     action = action.upper()
     if action not in ACTIONS:
         raise BulkJobError("action must be MOVE or RELEASE", "/action")
     if action == "MOVE" and destination not in {d.value for d in Destination}:
         raise BulkJobError("a MOVE job needs a destination folder", "/destination")
-    params = search_params(raw_search)
-    try:
-        build_conditions(services.engine, account_id, params)  # the search itself is valid: fail now, not later
-    except ValueError as exc:
-        raise BulkJobError(str(exc), "/search_params") from exc
-    stored = {"search_params": raw_search, "destination": destination, "expected_disposition": expected_disposition}
+    stored: dict[str, Any] = {
+        "search_params": raw_search, "destination": destination, "expected_disposition": expected_disposition
+    }  # fmt: skip
+    if message_refs is not None:
+        found = [services.messages.get(account_id, ref) for ref in message_refs]
+        pks = list(dict.fromkeys(m.pk for m in found if m is not None))
+        if not pks:
+            raise BulkJobError("none of the messages is in this account", "/message_ids")
+        stored["message_pks"] = pks
+    else:
+        params = search_params(raw_search)
+        try:
+            build_conditions(services.engine, account_id, params)  # the search itself is valid: fail now, not later
+        except ValueError as exc:
+            raise BulkJobError(str(exc), "/search_params") from exc
     return BulkJobRepo(services.engine).create(account_id, action, stored, comment, requested_by)
 
 
@@ -143,6 +155,8 @@ def _run(
 
 
 def _discover(services: Services, repo: BulkJobRepo, job_id: str, account_id: str, params: dict[str, Any]) -> int:
+    if params.get("message_pks"):
+        return repo.add_messages(job_id, [int(pk) for pk in params["message_pks"]])
     search = search_params(params.get("search_params") or {})
     total = 0
     while True:

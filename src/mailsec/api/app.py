@@ -34,6 +34,7 @@ from mailsec.api.routers import (
     settings,
     submissions,
 )
+from mailsec.console import mount_console
 from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 
@@ -182,6 +183,7 @@ def create_app(services: Services) -> FastAPI:
 
     for router in ROUTERS:
         app.include_router(router)
+    mount_console(app)
     add_request_guards(app, services.settings.api_max_body_bytes)
     app.add_middleware(AccessLog, templates=templates)  # added last: outermost
     return app

@@ -467,3 +467,17 @@ learn_models = Table(
     Column("delta", LargeBinary),  # the whole change from the shipped model (npz); none when refused
     Column("created_us", BigInteger, nullable=False),
 )
+
+# Web console sign-ins, kept server-side: the cookie carries a random id, the table only its SHA-256. A session
+# names its credential (an API token's id or a user's e-mail), never a grant: every request derives the grant anew,
+# so revoking the token or removing the user ends the session at once.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("kind", String(8), nullable=False),  # "token" or "user"
+    Column("subject", String(320), nullable=False),  # api_tokens.id or users.email
+    Column("created_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=False),
+)
+Index("ix_console_sessions_last_seen", console_sessions.c.last_seen_us)

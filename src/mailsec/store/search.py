@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from mailsec.model import MESSAGE_ACTION_OPERATIONS, DeliveryMode, Disposition, MessageAction
 from mailsec.store.records import to_us
-from mailsec.store.schema import action_log, message_terms, messages, submissions
+from mailsec.store.schema import action_log, attachments, message_terms, messages, submissions
 
 MAX_PER_PAGE = 1000
 DEFAULT_PER_PAGE = 20
@@ -74,6 +74,7 @@ class SearchParams:
     detections_only: bool = True
     smtp_helo_ip: str | None = None
     submissions: bool = False
+    has_attachment: bool = False
     cursor: str | None = None
     page: int | None = None
     per_page: int = DEFAULT_PER_PAGE
@@ -291,6 +292,8 @@ def build_conditions(
         conds.append(messages.c.delivery_status == params.delivery_status.strip().lower())
     if params.smtp_helo_ip:
         conds.append(messages.c.smtp_helo_server_ip == params.smtp_helo_ip.strip())
+    if params.has_attachment:
+        conds.append(exists().where(attachments.c.message_pk == messages.c.pk))
     if params.message_action:
         ops = [o.value for o in MESSAGE_ACTION_OPERATIONS[MessageAction(params.message_action.upper())]]
         conds.append(exists().where(action_log.c.message_pk == messages.c.pk, action_log.c.operation.in_(ops)))

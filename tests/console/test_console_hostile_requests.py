@@ -1,0 +1,89 @@
+"""Hostile and malformed requests to the console: each gets a clear 4xx page (or a sensible default), never a
+crash, and nothing from the request is echoed unescaped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from console_support import Console, http_session
+
+
+@pytest.fixture(scope="module")
+def client(console: Console) -> Iterator[httpx.Client]:
+    signed_in = http_session(console, console.token)
+    yield signed_in
+    signed_in.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "says"),
+    [
+        ({"q": "from:"}, 400, "from: needs a value"),
+        ({"q": "after:yesterday"}, 400, "is not a date"),
+        ({"q": " ".join(f"w{n}" for n in range(40))}, 400, "at most 16"),
+        ({"q": "x" * 5000}, 400, "characters"),
+        ({"cursor": "not-a-cursor"}, 400, "cursor is not a cursor this server issued"),
+        ({"per_page": "lots"}, 200, "Search"),
+        ({"per_page": "-5"}, 200, "Search"),
+        ({"per_page": "99999999999999999999"}, 200, "Search"),
+        ({"job": "no-such-job"}, 404, "no longer known"),
+        ({"q": "<script>alert(1)</script>"}, 200, "&lt;script&gt;alert(1)&lt;/script&gt;"),
+    ],
+)
+def test_bad_search_input_gets_a_clear_answer(
+    console: Console, client: httpx.Client, query: dict[str, str], status: int, says: str
+) -> None:
+    answer = client.get(f"/a/{console.account}/search", params=query)
+    assert answer.status_code == status, answer.text[:500]
+    assert says in answer.text
+    assert "<script>alert(1)</script>" not in answer.text
+    assert answer.headers["content-type"].startswith("text/html")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/a/{account}/messages/%3Cscript%3E",
+        "/a/{account}/messages/" + "x" * 3000,
+        "/a/{account}/messages/..%2F..%2Fetc%2Fpasswd",
+        "/a/{account}/messages/nothing/preview.png",
+        "/a/{account}/messages/nothing/raw.eml",
+        "/a/%3Cscript%3E/search",
+        "/a/{other}/search",
+    ],
+)
+def test_unknown_messages_and_accounts_are_404_pages(console: Console, client: httpx.Client, path: str) -> None:
+    answer = client.get(path.format(account=console.account, other="e" * 32))
+    assert answer.status_code == 404, answer.text[:300]
+    assert "<script>" not in answer.text
+    assert "content-security-policy" in answer.headers
+
+
+def test_writes_on_unknown_messages_and_bad_choices(console: Console, client: httpx.Client) -> None:
+    page = client.get(f"/a/{console.account}/search")
+    csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    base = f"/a/{console.account}/messages"
+    assert client.post(f"{base}/nothing/release", data={"csrf": csrf}).status_code == 404
+    assert client.post(f"{base}/nothing/reclassify", data={"csrf": csrf, "disposition": "SPAM"}).status_code == 404
+    moved = client.post(f"{base}/nothing/move", data={"csrf": csrf, "destination": "Attic"})
+    assert moved.status_code == 400 and "destination" in moved.text
+    too_big = client.post(f"{base}/nothing/release", content=b"csrf=" + b"a" * (5 * 1024 * 1024),
+                          headers={"content-type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert too_big.status_code == 413
+
+
+def test_sign_in_input_is_bounded_and_open_redirects_are_refused(console: Console) -> None:
+    with httpx.Client(base_url=console.url, timeout=30) as anonymous:
+        anonymous.get("/signin")
+        nonce = anonymous.cookies["mailsec_signin"]
+        refused = anonymous.post("/signin", data={"csrf": nonce, "token": "t" * 100_000})
+        assert refused.status_code == 403 and "did not sign you in" in refused.text
+        empty = anonymous.post("/signin", data={"csrf": nonce})
+        assert empty.status_code == 400
+        for target in ("https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"):
+            anonymous.get("/signin")  # each sign-in uses up its form's nonce
+            nonce = anonymous.cookies["mailsec_signin"]
+            answer = anonymous.post("/signin", data={"csrf": nonce, "token": console.token, "next": target})
+            assert answer.status_code == 303 and answer.headers["location"] == "/", target
