@@ -925,8 +925,13 @@ def rescan(
     data: DataOpt = None,
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    no_move: Annotated[
+        bool, typer.Option("--no-move", help="Do not apply the account's auto-move rules to changed messages.")
+    ] = False,
 ) -> None:
-    """Re-scan stored messages with today's rules and the account's policy; prints each change and a summary."""
+    """Re-scan stored messages with today's rules and the account's policy; prints each change and a summary. A
+    message whose disposition changed is moved in its recipients' mailboxes when the account's auto-move rules say
+    so (`mailsec mailbox auto-move`)."""
     from mailsec import rescan as retro
 
     start, end = date_range(since, until)
@@ -953,11 +958,16 @@ def rescan(
                 changed += 1
             progress.update(task, advance=1, stats=f"{changed} changed")
 
-        summary = retro.rescan(services, account.lower(), pks, on_item=on_item)
+        summary = retro.rescan(services, account.lower(), pks, on_item=on_item, move_after=not no_move)
     for change in summary.changed:
         print(f"{change.id}: {change.old} -> {change.new}")
+    for item in summary.moves:
+        reason = f" ({item.reason})" if item.reason else ""
+        print(f"{item.id}: <{item.recipient or ''}> {item.status} {item.destination}{reason}")
     print(f"rescanned: {summary.scanned}")
     print(f"changed: {len(summary.changed)}")
+    if summary.moves:
+        print(f"moved: {sum(i.success for i in summary.moves)} of {len(summary.moves)} mailbox copies")
     print_failures(summary.failed)
 
 

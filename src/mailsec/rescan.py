@@ -2,8 +2,10 @@
 
 Each stored raw message is parsed again from the blob store and scanned as it would be now; the new verdict
 replaces the old one (findings, reasons, disposition, search text), the original delivery mode and identifiers are
-kept, and a trace line records the retro-scan (RETRO_SCAN) with the old and new disposition. Nothing is delivered or
-moved: a rescan changes what the analyst sees and searches, not where the mail is."""
+kept, and a trace line records the retro-scan (RETRO_SCAN) with the old and new disposition. Nothing is delivered
+again. When the disposition changed and the account's auto-move rules name a folder for the new one, the copies in
+the recipients' mailboxes are moved there afterwards (a retro-action, in batched requests per destination), as the
+queue worker does for a fresh copy; held (quarantined) mail is in no mailbox and is left alone."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from mailsec.actions import auto_move
+from mailsec.actions.move import BackendFor, MoveItem, move
 from mailsec.mime import parse_message
-from mailsec.model import DeliveryMode, Disposition, Envelope, TraceDirection
+from mailsec.model import DeliveryMode, Destination, Disposition, Envelope, TraceDirection
 from mailsec.pipeline import scan_for_account
 from mailsec.scan.auth import AUTH_FINDINGS, AuthOutcome
 from mailsec.scan.resolvers import build_resolvers
@@ -60,6 +64,7 @@ class RescanSummary:
     scanned: int = 0
     changed: list[Change] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (id, reason)
+    moves: list[MoveItem] = field(default_factory=list)  # the auto-move retro-action, one item per mailbox copy
 
 
 def select(services: Services, account_id: str, filters: RescanFilter, batch: int = 500) -> list[int]:
@@ -137,16 +142,24 @@ def rescan_one(services: Services, account_id: str, m: StoredMessage) -> Change:
     return Change(m.id, old, new)
 
 
+MOVE_CHUNK = 1000  # messages per move request, as the API's bulk move
+
+
 def rescan(
     services: Services,
     account_id: str,
     pks: list[int] | None = None,
     on_item: Callable[[Change | None], None] | None = None,
+    move_after: bool = True,
+    backend_for: BackendFor | None = None,
 ) -> RescanSummary:
     """Re-scan the given messages (default: all of the account's); one that cannot be re-scanned (raw blob gone)
-    is reported in the summary, never fatal."""
+    is reported in the summary, never fatal. `move_after`: apply the account's auto-move rules to the messages
+    whose disposition changed."""
     if pks is None:
         pks = select(services, account_id, RescanFilter())
+    rules = auto_move.get_rules(services.engine, account_id) if move_after else {}
+    to_move: dict[Destination, list[str]] = {}
     summary = RescanSummary()
     for m in _load(services, pks):
         if m.account_id != account_id:
@@ -163,8 +176,15 @@ def rescan(
             summary.scanned += 1
             if change.old != change.new:
                 summary.changed.append(change)
+                destination = rules.get(change.new)
+                if destination is not None and not m.is_quarantined:
+                    to_move.setdefault(destination, []).append(m.id)
         if on_item is not None:
             on_item(change)
+    for destination, ids in to_move.items():
+        for start in range(0, len(ids), MOVE_CHUNK):
+            chunk = ids[start : start + MOVE_CHUNK]
+            summary.moves += move(services, account_id, chunk, destination, auto_move.REQUESTED_BY, backend_for)
     return summary
 
 

@@ -37,14 +37,15 @@ def deliver_many(
     count: int,
     subject: str = "remediation",
     expect: str = "delivered",
+    sender: str = "alice@sender.example",
 ) -> list[StoredMessage]:
     """`count` messages through receive and the queue worker; each delivered to every recipient over LMTP (or, with
     `expect="quarantined"`, held by the account's policy)."""
     repo = QueueRepo(services.engine)
     accepted = []
     for n in range(count):
-        raw = make_eml(f"{subject} {uuid.uuid4().hex[:8]} {n}", to=", ".join(recipients))
-        accepted += receive(services, raw, "alice@sender.example", recipients, Session(client_ip="127.0.0.1"))
+        raw = make_eml(f"{subject} {uuid.uuid4().hex[:8]} {n}", sender=sender, to=", ".join(recipients))
+        accepted += receive(services, raw, sender, recipients, Session(client_ip="127.0.0.1"))
     worker = QueueWorker(services, threads=1)
     while claimed := repo.claim("test:move", 64, 10**9):
         worker.run_batch(claimed)

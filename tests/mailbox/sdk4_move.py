@@ -19,10 +19,16 @@ def main() -> None:
     move = client.email_security.investigate.move
     one = move.create(req["one"], account_id=req["account"], destination=req["destination"])
     many = move.bulk(account_id=req["account"], destination=req["destination"], postfix_ids=req["many"])
+    got = client.email_security.investigate.get(req["one"], account_id=req["account"])
+    moved = client.email_security.investigate.list(
+        account_id=req["account"], message_action="MOVED", detections_only=False
+    )
     print(json.dumps({
         "version": cloudflare.__version__,
         "one": [i.model_dump(mode="json") for i in one],
         "many": [i.model_dump(mode="json") for i in many],
+        "got": got.model_dump(mode="json"),
+        "moved_ids": [m.id for m in moved],
     }))  # fmt: skip
 
 

@@ -16,7 +16,8 @@ from gw_support import MASTER_PASSWORD, MASTER_USER, Dovecot, make_dovecot
 from move_support import folders_holding
 
 from mailsec.gateway.deliver import deliver, parse_next_hop
-from mailsec.mailbox.base import MailboxAuthError, MailboxError
+from mailsec.mailbox import imap
+from mailsec.mailbox.base import MailboxAuthError, MailboxError, Wanted
 from mailsec.mailbox.imap import AUTH_AUTHZID, HIDDEN_FOLDER, ImapBackend, ImapConfig
 from mailsec.model import Destination
 from support import free_port, make_eml
@@ -199,3 +200,30 @@ service imap-login {{
     finally:
         dv.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_many_messages_in_one_lookup_are_told_apart_by_their_headers(
+    mail_dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imap, "SEARCH_CHUNK", 2)  # several SEARCH commands in one folder
+    backend = _backend(mail_dovecot)
+    try:
+        delivered = [_deliver(mail_dovecot, [ANN]) for _ in range(3)]
+        wanted = [
+            Wanted(delivered[0][0], delivered[0][1], Destination.INBOX),
+            Wanted("<rewritten-by-a-list@x.example>", delivered[1][1]),  # found by its delivery id alone
+            Wanted(delivered[2][0]),  # by its Message-ID alone
+            Wanted("<nowhere@x.example>", "<nowhere@y.example>"),
+            Wanted("<é@hostile.example>"),  # not US-ASCII: not searchable, and no crash
+            Wanted("<a\r\nb@hostile.example>"),  # a line break would end the command
+            Wanted(""),
+        ]
+        found = backend.locate_many(ANN, wanted)
+        assert [len(refs) for refs in found] == [1, 1, 1, 0, 0, 0, 0]
+        assert len({refs[0].key for refs in found[:3]}) == 3
+        assert all(refs[0].folder == "INBOX" for refs in found[:3])
+        backend.move_many([refs[0] for refs in found[:3]], Destination.JUNK)
+        for message_id, _ in delivered:
+            assert folders_holding(mail_dovecot, ANN, message_id) == ["Junk"]
+    finally:
+        backend.close()

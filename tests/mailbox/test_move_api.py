@@ -68,11 +68,14 @@ def test_sdk59_strict_move_and_bulk_move(
         assert folders_holding(mail_dovecot, BOB, str(m.internet_message_id)) == ["Trash"]
     again = list(cf.email_security.investigate.move.bulk(account_id=account, destination="DeletedItems", ids=[two.id]))
     assert {i.status for i in again} == {"already_in_destination"} and all(i.success for i in again)
-    # (searched over plain HTTP: the list's delivery_status becomes an array for SDK 5.9 in another change)
+    # the moved mail reads back in the strict SDK: its status, its operations, the search by action
+    got = cf.email_security.investigate.get(one.id, account_id=account)
+    assert got.delivery_status == ["moved"] and got.post_delivery_operations == ["MOVE"]
+    found = cf.email_security.investigate.list(account_id=account, message_action="MOVED", detections_only=False)
+    assert {m.id for m in found} == {one.id, two.id, three.id}
+    assert all(m.delivery_status == ["moved"] for m in found)
     base = f"{server.base_url}/accounts/{account}/email-security/investigate"
     with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
-        found = http.get(base, params={"message_action": "MOVED", "detections_only": "false"}).json()["result"]
-        assert {m["id"] for m in found} == {one.id, two.id, three.id}
         log = http.get(f"{base}/{one.id}/action_log").json()["result"]
     assert [(e["operation"], e["properties"]["folder"]) for e in log][:2] == [
         ("MOVE", "JunkEmail"),
@@ -102,6 +105,8 @@ def test_sdk43_strict_move_and_bulk_move(
     assert [(i["recipient"], i["status"], i["operation"]) for i in out["one"]] == [(CAT, "moved", "MOVE")]
     assert sorted(i["status"] for i in out["many"]) == ["already_in_destination", "moved"]
     assert folders_holding(mail_dovecot, CAT, str(two.internet_message_id)) == ["Junk"]
+    assert out["got"]["delivery_status"] == ["moved"] and out["got"]["post_delivery_operations"] == ["MOVE"]
+    assert {one.id, two.id} <= set(out["moved_ids"])
 
 
 def test_bad_requests_and_scopes(site: tuple[LiveServer, Services], corp: tuple[str, str]) -> None:

@@ -139,3 +139,18 @@ def test_a_pooled_session_the_server_closed_is_replaced(services: Services, mail
     assert item.status == "moved", item.reason
     assert live._pool[ANN] is not session
     assert folders_holding(mail_dovecot, ANN, second.internet_message_id) == ["Junk"]
+
+
+def test_a_hard_delete_removes_every_copy_and_a_move_restores_one(services: Services, mail_dovecot: Dovecot) -> None:
+    account = corp_account(services, mail_dovecot)
+    [message] = deliver_many(services, account, [ANN], 1)
+    with mail_dovecot.imap(ANN) as c:  # the user filed a copy of it too
+        c.select_folder("INBOX")
+        c.copy(c.search(["HEADER", "Message-ID", message.internet_message_id]), "Trash")
+    assert folders_holding(mail_dovecot, ANN, message.internet_message_id) == ["INBOX", "Trash"]
+    [item] = move(services, account, [message.id], Destination.RECOVERABLE_PURGES, "soc")
+    assert (item.status, item.item_count) == ("moved", 2)
+    assert folders_holding(mail_dovecot, ANN, message.internet_message_id) == []
+    [item] = move(services, account, [message.id], Destination.INBOX, "soc")  # mailsec's stored copy, appended
+    assert (item.status, item.item_count) == ("moved", 1)
+    assert folders_holding(mail_dovecot, ANN, message.internet_message_id) == ["INBOX"]

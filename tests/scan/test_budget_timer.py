@@ -101,3 +101,13 @@ def test_a_scan_inside_someone_elses_alarm_leaves_it_running() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_ring_handled_after_the_scan_left_its_block_arms_nothing() -> None:
+    """A SIGALRM delivered just before the timer is cleared is handled at the next bytecode, possibly after it:
+    it must not arm the timer again once the handler it would ring into is gone."""
+    deadlines = budget.Deadlines()
+    with deadlines:
+        assert deadlines.interrupting
+    deadlines._on_alarm(signal.SIGALRM, None)
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

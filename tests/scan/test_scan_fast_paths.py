@@ -80,7 +80,9 @@ def test_typo_candidates_by_length_find_the_same_first_target() -> None:
     assert found > 100
 
 
-def test_ascii_text_is_never_disguised_so_its_characters_need_no_check() -> None:
+def test_ascii_text_needs_no_per_character_check() -> None:
+    """No ASCII character is a format character, in the letter ranges checked, or of a script other than Latin: only
+    the capital-I-for-l reading (disguise.py) can find ASCII text disguised."""
     for cp in range(128):
         ch = chr(cp)
         assert unicodedata.category(ch) != "Cf"

@@ -159,3 +159,11 @@ def test_phishing_text_without_a_lure_decides_from_0_7_unless_its_senders_own_sy
     assert score(0.72, Lure(())) >= 5.0
     assert score(0.68, Lure(())) < 5.0
     assert score(0.95, Lure((), self_consistent=True)) < 5.0
+
+
+def test_phishing_like_text_never_turns_a_spoof_into_a_delivered_suspicious() -> None:
+    spoofed = Finding(name="SPOOFED_SENDER", detection=D.SPOOF, score=5.0, reason="DMARC fails.", category="Spoof")
+    weak = Finding(name="CONTENT_PHISHING", detection=D.MALICIOUS, score=2.5, reason="Reads a little like phishing.",
+                   value="0.410", category="Phishing")  # fmt: skip
+    v = combine([weak, spoofed])
+    assert v.disposition is D.SPOOF and "PHISHING_SUSPECTED" not in {x.name for x in v.findings}

@@ -15,6 +15,7 @@ from mailsec.model import Destination, Disposition
 from mailsec.services import Services
 from mailsec.store.messages import StoredMessage
 from mailsec.store.schema import policies
+from mailsec.store.settings_ids import next_settings_id
 
 KIND = "auto_move"
 REQUESTED_BY = "auto-move"
@@ -46,8 +47,9 @@ def set_rules(engine: Engine, account_id: str, rules: Mapping[str, str]) -> dict
         conn.execute(delete(policies).where(policies.c.account_id == account_id, policies.c.kind == KIND))
         if checked:
             data = json.dumps({k: v.value for k, v in checked.items()})
-            conn.execute(insert(policies).values(account_id=account_id, kind=KIND, data_json=data,
-                                                 created_us=now, updated_us=now))  # fmt: skip
+            # numbered from the settings sequence like every policies row (its own would collide with theirs)
+            conn.execute(insert(policies).values(id=next_settings_id(conn), account_id=account_id, kind=KIND,
+                                                 data_json=data, created_us=now, updated_us=now))  # fmt: skip
     return checked
 
 

@@ -114,6 +114,8 @@ def _plan(
         hint = next((d for d in Destination if d.value == folder), None)
         if hint is None and state is RecipientState.DELIVERED:  # handed to the mailbox by us, never moved since
             hint = Destination.INBOX
+        if destination is Destination.RECOVERABLE_PURGES:  # a hard delete removes every copy, wherever it is
+            hint = None
         tasks.append(_Task(message, item, integration, folder, Wanted(message.internet_message_id, delivery_id, hint)))
     return items, tasks
 

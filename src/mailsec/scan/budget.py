@@ -4,7 +4,7 @@ interrupts an analyzer past its budget; elsewhere (threads) the overrun is measu
 
 One timer serves a whole scan (`Deadlines`): starting an analyzer only records its deadline, and the alarm, when it
 rings, compares the clock with the deadline of the analyzer running then. Arming a timer and swapping the signal
-handler around each analyzer cost ~30 µs a call, a sixth of a scan."""
+handler around each of a scan's ~18 analyzer calls was its largest single waste (~12% of a scan in a profile)."""
 
 from __future__ import annotations
 
@@ -70,16 +70,17 @@ class Deadlines:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         _running.deadlines = self._outer
         if self.interrupting:
+            self.interrupting = False  # first: a ring handled from here on must not arm the timer again
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self._previous)
-            self.interrupting = False
 
     def _on_alarm(self, _signum: int, _frame: FrameType | None) -> None:
         remaining = self.deadline - time.perf_counter()
         if remaining <= 0:
             self.deadline = math.inf
             raise AnalyzerTimeout("past its budget")
-        signal.setitimer(signal.ITIMER_REAL, min(remaining, _shortest()))
+        if self.interrupting:  # not once the block is left: a timer armed then would ring in someone else's code
+            signal.setitimer(signal.ITIMER_REAL, max(min(remaining, _shortest()), 1e-4))
 
 
 def current() -> Deadlines | None:

@@ -78,7 +78,8 @@ def corroboration(findings: Sequence[Finding]) -> Finding | None:
     """PHISHING_CORROBORATED when the classifier's phishing finding (its probability in `value`) is sure enough and
     another analyzer found a deception; PHISHING_SUSPECTED (SUSPICIOUS) when the classifier only leans to phishing
     (from its weak threshold) and another analyzer found a deception: two doubtful signals that agree are a doubt
-    worth tagging, not a certainty. The reason names both. None otherwise."""
+    worth tagging, not a certainty, and never a reason to call a SPOOF (which the default policy holds) SUSPICIOUS.
+    The reason names both. None otherwise."""
     content = next((f for f in findings if f.name == "CONTENT_PHISHING" and f.score > 0), None)
     if content is None or any(f.name in ("PHISHING_CORROBORATED", "PHISHING_SUSPECTED") for f in findings):
         return None
@@ -92,6 +93,8 @@ def corroboration(findings: Sequence[Finding]) -> Finding | None:
     if not evidence:
         return None
     sure = p >= CORROBORATED_PHISHING
+    if not sure and disposition_for(findings).severity >= D.SPOOF.severity:
+        return None  # already SPOOF or worse: SUSPICIOUS ranks above SPOOF but the default policy holds only SPOOF
     return registry.spec("PHISHING_CORROBORATED" if sure else "PHISHING_SUSPECTED").make(
         f"{'Phishing' if sure else 'Phishing-like'} text (classifier probability {p:.0%}) and independent evidence "
         f"agree: {evidence[0].reason}",
