@@ -8,6 +8,7 @@ from learn_helpers import ALERT, CLUB, PROMO, finding, near_copy, reclassify, st
 from mailsec.learn.campaigns import CampaignRepo
 from mailsec.mime import parse_message
 from mailsec.model import Disposition
+from mailsec.pipeline import process_message
 from mailsec.scan.campaign import campaign_keys, same_campaign, similarity
 from support import make_eml
 
@@ -22,11 +23,19 @@ def test_a_near_copy_of_a_message_reclassified_spam_arrives_as_spam(services) ->
     reclassify(services, account, first, D.SPAM, "sub-promo")
 
     copy = store(services, account, near_copy(PROMO), subject="Offer 2", sender="deals@else.example")
-    assert copy.verdict.disposition is D.SPAM
+    assert copy.verdict.disposition is D.SPAM  # the classifier alone reads the copy as SUSPICIOUS (phishing)
     reason = finding(copy, "LEARNED_CAMPAIGN")
     assert "sub-promo" in reason and "SPAM" in reason
+    assert copy.verdict.detection_reasons[0].startswith("Would be SUSPICIOUS on its wording, but an analyst")
     # what one account learned is its own
-    assert store(services, other, near_copy(PROMO), sender="deals@else.example").verdict.disposition is D.NONE
+    elsewhere = store(services, other, near_copy(PROMO), sender="deals@else.example")
+    assert not any(f.name.startswith("LEARNED_") for f in elsewhere.verdict.findings)
+    # new evidence is not the wording the analyst overruled: a near-copy with a deceptive link keeps its verdict
+    html = f"<p>{near_copy(PROMO)}</p><p><a href='http://paypa1-secure.example/login'>https://www.paypal.com/</a></p>"
+    raw = make_eml(subject="Offer 3", sender="deals@else.example", body=near_copy(PROMO), html=html)
+    armed = process_message(services, raw, account)
+    finding(armed, "LEARNED_CAMPAIGN")
+    assert armed.verdict.disposition.severity > D.SPAM.severity, [f.name for f in armed.verdict.findings]
     # unrelated mail is untouched
     club = store(services, account, CLUB, subject="Club news", sender="club@garden.example")
     assert club.verdict.disposition is D.NONE

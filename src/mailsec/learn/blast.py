@@ -124,7 +124,8 @@ def apply(services: Services, radius: BlastRadius, account_id: str, requested_by
     from mailsec.rescan import rescan  # rescan imports the pipeline, which imports learning
 
     targets = radius.would_change
-    summary = rescan(services, account_id, [s.pk for s in targets])
+    # the bulk job below moves them (durably, out of the caller's request): not the re-scan's own auto-move as well
+    summary = rescan(services, account_id, [s.pk for s in targets], move_after=False)
     changed_ids = {c.id for c in summary.changed}
     out = Applied([(c.id, c.old, c.new) for c in summary.changed])
     pks = [s.pk for s in targets if s.id in changed_ids]

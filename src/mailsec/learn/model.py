@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from mailsec.learn.campaigns import reading
 from mailsec.learn.holdout import Quality, below_floor, load_holdout, quality
@@ -39,6 +41,7 @@ MAX_STEPS = 60
 ACTIVE, SUPERSEDED, ROLLED_BACK, REFUSED = "active", "superseded", "rolled_back", "refused"
 _CACHE_SIZE = 8
 _cache: OrderedDict[tuple[str, int], ContentModel] = OrderedDict()
+_cache_lock = threading.Lock()  # the API serves from a thread pool
 
 
 @dataclass(frozen=True)
@@ -163,30 +166,34 @@ class ModelRepo:
         self, account_id: str, parent: int, state: str, label: str, reason: str, submission_id: str | None,
         quality_: dict[str, Any], delta: bytes | None,
     ) -> int:  # fmt: skip
-        with self.engine.begin() as conn:
-            version = (
-                int(
-                    conn.execute(
-                        select(func.coalesce(func.max(learn_models.c.version), 0)).where(
-                            learn_models.c.account_id == account_id
-                        )
-                    ).scalar_one()
-                )
-                + 1
-            )
-            if state == ACTIVE:
-                conn.execute(
-                    update(learn_models)
-                    .where(learn_models.c.account_id == account_id, learn_models.c.state == ACTIVE)
-                    .values(state=SUPERSEDED)
-                )
+        """The new version's number: the next one; two updates racing for it, the loser takes the one after."""
+        row = {
+            "account_id": account_id, "parent": parent, "state": state, "submission_id": submission_id,
+            "label": label, "reason": reason, "quality_json": json.dumps(quality_, sort_keys=True), "delta": delta,
+        }  # fmt: skip
+        for attempt in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    return self._insert(conn, row)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _insert(conn: Connection, row: dict[str, Any]) -> int:
+        account_id = row["account_id"]
+        newest = conn.execute(
+            select(func.coalesce(func.max(learn_models.c.version), 0)).where(learn_models.c.account_id == account_id)
+        ).scalar_one()
+        version = int(newest) + 1
+        if row["state"] == ACTIVE:
             conn.execute(
-                insert(learn_models).values(
-                    account_id=account_id, version=version, parent=parent, state=state, submission_id=submission_id,
-                    label=label, reason=reason, quality_json=json.dumps(quality_, sort_keys=True), delta=delta,
-                    created_us=_now_us(),
-                )
-            )  # fmt: skip
+                update(learn_models)
+                .where(learn_models.c.account_id == account_id, learn_models.c.state == ACTIVE)
+                .values(state=SUPERSEDED)
+            )
+        conn.execute(insert(learn_models).values(**row, version=version, created_us=_now_us()))
         return version
 
     def rollback(self, account_id: str) -> tuple[int, int]:
@@ -210,7 +217,8 @@ class ModelRepo:
                     .where(learn_models.c.account_id == account_id, learn_models.c.version == row.parent)
                     .values(state=ACTIVE)
                 )
-        _cache.clear()
+        with _cache_lock:
+            _cache.clear()
         return int(row.version), int(row.parent)
 
 
@@ -223,15 +231,17 @@ def _base() -> ContentModel:
 
 def _load_version(account_id: str, version: int, delta: bytes) -> ContentModel:
     key = (account_id, version)
-    model = _cache.get(key)
-    if model is None:
-        cols, change = _decode(delta)
-        model = _apply(_base(), cols, change, version)
+    with _cache_lock:
+        model = _cache.get(key)
+        if model is not None:
+            _cache.move_to_end(key)
+            return model
+    cols, change = _decode(delta)
+    model = _apply(_base(), cols, change, version)
+    with _cache_lock:
         _cache[key] = model
         while len(_cache) > _CACHE_SIZE:
             _cache.popitem(last=False)
-    else:
-        _cache.move_to_end(key)
     return model
 
 
@@ -242,7 +252,8 @@ def account_model(services: Services, account_id: str, version: int | None = Non
     version = repo.active_version(account_id) if version is None else version
     if version == 0:
         return None
-    cached = _cache.get((account_id, version))
+    with _cache_lock:
+        cached = _cache.get((account_id, version))
     if cached is not None:
         return cached
     delta = repo.delta(account_id, version)

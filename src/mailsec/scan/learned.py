@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from mailsec.model import Disposition, Finding, Verdict
+from mailsec.scan import registry
 from mailsec.scan.identity import SenderIdentity
 from mailsec.scan.registry import spec
+from mailsec.scan.verdict import category_of, level
 
 D = Disposition
 BAD = frozenset({D.MALICIOUS_BEC, D.MALICIOUS, D.SUSPICIOUS, D.SPOOF, D.SPAM, D.BULK})
@@ -54,6 +56,7 @@ def learned_findings(learned: Learned | None, who: SenderIdentity) -> list[Findi
                 score=DECIDING_SCORE[c.requested],
                 category=_CATEGORY.get(c.requested),
                 value=c.submission_id,
+                detail=(c.original or D.NONE).value,
             )
         )
     elif c is not None and c.requested is D.NONE:
@@ -98,18 +101,47 @@ def _cleared_up_to(finding: Finding) -> Disposition:
         return D.NONE
 
 
+def _worse_only_by_wording(verdict: Verdict, target: Disposition) -> bool:
+    """Whether everything that makes the verdict worse than `target` is the classifier's reading of the text: the
+    judgment an analyst overrules when they call a campaign `target`. New evidence (a deceptive link, a spoof, an
+    attachment) keeps its say."""
+    for f in verdict.findings:
+        lv = level(f)
+        if f.score > 0 and lv is not None and lv.severity > target.severity:
+            declared = registry.REGISTRY.get(f.name)
+            if declared is None or declared.analyzer != "content":
+                return False
+    return True
+
+
 def relieve(verdict: Verdict) -> Verdict:
-    """The verdict with a clean lesson applied: NONE when the disposition is no worse than what the analyst cleared
-    (a campaign: what its message was; a sender: that kind of mail) and nothing of malware or a block policy is
-    among the findings. Unchanged otherwise."""
+    """The verdict with the analyst's lesson applied where the scan says worse than the analyst did: a clean lesson
+    returns it to NONE when it is no worse than what the analyst cleared (a campaign: what its message was; a
+    sender: that kind of mail); a campaign called SPAM (say) caps at SPAM a near-copy that only its wording makes
+    worse. Never over malware or a block policy. Unchanged otherwise."""
     if verdict.disposition is D.NONE:
-        return verdict
-    clean = [f for f in verdict.findings if f.name in ("LEARNED_CAMPAIGN_CLEAN", "LEARNED_SENDER_RELIEF")]
-    if not clean:
         return verdict
     if any(f.score > 0 and (f.category == "Malware" or f.name in NEVER_CLEARED) for f in verdict.findings):
         return verdict
     if "blocklisted_pattern" in verdict.properties:
+        return verdict
+    campaign = next((f for f in verdict.findings if f.name == "LEARNED_CAMPAIGN"), None)
+    if campaign is not None and verdict.disposition.severity > campaign.detection.severity:
+        if _worse_only_by_wording(verdict, campaign.detection):
+            why = (
+                f"Would be {verdict.disposition.value} on its wording, but {campaign.reason[0].lower()}"
+                f"{campaign.reason[1:]}"
+            )
+            category = category_of(campaign)
+            return replace(
+                verdict,
+                disposition=campaign.detection,
+                threat_categories=(category,) if category else (),
+                detection_reasons=(why,),
+            )
+        return verdict
+    clean = [f for f in verdict.findings if f.name in ("LEARNED_CAMPAIGN_CLEAN", "LEARNED_SENDER_RELIEF")]
+    if not clean:
         return verdict
     lesson = max(clean, key=lambda f: _cleared_up_to(f).severity)
     if verdict.disposition.severity > _cleared_up_to(lesson).severity:

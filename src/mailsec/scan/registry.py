@@ -195,7 +195,8 @@ _SPECS: tuple[FindingSpec, ...] = (
     # learning from reclassifications (scan/learned.py; lessons written by mailsec.learn)
     FindingSpec("LEARNED_CAMPAIGN", "learned", D.SPAM, 5.0, None,
                 "an analyst reclassified a message of the same campaign (same edf_hash, same structure and similar "
-                "text, or near-identical text by MinHash) as bad; the reason names the submission",
+                "text, or near-identical text by MinHash) as bad; the reason names the submission. It also caps a "
+                "verdict that only content findings make worse than the analyst's",
                 varies="the requested disposition, scored to decide alone: 8 MALICIOUS(-BEC), 5 SUSPICIOUS, SPOOF "
                 "and SPAM, 3 BULK"),
     FindingSpec("LEARNED_CAMPAIGN_CLEAN", "learned", D.NONE, 0.0, None,
