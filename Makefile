@@ -49,8 +49,10 @@ system-deps:
 bench-deps:
 	$(call install_debs,$(BENCH_PACKAGES))
 
+# An account's content model adapts to its analysts' labels only after a check on labelled mail: the shared corpora
+# when they are beside the checkout (MAILSEC_LEARN_HOLDOUT_DIR overrides; empty = no adaptation).
 run: $(STAMP) system-deps
-	$(BIN)/mailsec serve --data $(DATA) --api $(API) --smtp $(SMTP)
+	MAILSEC_LEARN_HOLDOUT_DIR=$(or $(MAILSEC_LEARN_HOLDOUT_DIR),$(wildcard $(CORPORA))) $(BIN)/mailsec serve --data $(DATA) --api $(API) --smtp $(SMTP)
 
 test: $(STAMP) $(SDK4)/.installed system-deps
 	$(BIN)/ruff check src tests bench
