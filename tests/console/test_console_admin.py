@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from admin_support import HOSTILE_NAME, HOSTILE_SUBJECT, PAT, SAM, HeldMail, marker, start_held_mail
-
-from conftest import BrowserPage, sign_in_with_token
+from console_support import BrowserPage, sign_in_with_token
 
 
 @pytest.fixture(scope="module")
