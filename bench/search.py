@@ -773,7 +773,7 @@ def console_http(url: str, paths: list[tuple[str, str]], runs: int) -> dict[str,
 
                 p50, p95, rows = measure(once, runs)
                 out[name] = {"p50": p50, "p95": p95, "rows": rows, "statuses": dict(statuses)}
-                print(f"  [console http] {name:<55} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  ({dict(statuses)})")
+                print(f"  [console http] {name:<50} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms  <tr> {rows} {dict(statuses)}")
     finally:
         server.should_exit = True
         thread.join(10)
