@@ -113,9 +113,11 @@ def reclassify_similar(
             print(f"{s.id}: {s.disposition} ({mark}; {s.how})")
         print(f"similar: {len(radius.similar)}; would change to {radius.requested.value}: {len(changing)}")
         if apply:
-            changes = apply_radius(services, radius, account.lower())
-            for ref, old, new in changes:
+            done = apply_radius(services, radius, account.lower(), "cli")
+            for ref, old, new in done.changes:
                 print(f"{ref}: {old} -> {new}")
-            print(f"changed: {len(changes)}")
+            print(f"changed: {len(done.changes)}")
+            if done.bulk_job_id:
+                print(f"bulk MOVE job: {done.bulk_job_id}")
     finally:
         services.close()

@@ -60,13 +60,13 @@ def scan_for_account(
     resolvers = build_resolvers(services.settings)
     who = identify(parsed, envelope)
     history = HistoryRepo(services.engine).read(account_id, who.from_org, who.from_address)
-    learned = learned_for(services, account_id, who, keys if keys is not None else keys_for(parsed))
+    learned, version = learned_for(services, account_id, who, keys if keys is not None else keys_for(parsed))
     return scan_message(
         parsed,
         envelope,
         services.policies.policy(account_id),
         resolvers,
-        model=account_model(services, account_id),
+        model=account_model(services, account_id, version),
         auth=auth,
         history=history,
         learned=learned,

@@ -3,11 +3,14 @@ crash, and nothing from the request is echoed unescaped."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from console_support import Console, http_session
+from console_support import Console, http_session, ingest, start_console
+
+from support import make_eml
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,51 @@ def test_sign_in_input_is_bounded_and_open_redirects_are_refused(console: Consol
             nonce = anonymous.cookies["mailsec_signin"]
             answer = anonymous.post("/signin", data={"csrf": nonce, "token": console.token, "next": target})
             assert answer.status_code == 303 and answer.headers["location"] == "/", target
+
+
+def test_a_search_past_its_budget_continues_as_a_job(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """With no time budget every search is a background job: the page says so and links to the result."""
+    running = start_console(tmp_path_factory.mktemp("budget"), MAILSEC_SEARCH_BUDGET_SECONDS="0")
+    try:
+        ingest(running, [make_eml(subject="budgeted search result")])
+        client = http_session(running, running.token)
+        first = client.get(f"/a/{running.account}/search", params={"q": "subject:budgeted"})
+        assert first.status_code == 200 and "goes on in the background" in first.text
+        link = first.text.split('background. <a href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+        assert "job=" in link and "q=subject%3Abudgeted" in link
+        for _ in range(100):
+            answer = client.get(link)
+            if "goes on in the background" not in answer.text:
+                break
+            time.sleep(0.1)
+        assert answer.status_code == 200 and "budgeted search result" in answer.text
+        other = client.get(f"/a/{running.account}/search", params={"job": "0" * 36})
+        assert other.status_code == 404
+        client.close()
+    finally:
+        running.server.stop()
+
+
+def test_password_guessing_is_throttled(tmp_path_factory: pytest.TempPathFactory) -> None:
+    running = start_console(
+        tmp_path_factory.mktemp("throttle"), MAILSEC_AUTH_FAILURES_PER_MINUTE="1", MAILSEC_AUTH_FAILURES_BURST="2"
+    )
+    try:
+        with httpx.Client(base_url=running.url, timeout=30) as guesser:
+            guesser.get("/signin")
+            nonce = guesser.cookies["mailsec_signin"]
+            statuses = [
+                guesser.post("/signin", data={"csrf": nonce, "email": running.email, "password": f"guess {n}"})
+                for n in range(3)
+            ]
+            assert [s.status_code for s in statuses] == [403, 403, 429]
+            assert "Too many failed sign-ins" in statuses[-1].text
+            right = guesser.post("/signin", data={"csrf": nonce, "email": running.email, "password": running.password})
+            assert right.status_code == 429  # while throttled, even the right password waits
+            api = httpx.get(
+                f"{running.url}/client/v4/accounts/{running.account}/email-security/investigate",
+                headers={"Authorization": "Bearer msk_wrong"},
+            )
+            assert api.status_code == 429  # one budget for the console and the API, per client address
+    finally:
+        running.server.stop()

@@ -12,6 +12,9 @@ import httpx
 import pytest
 from console_support import BrowserPage, Console, sign_in_with_password, sign_in_with_token, start_console
 
+from mailsec.config import load_settings
+from mailsec.services import open_services
+
 
 def session_cookie(page: Any) -> dict[str, Any]:
     cookies = [c for c in page.context.cookies() if c["name"] == "mailsec_console"]
@@ -150,3 +153,24 @@ def test_slash_jumps_to_the_search_box(console: Console, signed_in: BrowserPage)
     assert page.evaluate("document.activeElement.id") == "q"
     assert page.evaluate("[document.activeElement.selectionStart, document.activeElement.selectionEnd]") == [0, 7]
     assert signed_in.problems == []
+
+
+def test_a_user_with_two_accounts_switches_between_them(console: Console, browser_page: BrowserPage) -> None:
+    services = open_services(load_settings(env=console.server.env))
+    try:
+        second = services.accounts.create_account("Second").id
+        email = f"two-{second[:6]}@corp.example"
+        services.accounts.create_user(email, console.account)
+        services.accounts.grant_user(email, second, can_write=False)
+        services.accounts.set_password(email, console.password)
+    finally:
+        services.close()
+    page = browser_page.page
+    sign_in_with_password(page, console.url, email, console.password)
+    first = page.url.split("/a/", 1)[1].split("/", 1)[0]
+    other = second if first == console.account else console.account
+    page.get_by_label("Account").select_option(other)
+    page.get_by_role("button", name="Switch").click()
+    page.wait_for_url(f"**/a/{other}/search")
+    assert (page.locator(".badge-readonly").count() == 1) == (other == second)  # the scope is per account
+    assert browser_page.problems == []

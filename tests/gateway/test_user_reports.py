@@ -184,3 +184,26 @@ def _api_helpers_on_path() -> None:
     api = str(Path(__file__).resolve().parent.parent / "api")
     if api not in sys.path:
         sys.path.append(api)
+
+
+def test_a_report_with_nothing_to_match_is_recorded_unlinked(gateway: Gateway) -> None:
+    gw = gateway
+    hostile = (
+        b"From: kim@corp.example\r\nTo: report@corp.example\r\nSubject: weird\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n%%%% not base64 \x00\xff %%%%\r\n--b--\r\n"
+    )
+    before = len(wait_submissions(gw, 0))
+    pid = send(gw, hostile, [REPORT], sender="kim@corp.example")[0]
+    gw.wait_idle()
+    found = wait_submissions(gw, before + 1)
+    mine = next(s for s in found if s.detail["report_postfix_id"] == pid)
+    assert mine.message_pk is None and mine.detail["matched_by"] is None and mine.requested_by == "kim@corp.example"
+    report = gw.services.messages.get(gw.account, pid)
+    assert report is not None and report.delivery_mode.value == "REVIEW_SUBMISSION"
+    lines = [e.message for e in gw.services.messages.trace(report.pk)["inbound"]]
+    assert any("no stored message matches it" in line for line in lines), lines
+    # `--report-address ""` removes it
+    gw.server.cli("domain", "edit", "corp.example", "--account", gw.account, "--report-address", "")
+    found_domain = gw.services.domains.find(gw.account, "corp.example")
+    assert found_domain is not None and "report_address" not in found_domain.settings

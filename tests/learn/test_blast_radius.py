@@ -15,6 +15,8 @@ from mailsec.config import load_settings
 from mailsec.learn.blast import DAY_US
 from mailsec.model import Disposition
 from mailsec.services import Services, open_services
+from mailsec.store.bulk_jobs import BulkJobRepo
+from mailsec.store.integrations import IntegrationRepo
 from mailsec.store.schema import learn_sketches, messages
 from support import LiveServer
 
@@ -52,9 +54,10 @@ def test_blast_radius_and_apply(services: Services) -> None:
     assert radius.requested is D.SPAM and {s.id for s in radius.similar} == {p.id for p in copies}
     assert old.id not in {s.id for s in radius.similar} and club.id not in {s.id for s in radius.similar}
     assert {s.id for s in learn.blast_radius(services, account, first.pk, days=60).similar} >= {old.id}
-    changes = learn.apply_similar(services, account, first.pk)
-    assert sorted(c[0] for c in changes) == sorted(p.id for p in copies)
-    assert all(old_ == "NONE" and new == "SPAM" for _, old_, new in changes)
+    done = learn.apply_similar(services, account, first.pk)
+    assert sorted(c[0] for c in done.changes) == sorted(p.id for p in copies)
+    assert all(old_ == "NONE" and new == "SPAM" for _, old_, new in done.changes)
+    assert done.bulk_job_id is None  # no mailbox integration: nothing to move
     assert learn.blast_radius(services, account, first.pk).would_change == []
     # another account's messages are never in it, nor reachable
     other = services.accounts.create_account("Other").id
@@ -101,8 +104,24 @@ def test_similar_route_and_cli(live_server: LiveServer) -> None:
     applied = httpx.post(f"{base}/{first.id}/similar", json={"days": 30}, headers={"Authorization": f"Bearer {token}"},
                          timeout=120)  # fmt: skip
     assert applied.status_code == 200, applied.text
+    assert applied.json()["result"]["bulk_job_id"] is None
     changed = applied.json()["result"]["changed"]
     assert sorted(c["id"] for c in changed) == sorted(p.id for p in copies)
     assert all(c["old_disposition"] == "NONE" and c["new_disposition"] == "SPAM" for c in changed)
     after = runner.invoke(app, ["reclassify-similar", "--account", account, first.id, "--apply"], env=env)
     assert "would change to SPAM: 0" in after.stdout and "changed: 0" in after.stdout
+
+
+def test_apply_moves_through_a_bulk_job_when_mailboxes_exist(services: Services) -> None:
+    account = services.accounts.create_account("Corp").id
+    IntegrationRepo(services.engine).add(account, "corp.example", "imap", "imap://127.0.0.1:1", {}, b"sealed")
+    first, copies, _old, _club = _campaign(services, account)
+    reclassify(services, account, first, D.SPAM, "sub-1")
+    done = learn.apply_similar(services, account, first.pk, requested_by="soc@corp.example")
+    assert done.bulk_job_id is not None
+    repo = BulkJobRepo(services.engine)
+    job = repo.get(account, done.bulk_job_id)
+    assert job is not None and job.action == "MOVE" and job.status == "PROCESSING"
+    assert job.params["destination"] == "JunkEmail" and job.requested_by == "soc@corp.example"
+    assert {m.message_pk for m in repo.messages(job.id, limit=100)} == {p.pk for p in copies}
+    assert all(m.status == "PENDING" for m in repo.messages(job.id, limit=100))

@@ -16,6 +16,7 @@ from learn_helpers import ALERT, CLUB, finding, reclassify, store
 from mailsec.model import Disposition, Envelope
 from mailsec.services import Services
 from mailsec.store import policies as kinds
+from mailsec.store.history import HistoryRepo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scan"))
 from dns_zone import Zones, dns_server
@@ -69,6 +70,8 @@ def test_a_sender_reclassified_malicious_is_treated_as_such(dns_services: Servic
     first = store(svc, account, CLUB, subject="Club", sender="it@partner.test", envelope=ENV)
     assert first.verdict.disposition is D.NONE
     reclassify(svc, account, first, D.MALICIOUS, "sub-bad")
+    record = HistoryRepo(svc.engine).read(account, "partner.test", "it@partner.test")
+    assert record.domain is not None and record.domain.flagged == 1
     later = store(svc, account, "Minutes of the meeting are attached to this note for everyone.", subject="Notes",
                   sender="someone@partner.test", envelope=ENV)  # fmt: skip
     assert later.verdict.disposition is D.MALICIOUS
@@ -81,6 +84,9 @@ def test_a_verdict_on_forged_mail_does_not_follow_the_real_sender(dns_services: 
     assert forged.verdict.validation.dmarc != "pass"
     out = reclassify(svc, account, forged, D.MALICIOUS, "sub-forged")
     assert out.sender_keys == [("address", "it@partner.test")]  # an unauthenticated From names no domain
+    record = HistoryRepo(svc.engine).read(account, "partner.test", "it@partner.test")
+    assert record.address is not None and record.address.flagged == 1
+    assert record.domain is None or record.domain.flagged == 0
     again = store(svc, account, "Another note from the forger, nothing more to say here.", subject="x",
                   sender="it@partner.test", envelope=FORGED)  # fmt: skip
     assert again.verdict.disposition is D.MALICIOUS

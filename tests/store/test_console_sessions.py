@@ -77,9 +77,14 @@ def test_idle_and_old_sessions_are_gone(services: Services) -> None:
     assert repo.touch(idle, 900, 3600) is None  # 20 minutes idle, 15 allowed
     assert repo.touch(idle, 3600, 7200) is None  # and it was deleted, not only refused
     assert repo.touch(old, 900, 3600) is None  # 70 minutes old, 60 allowed
-    before = time.time_ns() // 1000
     touched = repo.touch(busy, 900, 3600)
-    assert touched is not None and touched.last_seen_us >= before
+    assert touched is not None
+    assert repo.touch(busy, 900, 3600) == touched  # used again at once: no write
+    with services.engine.begin() as conn:
+        conn.execute(update(console_sessions).values(last_seen_us=console_sessions.c.last_seen_us - 120_000_000))
+    before = time.time_ns() // 1000
+    refreshed = repo.touch(busy, 900, 3600)
+    assert refreshed is not None and refreshed.last_seen_us >= before  # two minutes on: the idle clock restarts
 
 
 def test_purge_forgets_idle_sessions(services: Services) -> None:

@@ -85,14 +85,14 @@ class _Task:
     wanted: Wanted
 
 
-def _recipients(services: Services, message: StoredMessage) -> list[tuple[str, RecipientState, str | None]]:
-    rows = services.messages.recipient_states(message.pk)
+def _recipients(rows: list[dict[str, Any]]) -> list[tuple[str, RecipientState, str | None]]:
     return [(str(r["address"]), decide.parse_state(r["status"]), r.get("folder")) for r in rows]
 
 
 def _plan(
     services: Services,
     message: StoredMessage,
+    recipient_rows: list[dict[str, Any]],
     destination: Destination,
     integration_of: Callable[[str], Integration | None],
 ) -> tuple[list[MoveItem], list[_Task]]:
@@ -101,7 +101,7 @@ def _plan(
     delivery_id = dispatch.delivery_id(message, services.settings.smtp_hostname)
     items: list[MoveItem] = []
     tasks: list[_Task] = []
-    for address, state, folder in _recipients(services, message):
+    for address, state, folder in _recipients(recipient_rows):
         item = MoveItem(message.id, message.postfix_id, address, destination.value, FAILED)
         items.append(item)
         if inline and state not in IN_MAILBOX:
@@ -112,6 +112,8 @@ def _plan(
             item.reason = f"no mailbox integration for {address.rpartition('@')[2]}"
             continue
         hint = next((d for d in Destination if d.value == folder), None)
+        if hint is None and state is RecipientState.DELIVERED:  # handed to the mailbox by us, never moved since
+            hint = Destination.INBOX
         tasks.append(_Task(message, item, integration, folder, Wanted(message.internet_message_id, delivery_id, hint)))
     return items, tasks
 
@@ -245,7 +247,8 @@ def move_message(
     backend_for: BackendFor | None = None,
 ) -> list[MoveItem]:
     backend_for = backend_for or (lambda i: registry.backend_for(i, services.settings.data_dir))
-    items, tasks = _plan(services, message, destination, _integrations(services, message.account_id))
+    rows = services.messages.recipient_states(message.pk)
+    items, tasks = _plan(services, message, rows, destination, _integrations(services, message.account_id))
     _execute(services, tasks, destination, backend_for, parallel=1)
     _record(services, [(message, items)], destination, requested_by)
     return items
@@ -296,18 +299,21 @@ def move(
     `parallel` mailboxes at once (most of a move is waiting for mailbox servers), then one commit for the record."""
     backend_for = backend_for or (lambda i: registry.backend_for(i, services.settings.data_dir))
     integration_of = _integrations(services, account_id)
+    unique = list(dict.fromkeys(refs))
+    stored = services.messages.get_refs(account_id, unique)
+    rows = services.messages.recipient_states_of(list(dict.fromkeys(m.pk for m in stored.values())))
     found: dict[int, tuple[StoredMessage, list[MoveItem]]] = {}
     plan: list[int | MoveItem] = []
     tasks: list[_Task] = []
-    for ref in dict.fromkeys(refs):
-        message = services.messages.get(account_id, ref)
+    for ref in unique:
+        message = stored.get(ref)
         if message is None:
             norm = ids.normalize_message_ref(ref)
             plan.append(
                 MoveItem(norm, ids.postfix_id_of(norm), None, destination.value, NOT_FOUND, reason="no such message")
             )
         elif message.pk not in found:  # an id and its postfix_id name one message: moved once
-            items, planned = _plan(services, message, destination, integration_of)
+            items, planned = _plan(services, message, rows[message.pk], destination, integration_of)
             found[message.pk] = (message, items)
             tasks += planned
             plan.append(message.pk)

@@ -160,8 +160,6 @@ def reclassify(
         reason=f"{RECLASSIFIED_PREFIX}{requested.value} by {requested_by} (was {original.value})",
         phish=requested in PHISH,
     )
-    if user_report is not None:
-        repo.escalate(account_id, user_report.id, team, requested_by, at)
     event = Reclassification(
         account_id=account_id,
         message_pk=message.pk,

@@ -63,10 +63,9 @@ async def signin(request: Request) -> Response:
     password = fields.get("password", "")[:MAX_FIELD]
     services = services_of(request)
     throttle: FailureThrottle = request.app.state.auth_throttle
-    client = request.client.host if request.client else "unknown"
     credential = "token:" + token if token else "email:" + email.lower()
     keys = client_keys(request, credential)
-    if throttle.wait(keys) > 0 or throttle.wait([f"ip:{client}"]) > 0:
+    if throttle.wait(keys) > 0:
         return _signin_page(request, 429, "Too many failed sign-ins; wait a minute and try again.", email)
     kind, subject = "", ""
     if token:

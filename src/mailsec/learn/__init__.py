@@ -19,7 +19,7 @@ from mailsec.model import Disposition, Envelope, Reclassification
 from mailsec.services import Services
 
 if TYPE_CHECKING:
-    from mailsec.learn.blast import BlastRadius
+    from mailsec.learn.blast import Applied, BlastRadius
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,12 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
     if event.requested not in BAD and event.requested is not Disposition.NONE:
         outcome.model = f"nothing learned from {event.requested.value}"
         return outcome
-    parsed = parse_message(services.blobs.get(m.raw_sha256))
+    try:
+        parsed = parse_message(services.blobs.get(m.raw_sha256))
+    except Exception as exc:
+        log.warning("reclassified message %s unreadable, nothing learned: %s", m.pk, exc)
+        outcome.model = f"nothing learned: the stored message could not be read ({type(exc).__name__})"
+        return outcome
     who = identify(parsed, Envelope(mail_from=m.envelope_from, rcpt_to=m.envelope_to))
     if m.verdict.validation.dmarc == "pass" and who.from_domain:
         who = who.authenticate(who.from_domain)
@@ -73,7 +78,7 @@ def on_reclassified(services: Services, event: Reclassification) -> LearnOutcome
         outcome.sender_keys = SenderLessonRepo(services.engine).remember(
             event.account_id, who, event.submission_id, event.requested, event.original
         )
-        if event.requested in BAD:
+        if event.requested in BAD:  # the sender history's record; `actions.reclassify` leaves it to learning
             domain = who.from_org if who.authenticated else ""  # a forged From says nothing about its domain
             HistoryRepo(services.engine).record_reclassified(event.account_id, domain, who.from_address)
     except Exception:
@@ -101,9 +106,12 @@ def blast_radius(services: Services, account_id: str, message_pk: int, days: int
     return radius_of(services, account_id, message_pk, days)
 
 
-def apply_similar(services: Services, account_id: str, message_pk: int, days: int = 30) -> list[tuple[str, str, str]]:
-    """Re-scan the messages of the blast radius whose verdict would change: (id, old, new) of each one changed."""
+def apply_similar(
+    services: Services, account_id: str, message_pk: int, days: int = 30, requested_by: str | None = None
+) -> Applied:
+    """Re-scan the messages of the blast radius whose verdict would change (and move them, when the account has
+    mailbox integrations)."""
     from mailsec.learn.blast import apply
     from mailsec.learn.blast import blast_radius as radius_of
 
-    return apply(services, radius_of(services, account_id, message_pk, days), account_id)
+    return apply(services, radius_of(services, account_id, message_pk, days), account_id, requested_by)

@@ -1,18 +1,23 @@
 """Blast radius: the account's stored messages of the last days that look like a reclassified one (the same text
 fingerprint, or a shared MinHash band confirmed by the sketches' similarity) and whose verdict differs from the one
-the analyst asked for; `apply` re-scans them, so that the campaign memory gives them that verdict too."""
+the analyst asked for; `apply` re-scans them, so that the campaign memory gives them that verdict too, and moves
+them in the mailboxes (a bulk MOVE job) when the account has mailbox integrations."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
 from mailsec.learn.campaigns import SketchRepo
-from mailsec.model import Disposition
+from mailsec.model import Destination, Disposition
 from mailsec.scan.campaign import CampaignKeys, same_campaign
 from mailsec.services import Services
+from mailsec.store import bulk_jobs
+from mailsec.store.bulk_jobs import BulkJobRepo
+from mailsec.store.integrations import IntegrationRepo
 from mailsec.store.messages import StoredMessage
 from mailsec.store.schema import learn_campaigns, learn_sketches, messages
 
@@ -90,9 +95,7 @@ def blast_radius(
     for i in range(0, len(pks), 500):
         for other in services.messages.get_many(pks[i : i + 500]):
             theirs = CampaignKeys(
-                other.verdict.edf_hash or "",
-                other.verdict.htmltext_structure_hash or "",
-                candidates[other.pk],
+                other.verdict.edf_hash or "", other.verdict.htmltext_structure_hash or "", candidates[other.pk]
             )
             how = same_campaign(keys, theirs)
             if how is not None:
@@ -100,9 +103,59 @@ def blast_radius(
     return out
 
 
-def apply(services: Services, radius: BlastRadius, account_id: str) -> list[tuple[str, str, str]]:
-    """Re-scan the messages that would change: (id, old, new) for each one re-scanned."""
+@dataclass
+class Applied:
+    changes: list[tuple[str, str, str]]
+    """(id, old, new) of each message the re-scan changed."""
+    bulk_job_id: str | None = None
+    """The MOVE job that puts them in their place in the mailboxes, when the account has mailbox integrations."""
+
+
+def destination_for(requested: Disposition) -> Destination:
+    """Where a message of this verdict belongs in a mailbox: clean mail in the inbox, the rest in junk (reversible
+    and visible; the analyst can move further from there)."""
+    return Destination.INBOX if requested is Disposition.NONE else Destination.JUNK
+
+
+def apply(services: Services, radius: BlastRadius, account_id: str, requested_by: str | None = None) -> Applied:
+    """Re-scan the messages that would change, so that they carry the analyst's verdict; when the account has
+    mailbox integrations, also a bulk MOVE job (actions/bulk.py, run by `serve`'s job runner) for those the re-scan
+    changed."""
     from mailsec.rescan import rescan  # rescan imports the pipeline, which imports learning
 
-    summary = rescan(services, account_id, [s.pk for s in radius.would_change])
-    return [(c.id, c.old, c.new) for c in summary.changed]
+    targets = radius.would_change
+    summary = rescan(services, account_id, [s.pk for s in targets])
+    changed_ids = {c.id for c in summary.changed}
+    out = Applied([(c.id, c.old, c.new) for c in summary.changed])
+    pks = [s.pk for s in targets if s.id in changed_ids]
+    if pks and IntegrationRepo(services.engine).list_for(account_id):
+        out.bulk_job_id = _move_job(services, account_id, radius, pks, requested_by)
+    return out
+
+
+def _move_job(
+    services: Services, account_id: str, radius: BlastRadius, pks: list[int], requested_by: str | None
+) -> str:
+    """A MOVE job over exactly these messages: created, filled and set to PROCESSING under a claim of its own, then
+    left for the job runner. Its search matches nothing, so a runner that claims it first (before it is filled)
+    finds nothing and completes it empty; another job is then made."""
+    repo = BulkJobRepo(services.engine)
+    destination = destination_for(radius.requested).value
+    for _ in range(3):
+        params = {
+            "search_params": {"query": f"blast-radius-{uuid.uuid4().hex}"},
+            "destination": destination,
+            "blast_radius_of": radius.message_id,
+        }
+        comment = f"blast radius of {radius.message_id} ({radius.requested.value})"
+        job_id = repo.create(account_id, "MOVE", params, comment, requested_by)
+        identity = f"learn:{job_id}"
+        if repo.claim(identity, 0, job_id) != job_id:
+            continue
+        try:
+            added = repo.add_messages(job_id, pks)
+            repo.set_status(job_id, identity, bulk_jobs.PROCESSING, f"{added} message(s) of the blast radius")
+        finally:
+            repo.release_claim(job_id, identity)
+        return job_id
+    raise RuntimeError("no bulk job could be filled: job runners claimed each one first")

@@ -5,9 +5,12 @@ one we were told about?" and "which stored messages look like this one?" are ind
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, and_, delete, insert, or_, select
+from sqlalchemy import Connection, Engine, and_, delete, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from mailsec.model import Disposition
 from mailsec.scan.campaign import CampaignKeys, same_campaign
@@ -16,6 +19,16 @@ from mailsec.store.schema import learn_bands, learn_campaign_bands, learn_campai
 
 MAX_CANDIDATES = 50
 """Remembered campaigns compared with one message at most (the newest first)."""
+
+
+@contextmanager
+def reading(engine: Engine, conn: Connection | None = None) -> Iterator[Connection]:
+    """`conn` when the caller has one (the pipeline reads every lesson on one connection), else a new one."""
+    if conn is not None:
+        yield conn
+        return
+    with engine.connect() as fresh:
+        yield fresh
 
 
 def _now_us() -> int:
@@ -88,7 +101,9 @@ class CampaignRepo:
             )
         return int(result.rowcount or 0)
 
-    def candidates(self, account_id: str, keys: CampaignKeys, by_structure: bool = False) -> list[Campaign]:
+    def candidates(
+        self, account_id: str, keys: CampaignKeys, by_structure: bool = False, conn: Connection | None = None
+    ) -> list[Campaign]:
         """Remembered campaigns sharing the text fingerprint or an LSH band with `keys` (or, `by_structure`, its
         structure hash: a template many campaigns may share, so looked up on its own), newest first."""
         c = learn_campaigns.c
@@ -115,14 +130,14 @@ class CampaignRepo:
             .order_by(c.created_us.desc(), c.id.desc())
             .limit(MAX_CANDIDATES)
         )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
+        with reading(self.engine, conn) as db:
+            rows = db.execute(query).all()
         return [_campaign(r) for r in rows]
 
-    def lesson_for(self, account_id: str, keys: CampaignKeys) -> Lesson | None:
+    def lesson_for(self, account_id: str, keys: CampaignKeys, conn: Connection | None = None) -> Lesson | None:
         """The newest remembered campaign this message belongs to, as a lesson for the scan."""
         for by_structure in (False, True):
-            for campaign in self.candidates(account_id, keys, by_structure):
+            for campaign in self.candidates(account_id, keys, by_structure, conn):
                 how = same_campaign(keys, campaign.keys)
                 if how is not None:
                     return Lesson(campaign.submission_id, campaign.requested, campaign.original, how)
@@ -158,20 +173,25 @@ class SketchRepo:
         self.engine = engine
 
     def save(self, account_id: str, message_pk: int, scanned_us: int, keys: CampaignKeys) -> None:
+        """Once per message: a rerun of the same message finds its sketch there and leaves it."""
         if not keys.signature:
             return
-        with self.engine.begin() as conn:
-            conn.execute(delete(learn_bands).where(learn_bands.c.message_pk == message_pk))
-            conn.execute(delete(learn_sketches).where(learn_sketches.c.message_pk == message_pk))
-            conn.execute(
-                insert(learn_sketches).values(
-                    message_pk=message_pk, account_id=account_id, scanned_us=scanned_us, signature=keys.signature
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(learn_sketches).values(
+                        message_pk=message_pk, account_id=account_id, scanned_us=scanned_us, signature=keys.signature
+                    )
                 )
-            )
-            conn.execute(
-                insert(learn_bands),
-                [{"account_id": account_id, "band": b, "message_pk": message_pk} for b in dict.fromkeys(keys.bands)],
-            )
+                conn.execute(
+                    insert(learn_bands),
+                    [
+                        {"account_id": account_id, "band": b, "message_pk": message_pk}
+                        for b in dict.fromkeys(keys.bands)
+                    ],
+                )
+        except IntegrityError:
+            pass
 
     def sharing_bands(self, account_id: str, bands: list[int], since_us: int, limit: int) -> dict[int, bytes]:
         """message_pk → signature of the account's messages since `since_us` that share a band."""

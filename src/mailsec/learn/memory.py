@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import text
+
 from mailsec.learn.campaigns import CampaignRepo, SketchRepo
 from mailsec.learn.senders import SenderLessonRepo
 from mailsec.model import ParsedMessage
@@ -25,14 +27,32 @@ def keys_for(parsed: ParsedMessage) -> CampaignKeys | None:
         return None
 
 
-def learned_for(services: Services, account_id: str, who: SenderIdentity, keys: CampaignKeys | None) -> Learned | None:
+# One statement that says which lessons the account has at all and its active model version: most messages of most
+# accounts need nothing more (written out, so that it is compiled once, not per message).
+_WHAT_IS_LEARNED = text(
+    "SELECT EXISTS (SELECT 1 FROM learn_campaigns WHERE account_id = :account_id) AS campaigns, "
+    "EXISTS (SELECT 1 FROM learn_senders WHERE account_id = :account_id) AS senders, "
+    "(SELECT version FROM learn_models WHERE account_id = :account_id AND state = 'active') AS version"
+)
+
+
+def learned_for(
+    services: Services, account_id: str, who: SenderIdentity, keys: CampaignKeys | None
+) -> tuple[Learned | None, int | None]:
+    """The lessons for this message and the account's active model version, read on one connection (None for the
+    version when it could not be read: the caller reads it again)."""
     try:
-        campaign = CampaignRepo(services.engine).lesson_for(account_id, keys) if keys is not None else None
-        sender = SenderLessonRepo(services.engine).lesson_for(account_id, who)
+        with services.engine.connect() as conn:
+            has = conn.execute(_WHAT_IS_LEARNED, {"account_id": account_id}).one()
+            campaign = sender = None
+            if has.campaigns and keys is not None:
+                campaign = CampaignRepo(services.engine).lesson_for(account_id, keys, conn)
+            if has.senders:
+                sender = SenderLessonRepo(services.engine).lesson_for(account_id, who, conn)
     except Exception:
         log.exception("learned lessons not read for account %s", account_id)
-        return None
-    return Learned(campaign=campaign, sender=sender) if campaign or sender else None
+        return None, None
+    return (Learned(campaign=campaign, sender=sender) if campaign or sender else None), int(has.version or 0)
 
 
 def remember_sketch(

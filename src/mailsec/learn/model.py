@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
+from mailsec.learn.campaigns import reading
 from mailsec.learn.holdout import Quality, below_floor, load_holdout, quality
 from mailsec.model import Disposition
 from mailsec.scan.content import ContentModel, shipped_model
@@ -128,9 +129,9 @@ class ModelRepo:
             ).first()
         return (int(row.version), row.delta) if row is not None else (0, None)
 
-    def active_version(self, account_id: str) -> int:
-        with self.engine.connect() as conn:
-            v = conn.execute(
+    def active_version(self, account_id: str, conn: Connection | None = None) -> int:
+        with reading(self.engine, conn) as db:
+            v = db.execute(
                 select(learn_models.c.version).where(
                     learn_models.c.account_id == account_id, learn_models.c.state == ACTIVE
                 )
@@ -234,11 +235,11 @@ def _load_version(account_id: str, version: int, delta: bytes) -> ContentModel:
     return model
 
 
-def account_model(services: Services, account_id: str) -> ContentModel | None:
-    """The account's active content model; None for the shipped one. One indexed read per message; the model
-    itself is cached per version."""
+def account_model(services: Services, account_id: str, version: int | None = None) -> ContentModel | None:
+    """The account's active content model (`version`: the active version when the caller has read it); None for
+    the shipped one. The model itself is cached per version."""
     repo = ModelRepo(services.engine)
-    version = repo.active_version(account_id)
+    version = repo.active_version(account_id) if version is None else version
     if version == 0:
         return None
     cached = _cache.get((account_id, version))

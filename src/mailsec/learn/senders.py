@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, insert, select
 
+from mailsec.learn.campaigns import reading
 from mailsec.model import Disposition
 from mailsec.scan.identity import SenderIdentity
 from mailsec.scan.learned import Lesson
@@ -75,7 +76,7 @@ class SenderLessonRepo:
                 )  # fmt: skip
         return keys
 
-    def lesson_for(self, account_id: str, who: SenderIdentity) -> Lesson | None:
+    def lesson_for(self, account_id: str, who: SenderIdentity, conn: Connection | None = None) -> Lesson | None:
         """The lesson on the address, else on the domain. `who` is not yet authenticated (the scan does that):
         `learned.py` grants relief to authenticated mail only, and holds a bad lesson from unauthenticated mail
         against unauthenticated mail only."""
@@ -83,8 +84,8 @@ class SenderLessonRepo:
         if not keys:
             return None
         c = learn_senders.c
-        with self.engine.connect() as conn:
-            rows = conn.execute(
+        with reading(self.engine, conn) as db:
+            rows = db.execute(
                 select(c.kind, c.value, c.requested, c.original, c.submission_id, c.authenticated).where(
                     c.account_id == account_id, c.kind.in_({k for k, _ in keys}), c.value.in_({v for _, v in keys})
                 )

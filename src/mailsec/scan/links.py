@@ -89,6 +89,11 @@ def _text_domain(text: str) -> str | None:
     return rd
 
 
+def shown_domain(text: str) -> str | None:
+    """The registered domain a link's visible text shows (`www.paypal.com/login` → `paypal.com`), else None."""
+    return _text_domain(text) if text else None
+
+
 def _ignored(href: str, patterns: Iterable[UntrustedPattern | str]) -> bool:
     for p in patterns:
         if isinstance(p, str):
@@ -159,6 +164,11 @@ def _finding(
         detail=detail or None,
         category=category,
     )
+
+
+@lru_cache(maxsize=256)
+def _named_domains(protected: tuple[str, ...], brands: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(protected) | frozenset(brands)
 
 
 def _check_link(
@@ -305,7 +315,7 @@ def _check_link(
     labels = url.host[: -len(url.rd)].strip(".") if url.host.endswith(url.rd) else ""
     if labels:
         parts = labels.split(".")[:8]
-        wanted = set(protected) | set(brands)
+        wanted = _named_domains(protected, brands)
         found = next(
             (
                 t
@@ -342,7 +352,8 @@ def analyze_links(parsed: ParsedMessage, policy: Policy, identity: SenderIdentit
             continue
         _check_link(link, url, protected, hits, policy, sender_org)
     findings = hits.findings()
-    if parsed.html_body and ("<form" in parsed.html_body.lower() or "password" in parsed.html_body.lower()):
+    html = parsed.html_body.lower() if parsed.html_body else ""
+    if "<form" in html or "password" in html:
         findings.extend(_body_forms(parsed))
     return findings
 

@@ -156,7 +156,9 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "`x.onmicrosoft.com`) that no organisation's mail is sent from", deception=True),
     FindingSpec("TEXT_DISGUISED", "disguise", D.SUSPICIOUS, 2.0, "Spoof",
                 "the subject or sender name hides itself: invisible characters, letters of another script inside a "
-                "Latin word, mathematical or small-capital letters", deception=True),
+                "Latin word, mathematical or small-capital letters, a brand's name with a capital I for an l "
+                "(`PayPaI`)",
+                deception=True),
     FindingSpec("BRAND_SENDER_FOREIGN_LINKS", "structure", D.SUSPICIOUS, 2.0, "BrandImpersonation",
                 "the From domain is a well-known brand's, unauthenticated, and every link goes to an unrelated, "
                 "unestablished site", deception=True),
@@ -165,6 +167,15 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "full`), as mail sent to a harvested address does, and the message asks the reader to act elsewhere "
                 "(a lure: a link to an unestablished site, a risky attachment, a diverted reply, a brand claim); list "
                 "mail excepted", deception=True),
+    FindingSpec("SENDER_TRAIL_SCATTERED", "structure", D.SPOOF, 1.0, "Spoof",
+                "the From address, the envelope sender and the Message-ID are on three unrelated registered domains "
+                "and the message is no list or bulk mail (a forwarder's rewritten envelope or the recipient's own "
+                "domain excepted): written under one name, composed on a second system and sent from a third",
+                deception=True),
+    FindingSpec("LINKS_ALL_SHORTENED", "structure", D.SUSPICIOUS, 1.0, "Link",
+                "every web link goes through a URL shortener and at least one hides behind words or a picture: the "
+                "message keeps every destination from the reader (a newsletter's shortened links sit beside its own)",
+                deception=True),
     FindingSpec("REPLY_TO_DIVERTED", "impersonation", D.SUSPICIOUS, 1.0, "BEC",
                 "Reply-To's registered domain differs from From's (not a recipient's domain, not list mail)",
                 deception=True, varies="2 to a free mailbox; MALICIOUS-BEC 4 when the sender poses as someone trusted"),
@@ -211,6 +222,9 @@ _SPECS: tuple[FindingSpec, ...] = (
                 "unsubscribe headers, `Precedence: bulk`, ESP signatures", varies="the points of the evidence"),
     FindingSpec("PHISHING_CORROBORATED", "verdict", D.MALICIOUS, 3.0, "Phishing",
                 "the classifier is sure of phishing and another analyzer found a deception"),
+    FindingSpec("PHISHING_SUSPECTED", "verdict", D.SUSPICIOUS, 2.5, "Phishing",
+                "the classifier leans to phishing (0.3 <= p < 0.6) and another analyzer found a deception: SUSPICIOUS, "
+                "never MALICIOUS"),
     # policy (scan/policy.py, scan/verdict.py) and the scanner itself
     FindingSpec("BLOCKLISTED", "policy", D.MALICIOUS, 8.0, "Blocklisted", "a block policy matches"),
     FindingSpec("ALLOWLISTED", "policy", D.NONE, 0.0, None, "an allow policy applies"),

@@ -12,19 +12,28 @@ content classifier does not.
   brand's nor an established one (or handing over a risky attachment, or diverting replies to a free mailbox).
 
 Each gives PHISHING_STRUCTURE (MALICIOUS, score 8, category Phishing), once, its reason naming both halves.
-Two doubtful halves are findings of their own, deceptions that corroborate phishing text (verdict.py):
-BRAND_SENDER_FOREIGN_LINKS and SUBJECT_NAMES_RECIPIENT."""
+Doubtful halves are findings of their own, deceptions that corroborate phishing text (verdict.py):
+BRAND_SENDER_FOREIGN_LINKS, SUBJECT_NAMES_RECIPIENT, SENDER_TRAIL_SCATTERED and LINKS_ALL_SHORTENED."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from mailsec.model import Finding, ParsedMessage
 from mailsec.scan.bulk import is_click_tracker
 from mailsec.scan.identity import SenderIdentity
 from mailsec.scan.impersonation import claimed_brand
-from mailsec.scan.links import parse_url
-from mailsec.scan.lookalike import FREEMAIL, brand_domains, brand_names, is_established, same_name
+from mailsec.scan.links import parse_url, shown_domain
+from mailsec.scan.lookalike import (
+    FREEMAIL,
+    brand_domains,
+    brand_names,
+    is_established,
+    registered_domain,
+    same_name,
+    shortener_domains,
+)
 from mailsec.scan.lure import Lure
 from mailsec.scan.registry import spec
 
@@ -120,13 +129,83 @@ def _subject_names_recipient(parsed: ParsedMessage, lure: Lure) -> list[Finding]
     return []
 
 
+_FORWARDED_RE = re.compile(r"(?:^|[+=])srs[01]?=|\+caf_=")  # SRS (`SRS0=h=tt=orig=user@`), Gmail's `+caf_=`
+LIST_HEADERS = ("list-id", "list-post", "list-unsubscribe", "mailing-list", "x-mailing-list")
+
+
+def _message_id_org(parsed: ParsedMessage) -> str:
+    """The registered domain the Message-ID was made on; empty for a bare host name (`WIN-HM6FI4VOIEP`)."""
+    domain = parsed.message_id.strip().strip("<>").rpartition("@")[2].strip().rstrip(">").lower()
+    return registered_domain(domain) if "." in domain.strip(".") else ""
+
+
+def _sender_trail_scattered(parsed: ParsedMessage, identity: SenderIdentity) -> list[Finding]:
+    """From, envelope sender and Message-ID on three unrelated organisations. A sending system stamps its own
+    Message-ID and bounce address: an organisation's own server puts both on its domain, an ESP or a hosted mailbox
+    puts one or both on the provider's, so honest mail shows at most two organisations. Three is a message written
+    under a borrowed name, composed on one system (a webmail or cloud tenant) and injected from another (a compromised
+    server). List and bulk mail are left alone (list managers and ESPs rewrite the envelope on purpose), and so is a
+    forwarder's SRS address, which rewrites the envelope of mail it passes on."""
+    envelope = identity.envelope_sender.lower()
+    if not identity.from_org or not identity.envelope_domain or any(parsed.header(h) for h in LIST_HEADERS):
+        return []
+    if _FORWARDED_RE.search(envelope.partition("@")[0]):
+        return []
+    envelope_org = registered_domain(identity.envelope_domain)
+    made_on = _message_id_org(parsed)
+    if not made_on or len({identity.from_org, envelope_org, made_on}) < 3:
+        return []
+    if envelope_org in {registered_domain(a.domain) for a in [*parsed.to, *parsed.cc][:20] if a.domain}:
+        return []  # the recipient's own forwarder
+    return [
+        spec("SENDER_TRAIL_SCATTERED").make(
+            f"The mail is written from {identity.from_org}, was composed on {made_on} (its Message-ID) and sent from "
+            f"{envelope_org} (its envelope sender): three unrelated organisations",
+            field="from",
+            value=identity.envelope_sender[:320],
+        )
+    ]
+
+
+def _links_all_shortened(parsed: ParsedMessage) -> list[Finding]:
+    """Every web link goes through a URL shortener, and one of them hides behind words or a picture rather than
+    showing its address: the message keeps every destination from the reader. A newsletter's shortened links sit
+    beside links to its own site; a colleague pasting a short link shows it (plain text shows every address)."""
+    shorteners = shortener_domains()
+    hidden = None
+    for link in parsed.links[:MAX_LINKS]:
+        u = parse_url(link.href)
+        if u is None or not u.rd:
+            continue
+        if u.rd not in shorteners and u.host not in shorteners:
+            return []  # most messages stop at their first link
+        if hidden is None and link.source == "html" and not shown_domain(link.text):
+            hidden = u
+    if hidden is None:
+        return []
+    return [
+        spec("LINKS_ALL_SHORTENED").make(
+            f"Every link goes through a URL shortener ({hidden.host}), behind words or a picture: the message hides "
+            "where it sends the reader",
+            field="link",
+            value=hidden.href[:2000],
+        )
+    ]
+
+
 def analyze_structure(
     parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure
 ) -> list[Finding]:
-    """PHISHING_STRUCTURE when phishing is certain from structure alone (see the module doc), else nothing; and
-    BRAND_SENDER_FOREIGN_LINKS, the doubtful half of it."""
+    """PHISHING_STRUCTURE when phishing is certain from structure alone (see the module doc), else nothing; and the
+    doubtful halves (module doc)."""
     forged = _brand_sender_foreign_links(parsed, identity)
-    return forged + _subject_names_recipient(parsed, lure) + _certain(parsed, identity, [*findings, *forged], lure)
+    doubtful = [
+        *forged,
+        *_subject_names_recipient(parsed, lure),
+        *_sender_trail_scattered(parsed, identity),
+        *_links_all_shortened(parsed),
+    ]
+    return doubtful + _certain(parsed, identity, [*findings, *forged], lure)
 
 
 def _certain(parsed: ParsedMessage, identity: SenderIdentity, findings: Sequence[Finding], lure: Lure) -> list[Finding]:

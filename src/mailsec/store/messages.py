@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mailsec import ids
@@ -130,6 +130,9 @@ class DeliveryWrites:
     def add_trace(self, direction: TraceDirection | str, message: str) -> None:
         self.trace.append((str(direction), message))
 
+    def is_empty(self) -> bool:
+        return not (self.states or self.trace or self.delivery_status is not None or self.is_quarantined is not None)
+
 
 # Statements built once: executing the same statement object reuses its cache key and compiled form (building
 # `update(...).where(...)` anew for every row cost more CPU than SQLite's own work).
@@ -142,6 +145,7 @@ _SET_RCPT = (
 _SET_RCPT_FOLDER = _SET_RCPT.values(folder=bindparam("b_folder"))
 _INSERT_RCPT = insert(recipients)
 _INSERT_TRACE = insert(trace_lines)
+_INSERT_ACTION = insert(action_log)
 _INSERT_MESSAGE = insert(messages)
 _INSERT_TERMS = insert(message_terms)
 _INSERT_ATTACHMENTS = insert(attachments)
@@ -424,26 +428,48 @@ class MessageRepo:
         self.write_deliveries([(pk, writes, None)])
 
     def write_deliveries(self, batch: Sequence[tuple[int, DeliveryWrites, ActionEntry | None]]) -> None:
-        """`write_delivery` for many messages, each with its action log entry if any: one transaction for all (a
-        bulk move of 1,000 messages commits once)."""
+        """`write_delivery` for many messages, each with its action log entry if any: one transaction, and one
+        statement per kind of row where the rows allow (a bulk move of 1,000 messages commits once)."""
+        batch = [(pk, w, a) for pk, w, a in batch if a is not None or not w.is_empty()]
+        if not batch:
+            return
         now = _now_us()
+        trace = [
+            {"message_pk": pk, "direction": d, "logged_us": now, "message": m} for pk, w, _ in batch for d, m in w.trace
+        ]
+        states: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for pk, w, _ in batch:
+            values = {"delivery_status": w.delivery_status, "is_quarantined": w.is_quarantined}
+            set_now = {k: v for k, v in values.items() if v is not None}
+            if set_now:
+                states.setdefault(tuple(set_now), []).append({"b_pk": pk, **{f"b_{k}": v for k, v in set_now.items()}})
+        actions = [_action_values(pk, a) for pk, _, a in batch if a is not None]
         with self.engine.begin() as conn:
-            for pk, writes, action in batch:
+            for pk, writes, _ in batch:  # one by one: a missing row is inserted, which only its rowcount tells
                 for address, status, detail, folder in writes.states:
                     self._set_recipient_state(conn, pk, address, status, detail, folder, now)
-                if writes.trace:
-                    conn.execute(
-                        _INSERT_TRACE,
-                        [{"message_pk": pk, "direction": d, "logged_us": now, "message": m} for d, m in writes.trace],
-                    )
-                _set_state(conn, pk, writes.delivery_status, writes.is_quarantined)
-                if action is not None:
-                    conn.execute(insert(action_log).values(_action_values(pk, action)))
+            if trace:
+                conn.execute(_INSERT_TRACE, trace)
+            for names, params in states.items():
+                conn.execute(_SET_STATE[names], params)
+            if actions:
+                conn.execute(_INSERT_ACTION, actions)
 
     def recipient_states(self, pk: int) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(_RCPTS_OF, {"b_pk": pk}).all()
         return [dict(r._mapping) for r in rows]
+
+    def recipient_states_of(self, pks: Sequence[int]) -> dict[int, list[dict[str, Any]]]:
+        """`recipient_states` of many messages in one query per 500."""
+        out: dict[int, list[dict[str, Any]]] = {pk: [] for pk in pks}
+        with self.engine.connect() as conn:
+            for start in range(0, len(pks), 500):
+                chunk = list(pks[start : start + 500])
+                q = select(recipients).where(recipients.c.message_pk.in_(chunk)).order_by(recipients.c.id)
+                for row in conn.execute(q):
+                    out[row.message_pk].append(dict(row._mapping))
+        return out
 
     def add_trace(self, pk: int, direction: TraceDirection | str, message: str, at: datetime | None = None) -> None:
         with self.engine.begin() as conn:
@@ -490,6 +516,33 @@ class MessageRepo:
         with self.engine.connect() as conn:
             row = conn.execute(select(messages).where(messages.c.account_id == account_id, cond)).first()
         return stored_message(row._mapping) if row else None
+
+    def get_refs(self, account_id: str, refs: Iterable[str]) -> dict[str, StoredMessage]:
+        """`get` for many references at once (a bulk request's ids), one query per 500: the found ones by the
+        reference as given."""
+        by_postfix_id: dict[str, list[str]] = {}
+        by_id: dict[str, list[str]] = {}
+        for ref in refs:
+            norm = ids.normalize_message_ref(ref)
+            postfix_id = ids.postfix_id_of(norm)
+            if postfix_id is not None:
+                (by_postfix_id if postfix_id == norm else by_id).setdefault(norm, []).append(ref)
+        out: dict[str, StoredMessage] = {}
+        keys = [(k, True) for k in by_postfix_id] + [(k, False) for k in by_id]
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                postfix_ids = [k for k, is_postfix in chunk if is_postfix]
+                investigate_ids = [k for k, is_postfix in chunk if not is_postfix]
+                q = select(messages).where(
+                    messages.c.account_id == account_id,
+                    or_(messages.c.postfix_id.in_(postfix_ids), messages.c.id.in_(investigate_ids)),
+                )
+                for row in conn.execute(q):
+                    message = stored_message(row._mapping)
+                    for ref in by_postfix_id.get(message.postfix_id, []) + by_id.get(message.id, []):
+                        out[ref] = message
+        return out
 
     def stored_pk(self, postfix_id: str) -> int | None:
         """The pk of the message stored under this postfix_id, if any (one indexed lookup)."""

@@ -211,13 +211,15 @@ class SubmissionRepo:
         reason: str = "",
         phish: bool = False,
     ) -> Submission:
-        """The submission, its action-log entry on the message and, for a TEAM reclassification
-        (`new_disposition`), the message's new final disposition, in one transaction. The verdict keeps the
-        disposition the scan gave (`reclassified.original`) and says who changed it."""
+        """In one transaction: the submission, its action-log entry on the message, for a TEAM reclassification
+        (`new_disposition`) the message's new final disposition, and for an escalation the USER report's link. The
+        verdict keeps the disposition the scan gave (`reclassified.original`) and who changed it."""
         submission_id = new.id or str(uuid.uuid4())
         now = to_us(at)
         with self.engine.begin() as conn:
             conn.execute(insert(submissions).values(**self._values(new, submission_id, now)))
+            if new.kind is SubmissionKind.TEAM and new.escalated_submission_id:
+                self._escalate(conn, new, submission_id, at)
             if new.message_pk is not None:
                 conn.execute(
                     insert(action_log).values(
@@ -275,30 +277,27 @@ class SubmissionRepo:
             ).first()
         return _row(row) if row else None
 
-    def escalate(
-        self, account_id: str, user_submission_id: str, team: Submission, escalated_by: str, at: datetime
-    ) -> Submission | None:
-        """Link a USER report to the TEAM submission an analyst made of it; the report takes the team's outcome."""
-        with self.engine.begin() as conn:
-            result = conn.execute(
-                update(submissions)
-                .where(
-                    submissions.c.account_id == account_id,
-                    submissions.c.id == user_submission_id,
-                    submissions.c.kind == SubmissionKind.USER.value,
-                )
-                .values(
-                    escalated_submission_id=team.id,
-                    escalated_by=escalated_by,
-                    escalated_at_us=to_us(at),
-                    escalated_as=team.requested_disposition,
-                    status=SubmissionStatus.ESCALATED.value,
-                    customer_status=CustomerStatus.ESCALATED.value,
-                    outcome_disposition=team.outcome_disposition,
-                    outcome=f"escalated to team submission {team.id}",
-                )
+    @staticmethod
+    def _escalate(conn: Connection, team: NewSubmission, team_id: str, at: datetime) -> None:
+        """The USER report a TEAM submission takes up names it back and takes its outcome."""
+        conn.execute(
+            update(submissions)
+            .where(
+                submissions.c.account_id == team.account_id,
+                submissions.c.id == team.escalated_submission_id,
+                submissions.c.kind == SubmissionKind.USER.value,
             )
-        return self.get(account_id, user_submission_id) if result.rowcount else None
+            .values(
+                escalated_submission_id=team_id,
+                escalated_by=team.requested_by,
+                escalated_at_us=to_us(at),
+                escalated_as=wire_disposition(team.requested_disposition),
+                status=SubmissionStatus.ESCALATED.value,
+                customer_status=CustomerStatus.ESCALATED.value,
+                outcome_disposition=wire_disposition(team.outcome_disposition),
+                outcome=f"escalated to team submission {team_id}",
+            )
+        )
 
     def for_messages(self, account_id: str, pks: Iterable[int]) -> dict[int, list[Submission]]:
         pks = list(pks)

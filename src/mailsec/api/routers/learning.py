@@ -3,7 +3,8 @@
 `GET /investigate/{id}/similar` lists the account's stored messages of the last `days` (default 30) that look like
 the message (same text fingerprint, or near-identical text by MinHash) and says which would change to the verdict
 the analyst asked for; `POST` with the same path re-scans those, so that the campaign memory gives them that verdict
-(write scope). The work is `mailsec.learn`'s."""
+(write scope), and when the account has mailbox integrations starts a bulk MOVE job for them (`bulk_job_id`: Inbox
+for NONE, JunkEmail otherwise). The work is `mailsec.learn`'s."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ class ApplyOut(BaseModel):
     id: str
     rescanned: int
     changed: list[ChangeOut]
+    bulk_job_id: str | None = None
 
 
 def _radius(services: Services, account_id: str, investigate_id: str, days: int) -> BlastRadius:
@@ -96,17 +98,18 @@ async def similar(request: Request, account_id: str, investigate_id: str, days: 
     summary="Re-scan the stored messages like this one that would change (mailsec extension)",
 )
 async def apply_similar(request: Request, account_id: str, investigate_id: str, body: ApplyIn | None = None) -> Any:
-    require_write(request, account_id)
+    grant = require_write(request, account_id)
     services: Services = request.app.state.services
     days = body.days if body is not None else 30
 
     def work() -> dict[str, Any]:
         radius = _radius(services, account_id, investigate_id, days)
-        changes = apply(services, radius, account_id)
+        done = apply(services, radius, account_id, grant.principal)
         return {
             "id": radius.message_id,
             "rescanned": len(radius.would_change),
-            "changed": [{"id": i, "old_disposition": o, "new_disposition": n} for i, o, n in changes],
+            "changed": [{"id": i, "old_disposition": o, "new_disposition": n} for i, o, n in done.changes],
+            "bulk_job_id": done.bulk_job_id,
         }
 
     return ok(await run_in_threadpool(work))
