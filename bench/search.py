@@ -829,7 +829,13 @@ def write_console_doc(results: dict[str, dict[str, Any]], runs: int) -> str:
     lines = [
         f"The console's pages on the same {count:,}-message store as above (`bench/search.py --console`). Goal: the "
         "search page answers in under 300 ms. p50 / p95 in ms, after 3 warm-up runs; store rows: "
-        f"{runs} runs, pages: {max(10, runs // 2)} runs. Dates relative to the fill time.",
+        f"{runs} runs, pages: {max(10, runs // 2)} runs. Dates relative to the fill time."
+        + (
+            ""
+            if pg
+            else " PostgreSQL not measured in this run: its 1M fill (~40 min of CPU) did not fit beside the "
+            "other work on the shared machine; `--engines postgresql --console` measures it."
+        ),
         "",
         f"What the search page asks the store (`console/query.py` parse, `run_search`, the page's {CONSOLE_PER_PAGE} "
         "rows read):",
