@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from cloudflare import Cloudflare, PermissionDeniedError
 from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
 
 SDK4_SCRIPT = Path(__file__).with_name("sdk4_submissions.py")
-CAMPAIGN_BODY = "Your parcel could not be delivered. Confirm the address and pay the customs fee today.\n"
+CAMPAIGN_BODY = "This month the garden club meets on Thursday; bring seedlings to swap and a friend.\n"
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Site:
     other_token: str
     ids: dict[str, str]  # label -> investigate id
     postfix_ids: dict[str, str]
+    initial: dict[str, str]  # label -> the disposition the scan gave at ingest
 
     def client(self, token: str | None = None) -> Cloudflare:
         return sdk_client(self.live.base_url, token or self.token)
@@ -42,9 +44,9 @@ class Site:
 
 
 MAIL = {
-    "parcel1": make_eml(subject="Parcel on hold", sender="track@parcel-one.example", body=CAMPAIGN_BODY),
-    "parcel2": make_eml(subject="Parcel on hold", sender="info@parcel-two.example", body=CAMPAIGN_BODY),
-    "parcel3": make_eml(subject="Parcel on hold", sender="news@parcel-three.example", body=CAMPAIGN_BODY),
+    "parcel1": make_eml(subject="Garden club news", sender="track@parcel-one.example", body=CAMPAIGN_BODY),
+    "parcel2": make_eml(subject="Garden club news", sender="info@parcel-two.example", body=CAMPAIGN_BODY),
+    "parcel3": make_eml(subject="Garden club news", sender="news@parcel-three.example", body=CAMPAIGN_BODY),
     "lunch": make_eml(subject="Lunch on Friday", sender="carol@partner.example", body="Pizza at noon?\n"),
     "report": make_eml(subject="Board minutes", sender="dan@partner.example", body="Minutes attached soon.\n"),
 }
@@ -70,11 +72,12 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     key = live.last_line("user", "create", email, "--account", account)
     services = server_services(live)
     try:
-        ids, postfix_ids = {}, {}
+        ids, postfix_ids, initial = {}, {}, {}
         for label, raw in MAIL.items():
             stored = services.messages.find_by_raw(account, hashlib.sha256(raw).hexdigest())
             assert stored is not None, label
             ids[label], postfix_ids[label] = stored.id, stored.postfix_id
+            initial[label] = stored.final_disposition.value
     finally:
         services.close()
     live.start()
@@ -88,6 +91,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         live.create_token(other),
         ids,
         postfix_ids,
+        initial,
     )
     live.stop()
 
@@ -108,11 +112,11 @@ def test_reclassify_with_the_sdk_changes_the_disposition_and_records_a_submissio
     team = listed[0]
     assert (team.type, team.original_disposition, team.requested_disposition, team.outcome_disposition) == (
         "Team",
-        "NONE",
+        site.initial["parcel1"],
         "SPAM",
         "SPAM",
     )
-    assert team.original_postfix_id == site.postfix_ids["parcel1"] and team.subject == "Parcel on hold"
+    assert team.original_postfix_id == site.postfix_ids["parcel1"] and team.subject == "Garden club news"
     assert team.requested_by and team.requested_by.startswith("token:") and team.status == "completed"
     # search by the new disposition, by SUBMITTED, and the submissions store
     spam = cf.email_security.investigate.list(account_id=site.account, final_disposition="SPAM")
@@ -210,12 +214,14 @@ def test_phishguard_reports_group_a_campaign(site: Site) -> None:
         site.ids["parcel2"], account_id=site.account, expected_disposition="MALICIOUS"
     )
     reports = list(cf.email_security.phishguard.reports.list(account_id=site.account, per_page=1))
-    parcel = [r for r in reports if r.title.endswith("Parcel on hold")]
+    parcel = [r for r in reports if r.title.endswith("Garden club news")]
     assert len(parcel) == 1, [r.title for r in reports]
     report = parcel[0]
     extra = report.model_extra or {}
     assert report.disposition == "MALICIOUS" and report.priority == "high"
-    assert extra["message_count"] == 3 and extra["counts"] == {"MALICIOUS": 1, "NONE": 1, "SPAM": 1}
+    assert extra["message_count"] == 3 and extra["counts"] == dict(
+        Counter(["MALICIOUS", "SPAM", site.initial["parcel3"]])
+    )
     assert sorted(c["disposition"] for c in extra["conclusions"]) == ["MALICIOUS", "SPAM"]
     assert {t.value for t in report.tags or [] if t.category == "analyst_conclusion"} == {"SPAM", "MALICIOUS"}
     assert report.fields.postfix_id == site.postfix_ids["parcel1"] and report.fields.to == ["bob@corp.example"]
@@ -241,10 +247,9 @@ def test_submission_filters_and_paging_with_the_sdk(site: Site) -> None:
     assert [
         s.requested_disposition for s in es.submissions.list(account_id=site.account, requested_disposition="SPAM")
     ] == ["SPAM"]
-    assert all(
-        s.original_disposition == "NONE"
-        for s in es.submissions.list(account_id=site.account, original_disposition="NONE")
-    )
+    by_original = list(es.submissions.list(account_id=site.account, original_disposition=site.initial["parcel1"]))
+    assert site.postfix_ids["parcel1"] in {s.original_postfix_id for s in by_original}
+    assert all(s.original_disposition == site.initial["parcel1"] for s in by_original)
     first = everything[0].submission_id
     assert [s.submission_id for s in es.submissions.list(account_id=site.account, submission_id=first)] == [first]
     assert list(es.submissions.list(account_id=site.account, type="USER")) == []
@@ -265,7 +270,9 @@ def test_sdk_4_3_reclassifies_and_lists(site: Site) -> None:
         script=SDK4_SCRIPT,
     )
     assert out["version"].startswith("4.3") and out["reclassified"] == [{}]
-    assert [(s["requested_disposition"], s["original_disposition"]) for s in out["submissions"]] == [("BULK", "NONE")]
+    assert [(s["requested_disposition"], s["original_disposition"]) for s in out["submissions"]] == [
+        ("BULK", site.initial["parcel3"])
+    ]
     assert out["submissions"][0]["requested_ts"]
     assert site.ids["parcel3"] in out["submitted_ids"]
     assert out["got"][site.ids["parcel3"]]["final_disposition"] == "BULK"

@@ -203,6 +203,19 @@ def test_a_report_with_nothing_to_match_is_recorded_unlinked(gateway: Gateway) -
     assert report is not None and report.delivery_mode.value == "REVIEW_SUBMISSION"
     lines = [e.message for e in gw.services.messages.trace(report.pk)["inbound"]]
     assert any("no stored message matches it" in line for line in lines), lines
+    # a "report" from outside the account's domains is kept, not delivered, and records nothing
+    outsider = make_eml(subject="Phishing?", sender="mallory@evil.example", to=REPORT)
+    ignored = send(gw, outsider, [REPORT], sender="mallory@evil.example")[0]
+    gw.wait_idle()
+    stored = gw.services.messages.get(gw.account, ignored)
+    deadline = time.monotonic() + 30
+    while stored is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stored = gw.services.messages.get(gw.account, ignored)
+    assert stored is not None and stored.delivery_status is None
+    lines = [e.message for e in gw.services.messages.trace(stored.pk)["inbound"]]
+    assert any("ignored: not a user of the account's domains" in line for line in lines), lines
+    assert SubmissionRepo(gw.services.engine).get(gw.account, f"user-{ignored}") is None
     # `--report-address ""` removes it
     gw.server.cli("domain", "edit", "corp.example", "--account", gw.account, "--report-address", "")
     found_domain = gw.services.domains.find(gw.account, "corp.example")

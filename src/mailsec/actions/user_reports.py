@@ -11,6 +11,7 @@ import email
 import email.message
 import quopri
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy as email_policy
@@ -134,13 +135,28 @@ def requested_disposition(subject: str) -> Disposition:
     return Disposition.MALICIOUS
 
 
-def record_report(services: Services, report: StoredMessage, raw: bytes) -> Submission:
-    """The USER submission of a stored report (idempotent: a rerun after a crash returns the one recorded)."""
+def _of_the_account(services: Services, account_id: str, addresses: Iterable[str]) -> bool:
+    protected = [d.lower() for d in services.policies.policy(account_id).protected_domains]
+    domains = [a.rpartition("@")[2].strip().lower() for a in addresses if a]
+    return bool(domains) and all(any(d == p or d.endswith("." + p) for p in protected) for d in domains)
+
+
+def record_report(services: Services, report: StoredMessage, raw: bytes) -> Submission | None:
+    """The USER submission of a stored report (idempotent: a rerun after a crash returns the one recorded). Only
+    the account's own users report: a report whose sender is outside its domains is kept, but records nothing."""
     repo = SubmissionRepo(services.engine)
     submission_id = f"user-{report.postfix_id}"
     existing = repo.get(report.account_id, submission_id)
     if existing is not None:
         return existing
+    if not _of_the_account(services, report.account_id, [report.from_addr or "", report.envelope_from]):
+        services.messages.add_trace(
+            report.pk,
+            TraceDirection.INBOUND,
+            f"report from {report.from_addr or report.envelope_from or 'unknown'} ignored: not a user of the "
+            "account's domains; not delivered",
+        )
+        return None
     reported = reported_message(raw)
     match = find_original(services.engine, report.account_id, reported.message_id, reported.edf_hash)
     original = services.messages.get_by_pk(match[0]) if match else None

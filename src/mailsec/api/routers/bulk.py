@@ -145,7 +145,7 @@ def create_bulk(request: Request, account_id: str, body: BulkIn) -> Any:
 def list_bulk(
     request: Request,
     account_id: str,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=10_000_000),
     per_page: int = Query(20, ge=1, le=1000),
     action_type: Literal["MOVE", "RELEASE"] | None = None,
     status: JobStatus | None = None,
@@ -193,7 +193,7 @@ def bulk_messages(
     request: Request,
     account_id: str,
     job_id: str,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=10_000_000),
     per_page: int = Query(20, ge=1, le=1000),
     status: JobStatus | None = None,
 ) -> Any:
