@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 from admin_support import HOSTILE_NAME, HOSTILE_SUBJECT, PAT, HeldMail, marker, start_held_mail
-
-from conftest import BrowserPage, sign_in_with_token
+from console_support import BrowserPage, sign_in_with_token
 
 BLOCKING = {"serious", "critical"}
 POLICY_KINDS = (

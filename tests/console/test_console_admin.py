@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from admin_support import HOSTILE_NAME, HOSTILE_SUBJECT, PAT, SAM, HeldMail, marker, start_held_mail
-
-from conftest import BrowserPage, sign_in_with_token
+from console_support import BrowserPage, sign_in_with_token
 
 
 @pytest.fixture(scope="module")
@@ -347,3 +346,27 @@ def test_keyboard_alone_releases_a_held_message(held: HeldMail, writer: BrowserP
     page.locator("table.outcomes").wait_for()
     assert held.in_inbox(PAT, tag) == 1
     assert writer.problems == []
+
+
+FOREIGN_PATHS = ["dashboard", "quarantine", "bulk", "bulk/new", "settings", "settings/domains", "settings/tokens"]
+FOREIGN_POSTS = ["quarantine/release", "quarantine/delete", "settings/policies/block_senders", "settings/tokens"]
+FOREIGN_POSTS += ["bulk"]
+
+
+def test_another_accounts_pages_and_forms_are_not_found(held: HeldMail, browser_page: BrowserPage) -> None:
+    """The gateway's other account (`gw.account`) exists, but this sign-in does not reach it."""
+    page = browser_page.page
+    sign_in_with_token(page, held.url, held.gw.hold_token)
+    csrf = page.locator("header form input[name=csrf]").input_value()
+    foreign = held.gw.account
+    for path in FOREIGN_PATHS:
+        assert page.request.get(f"{held.url}/a/{foreign}/{path}").status == 404, path
+    for path in FOREIGN_POSTS:
+        answer = page.request.post(
+            f"{held.url}/a/{foreign}/{path}",
+            form={"csrf": csrf, "id": "x", "action": "release", "name": "x"},
+            headers={"origin": held.url},
+        )
+        assert answer.status == 404, path
+    own_job = page.request.get(f"{held.url}/a/{held.account}/bulk/00000000-0000-0000-0000-000000000000")
+    assert own_job.status == 404

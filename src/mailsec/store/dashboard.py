@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Engine, and_, func, select, text
+from sqlalchemy import Engine, func, select, text
 
 from mailsec.model import Disposition
 from mailsec.store.records import from_us, to_us
@@ -92,14 +92,16 @@ class DashboardRepo:
     def summary(
         self, account_id: str, start: datetime, end: datetime, bucket: Bucket = Bucket.HOUR, limit: int = 10
     ) -> DashboardData:
-        """Everything the dashboard shows for scan times in [start, end)."""
+        """Everything the dashboard shows for scan times in [start, end). Senders and their domains come from one
+        pass over the period's detections (the rows are read once, not once per list)."""
+        senders = self._sender_counts(account_id, start, end)
         return DashboardData(
             start=start,
             end=end,
             bucket=bucket,
             volume=self.volume(account_id, start, end, bucket),
-            top_senders=self.top_senders(account_id, start, end, limit),
-            top_sender_domains=self.top_sender_domains(account_id, start, end, limit),
+            top_senders=_top(senders, limit),
+            top_sender_domains=_top(_by_domain(senders), limit),
             top_threat_categories=self.top_threat_categories(account_id, start, end, limit),
         )
 
@@ -132,17 +134,30 @@ class DashboardRepo:
 
     def top_senders(self, account_id: str, start: datetime, end: datetime, limit: int = 10) -> list[Ranked]:
         """Header From addresses with the most detections in the period."""
-        sender = func.lower(messages.c.from_addr)
-        return self._ranked(sender, self._detections(account_id, start, end), limit)
+        return _top(self._sender_counts(account_id, start, end), limit)
 
     def top_sender_domains(self, account_id: str, start: datetime, end: datetime, limit: int = 10) -> list[Ranked]:
         """Domains of the header From addresses with the most detections in the period."""
+        return _top(_by_domain(self._sender_counts(account_id, start, end)), limit)
+
+    def _sender_counts(self, account_id: str, start: datetime, end: datetime) -> dict[str, int]:
+        """Detections per (lower-cased) header From address in the period."""
+        lo, hi = self._bounds(start, end)
         sender = func.lower(messages.c.from_addr)
-        if self.engine.dialect.name == "postgresql":
-            domain: ColumnElement[str] = func.split_part(sender, "@", 2)
-        else:
-            domain = func.substr(sender, func.instr(sender, "@") + 1)
-        return self._ranked(domain, self._detections(account_id, start, end), limit)
+        query = (
+            select(sender, func.count())
+            .where(
+                messages.c.account_id == account_id,
+                messages.c.is_detection.is_(True),
+                messages.c.scanned_us >= lo,
+                messages.c.scanned_us < hi,
+                messages.c.from_addr.is_not(None),
+                messages.c.from_addr != "",
+            )
+            .group_by(sender)
+        )
+        with self.engine.connect() as conn:
+            return {str(address): int(n) for address, n in conn.execute(query) if address}
 
     def top_threat_categories(self, account_id: str, start: datetime, end: datetime, limit: int = 10) -> list[Ranked]:
         """The verdicts' threat categories, counted over the detections of the period."""
@@ -174,19 +189,17 @@ class DashboardRepo:
             raise DashboardError("the period must end after it starts")
         return lo, hi
 
-    def _detections(self, account_id: str, start: datetime, end: datetime) -> ColumnElement[bool]:
-        lo, hi = self._bounds(start, end)
-        return and_(
-            messages.c.account_id == account_id,
-            messages.c.is_detection.is_(True),
-            messages.c.scanned_us >= lo,
-            messages.c.scanned_us < hi,
-            messages.c.from_addr.is_not(None),
-            messages.c.from_addr != "",
-        )
 
-    def _ranked(self, value: ColumnElement[str], where: ColumnElement[bool], limit: int) -> list[Ranked]:
-        n = func.count().label("n")
-        query = select(value.label("value"), n).where(where).group_by(value).order_by(n.desc(), value).limit(limit)
-        with self.engine.connect() as conn:
-            return [Ranked(str(v), int(c)) for v, c in conn.execute(query) if v]
+def _by_domain(senders: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for address, n in senders.items():
+        domain = address.rpartition("@")[2]
+        if domain:
+            out[domain] = out.get(domain, 0) + n
+    return out
+
+
+def _top(counts: dict[str, int], limit: int) -> list[Ranked]:
+    """The `limit` largest counts, ties in alphabetical order (stable across engines)."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [Ranked(value, n) for value, n in ranked]
