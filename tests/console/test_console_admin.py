@@ -65,6 +65,8 @@ def test_release_from_quarantine_shows_each_recipients_outcome(held: HeldMail, w
     stored = held.gw.services.messages.get(held.account, postfix_id)
     assert stored is not None and stored.delivery_status == "delivered" and not stored.is_quarantined
     page.get_by_role("link", name="Back to the quarantine").click()
+    page.wait_for_url("**/quarantine")
+    page.get_by_role("heading", level=1).wait_for()
     assert row_of(page, tag).count() == 0
     assert writer.problems == [] and writer.dialogs == []
 
@@ -129,6 +131,8 @@ def test_bulk_release_of_ticked_messages_only(held: HeldMail, writer: BrowserPag
     page.get_by_label("Search").fill(f"subject:{tag} is:quarantined")
     page.get_by_role("button", name="Search", exact=True).click()
     page.get_by_role("link", name="Bulk action on this search").click()  # from the search page, search kept
+    page.wait_for_url(re.compile(r".*/bulk/new\?q=.*"))
+    row_of(page, tag).first.wait_for()  # a click returns once the navigation commits, before the rows are in
     assert row_of(page, tag).count() == 3
     for n in (0, 2):
         row_of(page, f"{tag} {n}").get_by_role("checkbox").check()
