@@ -9,7 +9,7 @@ import pytest
 
 from mailsec.config import load_settings
 from mailsec.services import Services, open_services
-from support import CORPORA, LiveServer, PostgresServer, make_live_server
+from support import CORPORA, LiveServer, PostgresServer, database_url, make_live_server
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +32,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServ
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'mailsec.db'}"
-    server: PostgresServer = request.getfixturevalue("pg_server")
-    return server.create_database()
+    return database_url(request, tmp_path)
 
 
 @pytest.fixture

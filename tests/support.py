@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import pytest
 
 if TYPE_CHECKING:
     from cloudflare import Cloudflare
@@ -187,6 +188,15 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def database_url(request: pytest.FixtureRequest, folder: Path) -> str:
+    """The database a fixture parametrised on "sqlite"/"postgresql" runs on: a file in `folder`, or a fresh
+    database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{folder / 'mailsec.db'}"
+    server: PostgresServer = request.getfixturevalue("pg_server")
+    return server.create_database()
 
 
 def make_live_server(data_dir: Path, database_url: str, **env: str) -> LiveServer:

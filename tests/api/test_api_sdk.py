@@ -17,7 +17,7 @@ from api_helpers import fill, run_sdk4, server_services
 from cloudflare import Cloudflare
 
 from mailsec.model import Operation
-from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
+from support import LiveServer, database_url, make_eml, make_live_server, sdk_client
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 
@@ -70,11 +70,7 @@ MESSAGES: dict[str, bytes] = {
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp(f"sdk-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'mailsec.db'}"
-    else:
-        pg: PostgresServer = request.getfixturevalue("pg_server")
-        url = pg.create_database()
+    url = database_url(request, tmp)
     live = make_live_server(tmp / "live", url)
     account = live.create_account("SDK")
     token = live.create_token(account, read_only=True)

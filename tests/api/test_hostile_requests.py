@@ -18,7 +18,7 @@ import httpx
 import pytest
 from api_helpers import fill, server_services
 
-from support import LiveServer, PostgresServer, make_live_server
+from support import LiveServer, database_url, make_live_server
 
 MAX_BODY = 64 * 1024
 LONG_WORD = "supercalifragilistic-quarterly-forecast-reconciliation"
@@ -44,11 +44,7 @@ class Site:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'mailsec.db'}"
-    else:
-        pg: PostgresServer = request.getfixturevalue("pg_server")
-        url = pg.create_database()
+    url = database_url(request, tmp)
     live = make_live_server(tmp / "live", url, MAILSEC_API_MAX_BODY_BYTES=str(MAX_BODY))
     services = server_services(live)
     account = services.accounts.create_account("Hostile").id

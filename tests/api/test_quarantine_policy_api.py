@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from mailsec.cli import app
 from mailsec.config import load_settings
 from mailsec.services import Services, open_services
-from support import LiveServer, PostgresServer, make_live_server
+from support import LiveServer, database_url, make_live_server
 
 DEFAULT = ["MALICIOUS", "MALICIOUS-BEC", "SPOOF"]
 
@@ -35,11 +35,7 @@ def cli(server: LiveServer, *args: str, ok: bool = True) -> tuple[int, str, str]
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One live server per engine for the module (a start costs seconds); every test makes its own account."""
     root = tmp_path_factory.mktemp("qpolicy")
-    if request.param == "sqlite":
-        url = f"sqlite:///{root / 'mailsec.db'}"
-    else:
-        pg: PostgresServer = request.getfixturevalue("pg_server")
-        url = pg.create_database()
+    url = database_url(request, root)
     live = make_live_server(root / "live", url)
     live.start()
     yield live

@@ -16,7 +16,7 @@ from cloudflare import Cloudflare
 
 from mailsec.pipeline import process_message
 from mailsec.services import Services
-from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
+from support import LiveServer, database_url, make_eml, make_live_server, sdk_client
 
 HAM = (
     "Hello from the Gardening Club!\n\nThis month we planted tomatoes and basil in the community garden. The next "
@@ -54,11 +54,7 @@ class Site:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp(f"settings-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'mailsec.db'}"
-    else:
-        pg: PostgresServer = request.getfixturevalue("pg_server")
-        url = pg.create_database()
+    url = database_url(request, tmp)
     live = make_live_server(tmp / "live", url)
     services = server_services(live)
     account = services.accounts.create_account("Settings").id

@@ -15,7 +15,7 @@ from api_helpers import fill, server_services
 from cloudflare import Cloudflare
 
 from mailsec.services import Services
-from support import LiveServer, PostgresServer, make_live_server, sdk_client
+from support import LiveServer, database_url, make_live_server, sdk_client
 
 KIND_BODIES: dict[str, dict[str, Any]] = {
     "allow_policies": {
@@ -56,11 +56,7 @@ class Live:
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp(f"wire-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'mailsec.db'}"
-    else:
-        pg: PostgresServer = request.getfixturevalue("pg_server")
-        url = pg.create_database()
+    url = database_url(request, tmp)
     server = make_live_server(tmp / "live", url)
     services = server_services(server)
     account = services.accounts.create_account("Wire").id

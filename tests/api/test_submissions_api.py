@@ -17,7 +17,7 @@ import pytest
 from api_helpers import run_sdk4, sdk4_path, server_services
 from cloudflare import Cloudflare, PermissionDeniedError
 
-from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
+from support import LiveServer, database_url, make_eml, make_live_server, sdk_client
 
 SDK4_SCRIPT = Path(__file__).with_name("sdk4_submissions.py")
 CAMPAIGN_BODY = "This month the garden club meets on Thursday; bring seedlings to swap and a friend.\n"
@@ -55,11 +55,7 @@ MAIL = {
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     tmp = tmp_path_factory.mktemp(f"subm-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'mailsec.db'}"
-    else:
-        pg: PostgresServer = request.getfixturevalue("pg_server")
-        url = pg.create_database()
+    url = database_url(request, tmp)
     live = make_live_server(tmp / "live", url)
     account = live.create_account("Subm")
     other = live.create_account("Other")

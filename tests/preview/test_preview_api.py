@@ -24,7 +24,7 @@ from mailsec.api.app import create_app
 from mailsec.config import load_settings
 from mailsec.pipeline import process_message
 from mailsec.services import open_services
-from support import LiveServer, PostgresServer, make_eml, make_live_server, sdk_client
+from support import LiveServer, database_url, make_eml, make_live_server, sdk_client
 
 MESSAGES = {
     "cid": cid_eml(),
@@ -59,11 +59,7 @@ def site(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Chromium not installed (Debian package chromium)")
     tmp = tmp_path_factory.mktemp(f"preview-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp / 'mailsec.db'}"
-    else:
-        pg: PostgresServer = request.getfixturevalue("pg_server")
-        url = pg.create_database()
+    url = database_url(request, tmp)
     live = make_live_server(tmp / "live", url)
     # Accounts, tokens and messages go straight into the server's database: much faster than the CLI.
     services = open_services(load_settings(env={}, data_dir=live.data_dir, database_url=url))
