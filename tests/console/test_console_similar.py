@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from console_support import BrowserPage, Console, http_session, ingest, sign_in_with_token
+from console_support import BrowserPage, Console, http_session, ingest, sign_in_with_token, violations
 
 from learn.learn_helpers import CLUB, PROMO, near_copy
 from support import make_eml
@@ -58,7 +58,7 @@ def _similar_rows(page: Any) -> dict[str, list[str]]:
     return rows
 
 
-def test_blast_radius_after_reclassify_and_apply(console: Console, campaign: Campaign, analyst: Any) -> None:
+def test_blast_radius_after_reclassify_and_apply(console: Console, campaign: Campaign, analyst: Any, axe: Any) -> None:
     page = analyst
     message_url = f"{console.url}/a/{console.account}/messages/{campaign.first}"
     page.goto(message_url)
@@ -85,6 +85,7 @@ def test_blast_radius_after_reclassify_and_apply(console: Console, campaign: Cam
     section = page.locator("section[aria-labelledby=similar-title]")
     section.get_by_text("Apply SPAM to similar…").click()
     assert "Re-scan 3 similar message(s) so they carry SPAM?" in section.locator("form.confirm").inner_text()
+    found = violations(axe, page)
     section.get_by_role("button", name="Confirm apply to similar").click()
     page.wait_for_load_state()
     outcome = page.locator("section[aria-labelledby=applied-title]")
@@ -94,6 +95,7 @@ def test_blast_radius_after_reclassify_and_apply(console: Console, campaign: Cam
     assert len(changed) == 3 and all(r.count("SPAM") == 1 for r in changed)
     assert all(cells[3] == "SPAM" and cells[4] == "no" for cells in _similar_rows(page).values())
     assert page.get_by_role("button", name="Confirm apply to similar").count() == 0  # nothing left to change
+    assert found + violations(axe, page) == []
 
     page.goto(f"{console.url}/a/{console.account}/messages/{campaign.copies[1]}")
     assert page.locator("h1 + p .badge").first.inner_text() == "SPAM"
