@@ -3,7 +3,7 @@
 of corpus mail stored at spread-out times, a few messages held over SMTP, then the system Chromium signs in and
 photographs each page. Run it by hand when the pages change (it is not part of the test suite):
 
-    .venv/bin/python bench/console_screenshots.py [--out docs/console]
+    .venv/bin/python bench/console_screenshots.py [--out docs/console] [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "console"), str(ROOT /
 
 from admin_support import PAT, SAM, HeldMail, start_held_mail  # noqa: E402
 
+from learn.learn_helpers import PROMO, near_copy  # noqa: E402
 from mailsec.pipeline import process_message  # noqa: E402
 from mailsec.store.records import MessageRecord  # noqa: E402
-from support import CORPORA  # noqa: E402
+from support import CORPORA, make_eml  # noqa: E402
 
 CHROMIUM = os.environ.get("MAILSEC_CHROMIUM_PATH", "/usr/bin/chromium")
 PAGES = [  # file name, path under /a/{account}, what it shows
@@ -55,11 +56,23 @@ def fill(held: HeldMail, count: int) -> None:
         held.hold(subject, (PAT, SAM))
 
 
+def campaign(held: HeldMail) -> str:
+    """A promotion and three near copies of it (the blast radius once an analyst calls the first SPAM); its id."""
+    first = process_message(held.gw.services, make_eml(subject="Garden furniture offer", body=PROMO), held.account)
+    for i, kind in enumerate(("garden", "terrace", "patio")):
+        raw = make_eml(subject=f"{kind.title()} furniture offer", sender=f"sales{i}@shop{i}.example",
+                       body=near_copy(PROMO).replace("garden", kind))  # fmt: skip
+        process_message(held.gw.services, raw, held.account)
+    return first.id
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "console")
     parser.add_argument("--messages", type=int, default=240)
+    parser.add_argument("--only", nargs="*", help="take only these screenshots (file names without .png)")
     args = parser.parse_args()
+    wanted = set(args.only or [*(name for name, _, _ in PAGES), "similar"])
     from playwright.sync_api import sync_playwright
 
     from mailsec.preview.renderer import unprivileged_wrapper
@@ -69,7 +82,9 @@ def main() -> None:
     held = start_held_mail(tmp)
     wrapper = None
     try:
-        fill(held, args.messages)
+        if wanted - {"similar"}:
+            fill(held, args.messages)
+        first = campaign(held) if "similar" in wanted else ""
         executable = CHROMIUM
         if os.geteuid() == 0:
             wrapper, _ = unprivileged_wrapper(CHROMIUM, "nobody")
@@ -82,9 +97,20 @@ def main() -> None:
             page.get_by_role("button", name="Sign in", exact=True).click()
             page.wait_for_url("**/search**")
             for name, path, _ in PAGES:
+                if name not in wanted:
+                    continue
                 page.goto(f"{held.url}/a/{held.account}/{path}")
                 page.screenshot(path=str(args.out / f"{name}.png"), full_page=False)
                 print(f"wrote {args.out / f'{name}.png'}")
+            if first:  # the message page after a reclassification: its similar messages, the apply form open
+                page.goto(f"{held.url}/a/{held.account}/messages/{first}")
+                page.get_by_text("Reclassify…").click()
+                page.get_by_label("Disposition").select_option("SPAM")
+                page.get_by_role("button", name="Confirm reclassify").click()
+                page.get_by_text("Apply SPAM to similar…").click()
+                page.locator("section[aria-labelledby=similar-title]").scroll_into_view_if_needed()
+                page.screenshot(path=str(args.out / "similar.png"), full_page=False)
+                print(f"wrote {args.out / 'similar.png'}")
             browser.close()
     finally:
         held.stop()

@@ -63,6 +63,14 @@ def browser() -> Iterator[Any]:
         shutil.rmtree(wrapper.parent, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def axe() -> Any:
+    """axe-core, shipped inside the `axe-playwright-python` wheel (no Node toolchain)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    return Axe()
+
+
 @pytest.fixture()
 def browser_page(browser: Any) -> Iterator[BrowserPage]:
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")

@@ -123,6 +123,21 @@ def ingest(console: Console, raws: list[bytes]) -> list[str]:
         services.close()
 
 
+BLOCKING = {"serious", "critical"}
+
+
+def violations(axe: Any, page: Any) -> list[str]:
+    """axe-core's serious and critical findings on the page: rule, impact, and the first few elements, one line
+    each (`axe` an `axe_playwright_python.sync_playwright.Axe`)."""
+    results = axe.run(page)
+    found = []
+    for v in results.response["violations"]:
+        if v.get("impact") in BLOCKING:
+            targets = ", ".join(str(n["target"]) for n in v["nodes"][:3])
+            found.append(f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — {targets}")
+    return found
+
+
 def sign_in_with_token(page: Any, base_url: str, token: str) -> None:
     page.goto(f"{base_url}/signin")
     page.get_by_label("API token").fill(token)

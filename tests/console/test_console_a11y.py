@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 from admin_support import HOSTILE_NAME, HOSTILE_SUBJECT, PAT, HeldMail, marker, start_held_mail
-from console_support import BrowserPage, sign_in_with_token
+from console_support import BrowserPage, sign_in_with_token, violations
 
-BLOCKING = {"serious", "critical"}
 POLICY_KINDS = (
     "allow_policies",
     "block_senders",
@@ -30,24 +29,6 @@ def held(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HeldMail]:
     running.hold(HOSTILE_SUBJECT, (PAT,), sender=HOSTILE_NAME)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def axe() -> Any:
-    from axe_playwright_python.sync_playwright import Axe
-
-    return Axe()
-
-
-def violations(axe: Any, page: Any) -> list[str]:
-    """Serious and critical findings: rule, impact, and the first few elements, one line each."""
-    results = axe.run(page)
-    found = []
-    for v in results.response["violations"]:
-        if v.get("impact") in BLOCKING:
-            targets = ", ".join(str(n["target"]) for n in v["nodes"][:3])
-            found.append(f"{page.url}: {v['id']} ({v['impact']}): {v['help']} — {targets}")
-    return found
 
 
 def _pages(held: HeldMail) -> list[str]:

@@ -64,6 +64,53 @@ def test_unknown_messages_and_accounts_are_404_pages(console: Console, client: h
     assert "content-security-policy" in answer.headers
 
 
+@pytest.mark.parametrize(
+    ("path", "method", "status"),
+    [
+        ("/no/such/page", "GET", 404),
+        ("/a/{account}/no-such-page", "GET", 404),
+        ("/static/no-such-file.js", "GET", 404),
+        ("/%3Cscript%3Ealert(1)%3C%2Fscript%3E", "GET", 404),
+        ("/a/{account}/messages/anything/release", "GET", 405),
+    ],
+)
+def test_console_paths_without_a_route_get_an_html_page(
+    console: Console, client: httpx.Client, path: str, method: str, status: int
+) -> None:
+    """Signed in or not, an unknown console path is a page in the console's layout, with its security headers."""
+    for who in (client, httpx.Client(base_url=console.url, timeout=30)):
+        answer = who.request(method, path.format(account=console.account))
+        assert answer.status_code == status, answer.text[:300]
+        assert answer.headers["content-type"].startswith("text/html")
+        assert "default-src 'none'" in answer.headers["content-security-policy"]
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert f"<h1>{status}</h1>" in answer.text and 'href="/static/console.css"' in answer.text
+        assert "<script>alert(1)" not in answer.text
+    if status == 405:
+        assert "POST" in answer.headers["allow"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "status", "code"),
+    [
+        ("/client/v4/no/such/route", "GET", 404, 7000),
+        ("/client/v4", "GET", 404, 7000),
+        ("/client/v4/accounts/{account}/email-security/no-such-thing", "GET", 404, 7000),
+        ("/client/v4/accounts/{account}/email-security/investigate", "DELETE", 405, 10405),
+    ],
+)
+def test_api_paths_without_a_route_keep_the_json_envelope(
+    console: Console, path: str, method: str, status: int, code: int
+) -> None:
+    headers = {"authorization": f"Bearer {console.token}"}
+    answer = httpx.request(method, console.url + path.format(account=console.account), headers=headers, timeout=30)
+    assert answer.status_code == status, answer.text[:300]
+    assert answer.headers["content-type"].startswith("application/json")
+    body = answer.json()
+    assert body["success"] is False and body["errors"][0]["code"] == code
+    assert "content-security-policy" not in answer.headers
+
+
 def test_writes_on_unknown_messages_and_bad_choices(console: Console, client: httpx.Client) -> None:
     page = client.get(f"/a/{console.account}/search")
     csrf = page.text.split('name="csrf" value="', 1)[1].split('"', 1)[0]

@@ -34,7 +34,8 @@ from mailsec.api.routers import (
     settings,
     submissions,
 )
-from mailsec.console import mount_console
+from mailsec.console import console_error, mount_console
+from mailsec.console.web import is_console_path
 from mailsec.observability import Timer, logger, metrics
 from mailsec.services import Services
 
@@ -161,11 +162,13 @@ def create_app(services: Services) -> FastAPI:
         return _error(exc)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        allow = {"Allow": ", ".join(allowed_methods(app, request))} if exc.status_code == 405 else {}
+        if is_console_path(request.url.path):
+            return console_error(request, exc.status_code, allow)
         if exc.status_code == 404:
             return _error(APIError(404, 7000, "No route for that URI"))
         if exc.status_code == 405:
-            allow = {"Allow": ", ".join(allowed_methods(app, request))}
             return _error(APIError(405, 10405, f"Method {request.method} not allowed for this route", headers=allow))
         return _error(APIError(exc.status_code, 1000 + exc.status_code, str(exc.detail)))
 

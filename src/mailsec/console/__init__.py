@@ -7,7 +7,14 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from mailsec.console import bulk_page, dashboard_page, pages, quarantine_page, remediate, settings_pages, signin
-from mailsec.console.web import HERE, ConsoleHeaders, ConsoleRefusal, SignInRequired, error_page, signin_redirect
+from mailsec.console.web import (
+    HERE,
+    ConsoleHeaders,
+    ConsoleRefusal,
+    SignInRequired,
+    error_page,
+    signin_redirect,
+)
 
 ROUTERS = [
     signin.router,
@@ -18,6 +25,20 @@ ROUTERS = [
     bulk_page.router,
     settings_pages.router,
 ]
+
+
+ERROR_SENTENCES = {
+    404: "There is no such page in the console.",
+    405: "This page does not answer that kind of request.",
+}
+
+
+def console_error(request: Request, status: int, headers: dict[str, str] | None = None) -> Response:
+    """An HTTP error of a console path (no route, wrong method) as a page in the console's layout; the API's
+    paths keep the JSON envelope. No session is looked up: an unknown path says nothing about the sign-in."""
+    response = error_page(request, status, ERROR_SENTENCES.get(status, "This request cannot be answered."))
+    response.headers.update(headers or {})
+    return response
 
 
 def mount_console(app: FastAPI) -> None:

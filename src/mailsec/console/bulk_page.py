@@ -111,7 +111,7 @@ async def create(request: Request, account_id: str) -> Response:
         )  # fmt: skip
     except actions.BulkJobError as exc:
         raise ConsoleRefusal(400, str(exc)) from exc
-    bulk_api._wake(request)
+    bulk_api.wake_runner(request)
     return RedirectResponse(f"/a/{account_id}/bulk/{job_id}", status_code=303)
 
 
@@ -173,7 +173,7 @@ async def cancel(request: Request, account_id: str, job_id: str) -> Response:
     if await run_in_threadpool(repo.get, account_id, job_id) is None:
         raise ConsoleRefusal(404, f"There is no bulk job {job_id} in this account.")
     await run_in_threadpool(repo.cancel, account_id, job_id)
-    bulk_api._wake(request)
+    bulk_api.wake_runner(request)
     return RedirectResponse(f"/a/{account_id}/bulk/{job_id}", status_code=303)
 
 

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailsec.api.routers.preview import preview_service
 from mailsec.console.query import OPERATORS, QueryError, parse
+from mailsec.console.similar import similar_view, was_reclassified
 from mailsec.console.web import ConsoleRefusal, Viewer, render, services_of, viewer
 from mailsec.model import SEARCHABLE_DISPOSITIONS, THREAT_CATEGORIES
 from mailsec.preview.errors import PreviewError
@@ -140,6 +141,7 @@ def timeline(services: Services, message: StoredMessage) -> list[dict[str, Any]]
 
 def message_context(services: Services, who: Viewer, message: StoredMessage) -> dict[str, Any]:
     verdict = message.verdict
+    actions = services.messages.actions([message.pk])[message.pk]
     return {
         "who": who,
         "m": message,
@@ -157,7 +159,8 @@ def message_context(services: Services, who: Viewer, message: StoredMessage) -> 
             for r in services.messages.recipient_states(message.pk)
         ],
         "trace": timeline(services, message),
-        "actions": services.messages.actions([message.pk])[message.pk],
+        "actions": actions,
+        "similar": similar_view(services, who.account_id, message) if was_reclassified(actions) else None,
         "can_move": who.can_write and bool(IntegrationRepo(services.engine).list_for(who.account_id)),
         "can_release": who.can_write and message.is_quarantined,
         "can_reclassify": who.can_write,
@@ -171,7 +174,7 @@ async def message_page(request: Request, account_id: str, ref: str) -> Response:
     services = services_of(request)
     message = await run_in_threadpool(load, services, who, ref)
     context = await run_in_threadpool(message_context, services, who, message)
-    return render(request, "message.html", **context, outcome=None)
+    return render(request, "message.html", **context, outcome=None, applied=None)
 
 
 @router.get("/a/{account_id}/messages/{ref}/preview.png")

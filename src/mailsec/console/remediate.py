@@ -1,7 +1,7 @@
-"""The write side of the message page: release from quarantine, move in the recipients' mailboxes, reclassify;
-through `actions.release`, `actions.move` and `actions.reclassify` as the API's routes do, with the same
-write-scope check. Each form carries the session's CSRF token; the answer is the message page again, with the
-outcome (per recipient where the action has one) on top."""
+"""The write side of the message page: release from quarantine, move in the recipients' mailboxes, reclassify, apply
+the verdict to similar messages; through `actions.release`, `actions.move`, `actions.reclassify` and the learning
+router's `apply_radius` as the API's routes do, with the same write-scope check. Each form carries the session's CSRF
+token; the answer is the message page again, with the outcome (per recipient where the action has one) on top."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from mailsec.actions.move import move
 from mailsec.actions.reclassify import MessageNotFound, ReclassifyError, reclassify
 from mailsec.actions.release import release
+from mailsec.api.routers.learning import apply_radius
 from mailsec.console.pages import load, message_context
+from mailsec.console.similar import AppliedView, applied_view, form_days
 from mailsec.console.web import ConsoleRefusal, Viewer, checked_form, render, services_of, viewer
 from mailsec.model import Destination
 
@@ -29,11 +31,13 @@ class Outcome:
     lines: list[tuple[str, str, bool, str]]  # recipient, result, succeeded, detail
 
 
-async def _after(request: Request, who: Viewer, ref: str, outcome: Outcome) -> Response:
+async def _after(
+    request: Request, who: Viewer, ref: str, outcome: Outcome | None, applied: AppliedView | None = None
+) -> Response:
     services = services_of(request)
     message = await run_in_threadpool(load, services, who, ref)
     context = await run_in_threadpool(message_context, services, who, message)
-    return render(request, "message.html", **context, outcome=outcome)
+    return render(request, "message.html", **context, outcome=outcome, applied=applied)
 
 
 @router.post("/a/{account_id}/messages/{ref}/release")
@@ -85,3 +89,19 @@ async def reclassify_message(request: Request, account_id: str, ref: str) -> Res
     detail = f"was {was}; submission {event.submission_id}"
     line = ("all recipients", f"now {event.requested.value}", True, detail)
     return await _after(request, who, ref, Outcome("Reclassify", [line]))
+
+
+@router.post("/a/{account_id}/messages/{ref}/similar")
+async def apply_to_similar(request: Request, account_id: str, ref: str) -> Response:
+    """The analyst's verdict for the messages like this one: `POST /investigate/{id}/similar`'s `apply_radius`."""
+    who = await viewer(request, account_id)
+    form = await checked_form(request, who)
+    try:
+        days = form_days(form.get("days", ""))
+    except ValueError as exc:
+        raise ConsoleRefusal(400, f"Choose how far back to look: {exc}.") from exc
+    services = services_of(request)
+    message = await run_in_threadpool(load, services, who, ref)
+    radius, done = await run_in_threadpool(apply_radius, services, account_id, message.id, days, who.principal)
+    applied = await run_in_threadpool(applied_view, services, radius, done)
+    return await _after(request, who, ref, None, applied)

@@ -146,7 +146,7 @@ async def kind_create(request: Request, account_id: str, segment: str) -> Respon
 
     def create() -> None:
         body = _validate(spec.create, data, fields)
-        full = settings_api._validated(spec, settings_api._full(spec, body))
+        full = settings_api.checked_entry(spec, settings_api.entry_data(spec, body))
         services_of(request).policies.create(account_id, spec.kind, full)
 
     try:
@@ -205,8 +205,8 @@ async def entry_save(request: Request, account_id: str, segment: str, entry_id: 
 
     def save() -> None:
         body = _validate(spec.edit, data, fields)
-        changes = settings_api._changes(spec, body)
-        settings_api._validated(spec, {**row.data, **changes})
+        changes = settings_api.entry_changes(spec, body)
+        settings_api.checked_entry(spec, {**row.data, **changes})
         if services_of(request).policies.update(account_id, spec.kind, entry_id, changes) is None:
             raise ConsoleRefusal(404, f"There is no {spec.label} {entry_id} in this account.")
 
@@ -299,7 +299,7 @@ def _domain_page(
 ) -> Response:  # fmt: skip
     _as_api(request, who)
     try:
-        current = domain_api.domain_out(domain_api._load_domain(request, who.account_id, domain_id))
+        current = domain_api.domain_out(domain_api.load_domain(request, who.account_id, domain_id))
     except APIError as exc:
         raise ConsoleRefusal(404, f"There is no domain {domain_id} in this account.") from exc
     return _render(
@@ -348,7 +348,7 @@ async def domain_delete_confirm(request: Request, account_id: str, domain_id: st
     who = await viewer(request, account_id)
     _as_api(request, who)
     try:
-        found = await run_in_threadpool(domain_api._load_domain, request, account_id, domain_id)
+        found = await run_in_threadpool(domain_api.load_domain, request, account_id, domain_id)
     except APIError as exc:
         raise ConsoleRefusal(404, f"There is no domain {domain_id} in this account.") from exc
     return _render(
@@ -379,7 +379,7 @@ async def domain_delete(request: Request, account_id: str, domain_id: str) -> Re
 
 
 def _quarantine_page(request: Request, who: Viewer, status: int = 200, error: str | None = None) -> Response:
-    current = quarantine_api.policy_out(quarantine_api._current(request, who.account_id))
+    current = quarantine_api.policy_out(quarantine_api.current_policy(request, who.account_id))
     return _render(
         request,
         "settings_quarantine.html",

@@ -57,6 +57,11 @@ def _when(value: datetime | None) -> str:
 templates.filters["when"] = _when
 
 
+def is_console_path(path: str) -> bool:
+    """Everything outside the API's `/client/v4` is the console's (its pages, /static, unknown paths)."""
+    return not (path.startswith(API_PREFIX) or path == API_PREFIX.rstrip("/"))
+
+
 class ConsoleHeaders:
     """ASGI middleware: every answer outside the API gets the console's security headers (CSP first of all) and is
     never cached, pages and redirects and errors alike."""
@@ -65,7 +70,7 @@ class ConsoleHeaders:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or str(scope.get("path", "")).startswith(API_PREFIX):
+        if scope["type"] != "http" or not is_console_path(str(scope.get("path", ""))):
             await self.app(scope, receive, send)
             return
 

@@ -109,7 +109,8 @@ def _services(request: Request) -> Services:
     return services
 
 
-def _wake(request: Request) -> None:
+def wake_runner(request: Request) -> None:
+    """A job just queued starts now rather than at the runner's next poll (the console's bulk page too)."""
     runner = getattr(request.app.state, "bulk_runner", None)
     if runner is not None:
         runner.wake()
@@ -137,7 +138,7 @@ def create_bulk(request: Request, account_id: str, body: BulkIn) -> Any:
         )  # fmt: skip
     except actions.BulkJobError as exc:
         raise bad_request(str(exc), pointer=exc.pointer) from exc
-    _wake(request)
+    wake_runner(request)
     return ok(job_dict(_job_or_404(services, account_id, job_id)))
 
 
@@ -180,7 +181,7 @@ def cancel_bulk(request: Request, account_id: str, job_id: str) -> Any:
     job = _job_or_404(services, account_id, job_id)
     if job.status in jobs.ACTIVE:
         BulkJobRepo(services.engine).cancel(account_id, job_id)
-        _wake(request)
+        wake_runner(request)
     return ok(job_dict(_job_or_404(services, account_id, job_id)))
 
 

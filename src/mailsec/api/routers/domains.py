@@ -189,7 +189,8 @@ def _domain_pk(domain_id: str | int) -> int | None:
     return parse_numeric_id(domain_id)
 
 
-def _load_domain(request: Request, account_id: str, domain_id: str | int) -> Domain:
+def load_domain(request: Request, account_id: str, domain_id: str | int) -> Domain:
+    """The account's domain by id, or the API's 404: another account's id is as unknown as a made-up one."""
     pk = _domain_pk(domain_id)
     found = services_of(request).domains.get(account_id, pk) if pk is not None else None
     if found is None:
@@ -354,7 +355,7 @@ def bulk_delete_domains(
 ) -> Any:
     require_write(request, account_id)
     # all named domains must be the account's before any is removed
-    found = {d.id: d for d in (_load_domain(request, account_id, ref) for ref in _bulk_delete_ids(body, ids or []))}
+    found = {d.id: d for d in (load_domain(request, account_id, ref) for ref in _bulk_delete_ids(body, ids or []))}
     for pk in found:
         _delete(request, account_id, pk)
     return ok([{"id": str(pk)} for pk in found])
@@ -369,9 +370,9 @@ def batch_domains(request: Request, account_id: str, body: DomainBatch) -> Any:
     """In the reference's order: deletes, patches, puts, posts. Every id and body is checked before anything
     changes; a post the domain store then refuses (a name already protected) answers 400 after the earlier steps."""
     require_write(request, account_id)
-    deleted = {d.id: d for d in (_load_domain(request, account_id, ref.id) for ref in body.deletes)}
+    deleted = {d.id: d for d in (load_domain(request, account_id, ref.id) for ref in body.deletes)}
     for ref in [p.id for p in body.patches] + [p.id for p in body.puts]:
-        if _load_domain(request, account_id, ref).id in deleted:
+        if load_domain(request, account_id, ref).id in deleted:
             raise bad_request(f"domain {ref} is both deleted and changed in this batch")
     for patch in body.patches:
         _check_ips(patch.ip_restrictions)
@@ -392,11 +393,11 @@ def batch_domains(request: Request, account_id: str, body: DomainBatch) -> Any:
     for pk in deleted:
         _delete(request, account_id, pk)
     patched = [
-        _updated(request, account_id, _load_domain(request, account_id, p.id), _edit_changes(p), False)
+        _updated(request, account_id, load_domain(request, account_id, p.id), _edit_changes(p), False)
         for p in body.patches
     ]
     put = [
-        _updated(request, account_id, _load_domain(request, account_id, p.id), _put_changes(p), True) for p in body.puts
+        _updated(request, account_id, load_domain(request, account_id, p.id), _put_changes(p), True) for p in body.puts
     ]
     posted = [_created(request, account_id, p) for p in body.posts]
     return ok(
@@ -412,20 +413,20 @@ def batch_domains(request: Request, account_id: str, body: DomainBatch) -> Any:
 @router.get("/domains/{domain_id}", summary="Get a protected domain", response_model=Envelope[DomainOut])
 def get_domain(request: Request, account_id: str, domain_id: str) -> Any:
     require_read(request, account_id)
-    return ok(domain_out(_load_domain(request, account_id, domain_id)))
+    return ok(domain_out(load_domain(request, account_id, domain_id)))
 
 
 @router.patch("/domains/{domain_id}", summary="Edit a protected domain", response_model=Envelope[DomainOut])
 def edit_domain(request: Request, account_id: str, domain_id: str, body: DomainEdit) -> Any:
     require_write(request, account_id)
-    current = _load_domain(request, account_id, domain_id)
+    current = load_domain(request, account_id, domain_id)
     return ok(domain_out(_updated(request, account_id, current, _edit_changes(body), False)))
 
 
 @router.put("/domains/{domain_id}", summary="Replace a protected domain's settings", response_model=Envelope[DomainOut])
 def replace_domain(request: Request, account_id: str, domain_id: str, body: DomainPut) -> Any:
     require_write(request, account_id)
-    current = _load_domain(request, account_id, domain_id)
+    current = load_domain(request, account_id, domain_id)
     return ok(domain_out(_updated(request, account_id, current, _put_changes(body), True)))
 
 
@@ -447,7 +448,7 @@ def get_domain_verification(request: Request, account_id: str, domain_id: str) -
     """The TXT record that proves control of a domain added through the API; asking checks it (through the
     configured resolver, at most once every few seconds) and activates the domain once the record is there."""
     actor = require_read(request, account_id).principal
-    found = _load_domain(request, account_id, domain_id)
+    found = load_domain(request, account_id, domain_id)
     if not found.verify_token:
         return Response(status_code=204)
     if found.status == PENDING:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mailsec.api.auth import require_read, require_write
 from mailsec.api.envelope import ERROR_RESPONSES, Envelope, not_found, ok
-from mailsec.learn.blast import BlastRadius, apply, blast_radius
+from mailsec.learn.blast import Applied, BlastRadius, apply, blast_radius
 from mailsec.services import Services
 
 PREFIX = "/client/v4/accounts/{account_id}/email-security"
@@ -58,11 +58,21 @@ class ApplyOut(BaseModel):
     bulk_job_id: str | None = None
 
 
-def _radius(services: Services, account_id: str, investigate_id: str, days: int) -> BlastRadius:
+def radius_of(services: Services, account_id: str, investigate_id: str, days: int) -> BlastRadius:
+    """The blast radius of one of the account's messages (a 404 for any other id); the API's and the console's."""
     m = services.messages.get(account_id, investigate_id)
     if m is None:
         raise not_found(f"message {investigate_id}")
     return blast_radius(services, account_id, m.pk, days)
+
+
+def apply_radius(
+    services: Services, account_id: str, investigate_id: str, days: int, principal: str
+) -> tuple[BlastRadius, Applied]:
+    """Re-scan (and move) the messages of the blast radius that would change; the caller has checked write scope.
+    The radius is computed afresh here, so a second apply finds nothing left to change."""
+    radius = radius_of(services, account_id, investigate_id, days)
+    return radius, apply(services, radius, account_id, principal)
 
 
 def _out(radius: BlastRadius) -> dict[str, Any]:
@@ -88,7 +98,7 @@ def _out(radius: BlastRadius) -> dict[str, Any]:
 async def similar(request: Request, account_id: str, investigate_id: str, days: Days = 30) -> Any:
     require_read(request, account_id)
     services: Services = request.app.state.services
-    radius = await run_in_threadpool(_radius, services, account_id, investigate_id, days)
+    radius = await run_in_threadpool(radius_of, services, account_id, investigate_id, days)
     return ok(_out(radius))
 
 
@@ -101,15 +111,12 @@ async def apply_similar(request: Request, account_id: str, investigate_id: str, 
     grant = require_write(request, account_id)
     services: Services = request.app.state.services
     days = body.days if body is not None else 30
-
-    def work() -> dict[str, Any]:
-        radius = _radius(services, account_id, investigate_id, days)
-        done = apply(services, radius, account_id, grant.principal)
-        return {
+    radius, done = await run_in_threadpool(apply_radius, services, account_id, investigate_id, days, grant.principal)
+    return ok(
+        {
             "id": radius.message_id,
             "rescanned": len(radius.would_change),
             "changed": [{"id": i, "old_disposition": o, "new_disposition": n} for i, o, n in done.changes],
             "bulk_job_id": done.bulk_job_id,
         }
-
-    return ok(await run_in_threadpool(work))
+    )

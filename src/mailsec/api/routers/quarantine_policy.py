@@ -46,7 +46,8 @@ def policy_out(policy: QuarantinePolicy) -> dict[str, Any]:
     }
 
 
-def _current(request: Request, account_id: str) -> QuarantinePolicy:
+def current_policy(request: Request, account_id: str) -> QuarantinePolicy:
+    """The account's stored policy, or the configured default when it has none (API and console show the same)."""
     services = services_of(request)
     return store.get_quarantine_policy(services.engine, account_id, services.settings.quarantine_dispositions)
 
@@ -54,7 +55,7 @@ def _current(request: Request, account_id: str) -> QuarantinePolicy:
 @router.get(PATH, summary="Get the gateway's quarantine policy (mailsec)", response_model=Envelope[QuarantinePolicyOut])
 def get_quarantine_policy(request: Request, account_id: str) -> Any:
     require_read(request, account_id)
-    return ok(policy_out(_current(request, account_id)))
+    return ok(policy_out(current_policy(request, account_id)))
 
 
 @router.put(
@@ -83,4 +84,4 @@ def put_quarantine_policy(request: Request, account_id: str, body: QuarantinePol
 def reset_quarantine_policy(request: Request, account_id: str) -> Any:
     require_write(request, account_id)
     store.reset_quarantine_policy(services_of(request).engine, account_id)
-    return ok(policy_out(_current(request, account_id)))
+    return ok(policy_out(current_policy(request, account_id)))

@@ -411,7 +411,7 @@ def entry_out(spec: Kind, row: PolicyRow) -> dict[str, Any]:
     return out
 
 
-def _changes(spec: Kind, body: BaseModel) -> dict[str, Any]:
+def entry_changes(spec: Kind, body: BaseModel) -> dict[str, Any]:
     """The fields a PATCH sets; a deprecated alias (is_spoof, ...) sets its replacement when that is not given."""
     data = {k: v for k, v in body.model_dump(exclude_unset=True).items() if v is not None or k in NULLABLE}
     for old, new in spec.mirrors:
@@ -421,12 +421,14 @@ def _changes(spec: Kind, body: BaseModel) -> dict[str, Any]:
     return data
 
 
-def _full(spec: Kind, body: BaseModel) -> dict[str, Any]:
-    data = _changes(spec, body)
+def entry_data(spec: Kind, body: BaseModel) -> dict[str, Any]:
+    """A POST/PUT body as a whole entry: what it leaves out takes the kind's default (the console's forms too)."""
+    data = entry_changes(spec, body)
     return {k: data.get(k, v) for k, v in spec.defaults.items()}
 
 
-def _validated(spec: Kind, data: dict[str, Any]) -> dict[str, Any]:
+def checked_entry(spec: Kind, data: dict[str, Any]) -> dict[str, Any]:
+    """`data`, once the kind's own rules accept it with the defaults filled in; one check for the API and console."""
     spec.check({**spec.defaults, **data})
     return data
 
@@ -558,7 +560,7 @@ def _register(spec: Kind) -> None:
     @router.post(base, summary=f"Create a {what}", name=f"create_{spec.segment}", response_model=one)
     def create_entry(request: Request, account_id: str, body: create_model_) -> Any:  # type: ignore[valid-type]
         require_write(request, account_id)
-        data = _validated(spec, _full(spec, body))
+        data = checked_entry(spec, entry_data(spec, body))
         return ok(entry_out(spec, services_of(request).policies.create(account_id, spec.kind, data)))
 
     @router.post(
@@ -576,15 +578,15 @@ def _register(spec: Kind) -> None:
             current = repo.get(account_id, spec.kind, p.id)
             if current is None:
                 raise not_found(f"{what} {p.id}")
-            changes = _changes(spec, p)
+            changes = entry_changes(spec, p)
             changes.pop("id", None)
-            _validated(spec, {**current.data, **changes})
+            checked_entry(spec, {**current.data, **changes})
             patches.append((p.id, changes))
         puts = []
         for p in batch.puts:
-            full = _full(spec, p)
-            puts.append((p.id, _validated(spec, full)))
-        posts = [_validated(spec, _full(spec, p)) for p in batch.posts]
+            full = entry_data(spec, p)
+            puts.append((p.id, checked_entry(spec, full)))
+        posts = [checked_entry(spec, entry_data(spec, p)) for p in batch.posts]
         try:
             result = repo.batch(account_id, spec.kind, [d.id for d in batch.deletes], patches, puts, posts)
         except PolicyNotFound as exc:
@@ -613,8 +615,8 @@ def _register(spec: Kind) -> None:
         require_write(request, account_id)
         entry_id = entry_id_of(request)
         current = load(request, account_id, entry_id)
-        changes = _changes(spec, body)
-        _validated(spec, {**current.data, **changes})
+        changes = entry_changes(spec, body)
+        checked_entry(spec, {**current.data, **changes})
         row = services_of(request).policies.update(account_id, spec.kind, entry_id, changes)
         if row is None:
             raise not_found(f"{what} {entry_id}")
