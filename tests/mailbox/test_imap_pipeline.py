@@ -148,6 +148,7 @@ def test_what_a_command_line_can_carry() -> None:
         with pytest.raises(ValueError):
             quoted(bad)
     assert mailbox("Gelöscht") == b'"Gel&APY-scht"'
+    assert mailbox('Bad "x"\r\nA1 DELETE INBOX') == b'"Bad \\"x\\"&AA0ACg-A1 DELETE INBOX"'  # encoded, not a new line
     assert uid_set([9, 1, 2, 3, 7, 10, 3]) == b"1:3,7,9:10"
     with pytest.raises(ValueError):
         uid_set([])
