@@ -328,3 +328,27 @@ def test_copies_whose_folder_vanished_do_not_stop_the_others(dovecot_without_mov
         assert folders_holding(dv, ANN, message_id) == ["Junk"]
     finally:
         backend.close()
+
+
+def test_a_session_the_server_drops_is_a_retryable_error_then_replaced(mail_dovecot: Dovecot) -> None:
+    """The server ends a pooled session between two requests (restart, admin kick): the next batch fails with a
+    retryable error, not an auth error, and the one after gets a new session."""
+    message_id, delivery_id = _deliver(mail_dovecot, [ANN])
+    backend = _backend(mail_dovecot)
+    try:
+        [ref] = backend.locate(ANN, message_id, delivery_id, Destination.INBOX)
+        with backend.session(ANN) as s:
+            dropped = s
+        kicked = subprocess.run(["doveadm", "-c", str(mail_dovecot.conf), "kick", ANN], capture_output=True)
+        assert kicked.returncode == 0, kicked.stderr
+        with pytest.raises(MailboxError) as info:
+            backend.move(ref, Destination.JUNK)
+        assert not isinstance(info.value, MailboxAuthError) and "session" in str(info.value)
+        assert folders_holding(mail_dovecot, ANN, message_id) == ["INBOX"]
+        [ref] = backend.locate(ANN, message_id, delivery_id, Destination.INBOX)
+        backend.move(ref, Destination.JUNK)
+        assert folders_holding(mail_dovecot, ANN, message_id) == ["Junk"]
+        with backend.session(ANN) as s:
+            assert s is not dropped
+    finally:
+        backend.close()
