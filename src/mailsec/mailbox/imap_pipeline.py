@@ -88,6 +88,7 @@ class Pipeline:
         self.sock = sock
         self._counter = itertools.count(1)
         self._buffer = b""
+        self._at = 0  # what of `_buffer` is read already: a large reply is not copied once per line
 
     def run(self, commands: Sequence[bytes]) -> list[Reply]:
         """Send the commands (each without tag and CRLF), in flights of at most FLIGHT_BYTES; their replies in the
@@ -128,8 +129,8 @@ class Pipeline:
                 raise PipelineError(f"unexpected response {_show(text)}")
             reply = pending.pop(match.group(1))
             reply.status, reply.text = match.group(2).decode(), match.group(3).decode("utf-8", "replace")
-        if self._buffer:
-            raise PipelineError(f"the server sent more than was asked for: {_show(self._buffer)}")
+        if self._at < len(self._buffer):
+            raise PipelineError(f"the server sent more than was asked for: {_show(self._buffer[self._at :])}")
 
     def _response(self) -> tuple[bytes, tuple[bytes, ...]]:
         """One response: its lines joined, each literal's bytes taken out (its `{n}` marker stays in the text)."""
@@ -149,24 +150,27 @@ class Pipeline:
             literals.append(self._exactly(size))
 
     def _line(self) -> bytes:
-        while (end := self._buffer.find(b"\r\n")) < 0:
-            if len(self._buffer) > MAX_LINE:
+        while (end := self._buffer.find(b"\r\n", self._at)) < 0:
+            if len(self._buffer) - self._at > MAX_LINE:
                 raise PipelineError("a response line longer than 1 MiB")
             self._fill()
-        line, self._buffer = self._buffer[: end + 2], self._buffer[end + 2 :]
+        line = self._buffer[self._at : end + 2]
+        self._at = end + 2
         return line
 
     def _exactly(self, size: int) -> bytes:
-        while len(self._buffer) < size:
+        while len(self._buffer) - self._at < size:
             self._fill()
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        data = self._buffer[self._at : self._at + size]
+        self._at += size
         return data
 
     def _fill(self) -> None:
         data = self.sock.recv(65536)
         if not data:
             raise PipelineError("the server closed the connection")
-        self._buffer += data
+        self._buffer = self._buffer[self._at :] + data
+        self._at = 0
 
 
 def check(replies: Sequence[Reply]) -> None:
