@@ -4,7 +4,16 @@ and applying it (a re-scan that gives them the analyst's verdict); through `lear
 
 from __future__ import annotations
 
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
 import httpx
+import pytest
 from learn_helpers import CLUB, PROMO, near_copy, reclassify, store
 from sqlalchemy import update
 from typer.testing import CliRunner
@@ -18,9 +27,22 @@ from mailsec.services import Services, open_services
 from mailsec.store.bulk_jobs import BulkJobRepo
 from mailsec.store.integrations import IntegrationRepo
 from mailsec.store.schema import learn_sketches, messages
-from support import LiveServer
+from support import LiveServer, make_eml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gateway"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "mailbox"))
+
+from gw_support import Dovecot, make_dovecot
+from move_support import add_imap
+
+from mailsec.actions.bulk import BulkJobRunner
+from mailsec.gateway.deliver import deliver, parse_next_hop
+from mailsec.mailbox import registry
+from mailsec.model import DeliveryMode, Envelope
+from mailsec.pipeline import Processed, process_message
 
 D = Disposition
+BOB = "bob@corp.example"
 
 
 def _age(services: Services, pk: int, days: int) -> None:
@@ -125,3 +147,72 @@ def test_apply_moves_through_a_bulk_job_when_mailboxes_exist(services: Services)
     assert job.params["destination"] == "JunkEmail" and job.requested_by == "soc@corp.example"
     assert {m.message_pk for m in repo.messages(job.id, limit=100)} == {p.pk for p in copies}
     assert all(m.status == "PENDING" for m in repo.messages(job.id, limit=100))
+
+
+@pytest.fixture(scope="module")
+def dovecot() -> Iterator[Dovecot]:
+    root = Path(tempfile.mkdtemp(prefix="mailsec-blast-"))
+    root.chmod(0o755)  # Dovecot's unprivileged processes read the users file
+    dv = make_dovecot(root, [BOB])
+    yield dv
+    registry.close_all()
+    dv.stop()
+    shutil.rmtree(dv.root, ignore_errors=True)
+
+
+def _in_mailbox(services: Services, dv: Dovecot, account: str, body: str, subject: str, sender: str) -> Processed:
+    """A message the mailbox server delivered to bob, of which mailsec scanned a BCC copy."""
+    raw = make_eml(subject=subject, sender=sender, to=BOB, body=body)
+    assert deliver(parse_next_hop(dv.lmtp_url), sender, [BOB], raw)[BOB].ok
+    envelope = Envelope(mail_from=sender, rcpt_to=(BOB,))
+    return process_message(services, raw, account, envelope=envelope, mode=DeliveryMode.BCC)
+
+
+def _folder_of(dv: Dovecot, subject: str) -> list[str]:
+    with dv.imap(BOB) as c:
+        out = []
+        for _, _, name in c.list_folders():
+            c.select_folder(name, readonly=True)
+            out += [name] * len(c.search(["SUBJECT", subject]))
+        return out
+
+
+def test_the_blast_radius_move_job_runs_and_moves_the_similar_copies(services: Services, dovecot: Dovecot) -> None:
+    account = services.accounts.create_account("Corp").id
+    services.domains.add(account, "corp.example", mode="BCC", next_hop="", verified=True)
+    add_imap(services, account, dovecot.imap_port)
+    tag = uuid.uuid4().hex[:8]  # the Dovecot is shared by the test's sqlite and postgresql runs
+    first = _in_mailbox(services, dovecot, account, PROMO, f"Offer first {tag}", "sales@shop.example")
+    copies = [
+        _in_mailbox(services, dovecot, account, near_copy(PROMO).replace("garden", kind), f"Offer {kind} {tag}", sender)
+        for kind, sender in (("garden", "s0@x.example"), ("patio", "s1@x.example"), ("terrace", "s2@x.example"))
+    ]
+    club = _in_mailbox(services, dovecot, account, CLUB, f"Club news {tag}", "club@garden.example")
+    reclassify(services, account, first, D.SPAM, "sub-1")
+    done = learn.apply_similar(services, account, first.pk, requested_by="soc@corp.example")
+    assert done.bulk_job_id is not None and sorted(c[0] for c in done.changes) == sorted(p.id for p in copies)
+    assert all(_folder_of(dovecot, f"Offer {kind} {tag}") == ["INBOX"] for kind in ("garden", "patio", "terrace"))
+
+    runner = BulkJobRunner(services, poll_seconds=0.1)  # as `serve` runs it
+    runner.start()
+    repo = BulkJobRepo(services.engine)
+    try:
+        deadline = time.monotonic() + 60
+        while (job := repo.get(account, done.bulk_job_id)) is not None and job.status != "COMPLETED":
+            assert time.monotonic() < deadline, job
+            time.sleep(0.1)
+    finally:
+        runner.stop()
+    assert job is not None and job.counts == {"COMPLETED": 3}
+    for kind in ("garden", "patio", "terrace"):
+        assert _folder_of(dovecot, f"Offer {kind} {tag}") == ["Junk"]
+    assert _folder_of(dovecot, f"Offer first {tag}") == ["INBOX"]  # the analyst's own message: not in its radius
+    assert _folder_of(dovecot, f"Club news {tag}") == ["INBOX"]
+    for p in copies:
+        stored = services.messages.get(account, p.id)
+        assert stored is not None and stored.delivery_status == "moved"
+        log = services.messages.actions([p.pk])[p.pk]
+        assert [(a.operation, a.folder, a.requested_by, a.status) for a in log if a.operation == "MOVE"] == [
+            ("MOVE", "JunkEmail", "soc@corp.example", "completed")
+        ]
+    assert services.messages.actions([club.pk])[club.pk] == []

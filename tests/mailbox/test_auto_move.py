@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 from gw_support import Dovecot
@@ -16,7 +18,10 @@ from mailsec.actions import auto_move
 from mailsec.gateway.deliver import deliver, parse_next_hop
 from mailsec.gateway.receive import Session, receive
 from mailsec.gateway.worker import QueueWorker
+from mailsec.mailbox import registry
+from mailsec.mailbox.base import MailboxBackend
 from mailsec.services import Services
+from mailsec.store.integrations import Integration
 from mailsec.store.queue import QueueRepo
 from support import make_eml
 
@@ -104,3 +109,41 @@ def test_no_rule_no_move(services: Services, mail_dovecot: Dovecot) -> None:
     message = services.messages.get(account, accepted.postfix_id)
     assert message is not None and services.messages.actions([message.pk])[message.pk] == []
     assert re.search(r"BCC copy", " ".join(t.message for t in services.messages.trace(message.pk)["inbound"]))
+
+
+def test_the_copies_of_a_queue_batch_are_moved_together(
+    services: Services, mail_dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    account = _bcc_account(services, mail_dovecot)
+    auto_move.set_rules(services.engine, account, {"NONE": "JunkEmail"})
+    calls: list[str] = []
+    real_backend_for = registry.backend_for
+
+    def counting(integration: Integration, data_dir: Path) -> MailboxBackend:
+        real = real_backend_for(integration, data_dir)
+
+        class Counted:
+            def __getattr__(self, name: str) -> Any:
+                calls.append(name)
+                return getattr(real, name)
+
+        return Counted()  # type: ignore[return-value]
+
+    monkeypatch.setattr(registry, "backend_for", counting)
+    marker = uuid.uuid4().hex[:10]
+    mx = parse_next_hop(mail_dovecot.lmtp_url)
+    accepted = []
+    for n in range(3):
+        raw = make_eml(f"bcc {marker} {n}", to=ANN)
+        assert deliver(mx, "alice@sender.example", [ANN], raw)[ANN].ok
+        accepted += receive(services, raw, "alice@sender.example", [ANN], Session(client_ip="127.0.0.1"))
+    _run_queue(services)  # one claim of 16 rows: one batch
+    assert calls == ["locate_many", "move_many"], calls  # one lookup and one move for the batch's three copies
+    assert _folders(mail_dovecot, ANN, marker) == ["Junk"] * 3
+    for a in accepted:
+        row = QueueRepo(services.engine).get(a.postfix_id)
+        assert row is not None and row.state == "done"
+        message = services.messages.get(account, a.postfix_id)
+        assert message is not None and message.delivery_status == "moved"
+        log = services.messages.actions([message.pk])[message.pk]
+        assert [(a.operation, a.requested_by, a.status) for a in log] == [("MOVE", "auto-move", "completed")]

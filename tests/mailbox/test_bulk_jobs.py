@@ -35,16 +35,30 @@ def _job(services: Services, account: str, marker: str) -> str:
 
 
 def _counting(services: Services, on_call: list, hook) -> object:  # type: ignore[no-untyped-def]
-    """The real backend, with a hook run at each mailbox lookup (to cancel or stop at a chosen point)."""
+    """The real backend, with a hook run at each mailbox lookup (to cancel or stop at a chosen point); `on_call`
+    gets the name of each lookup and move."""
 
     def backend_for(integration: Integration) -> MailboxBackend:
         real = registry.backend_for(integration, services.settings.data_dir)
 
         class Hooked:
             def locate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-                on_call.append(1)
+                on_call.append("locate")
                 hook(len(on_call))
                 return real.locate(*args, **kwargs)
+
+            def locate_many(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                on_call.append("locate_many")
+                hook(len(on_call))
+                return real.locate_many(*args, **kwargs)
+
+            def move(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                on_call.append("move")
+                return real.move(*args, **kwargs)
+
+            def move_many(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                on_call.append("move_many")
+                return real.move_many(*args, **kwargs)
 
             def __getattr__(self, name: str) -> object:
                 return getattr(real, name)
@@ -62,7 +76,11 @@ def test_job_by_search_runs_in_batches_to_completion(services: Services, mail_do
     job_id = _job(services, account, marker)
     repo = BulkJobRepo(services.engine)
     assert (job := repo.get(account, job_id)) is not None and job.status == jobs.PENDING
-    assert run_job(services, job_id, batch=2) == job_id
+    calls: list = []
+    counting = _counting(services, calls, lambda n: None)
+    assert run_job(services, job_id, batch=2, backend_for=counting) == job_id  # type: ignore[arg-type]
+    # batches of 2, 2 and 1: the two of a batch found and moved together, the lone one alone
+    assert calls == ["locate_many", "move_many", "locate_many", "move_many", "locate", "move"], calls
     job = repo.get(account, job_id)
     assert job is not None and job.status == jobs.COMPLETED and job.completed_at is not None
     assert job.counts == {jobs.M_SUCCESSFUL: 5}
@@ -96,7 +114,7 @@ def test_a_stopped_runner_is_resumed_and_nothing_is_acted_on_twice(services: Ser
     repo = BulkJobRepo(services.engine)
     stop = threading.Event()
     calls: list = []
-    hook = _counting(services, calls, lambda n: n == 3 and stop.set())  # during the second message of batch 1
+    hook = _counting(services, calls, lambda n: stop.set())  # while batch 1 is worked on
     run_job(services, job_id, identity="host:1:a", batch=2, stop=stop, backend_for=hook)  # type: ignore[arg-type]
     job = repo.get(account, job_id)
     assert job is not None and job.status == jobs.PROCESSING

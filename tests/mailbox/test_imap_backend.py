@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from gw_support import MASTER_PASSWORD, MASTER_USER, Dovecot, make_dovecot
@@ -17,7 +18,7 @@ from move_support import folders_holding
 
 from mailsec.gateway.deliver import deliver, parse_next_hop
 from mailsec.mailbox import imap
-from mailsec.mailbox.base import MailboxAuthError, MailboxError, Wanted
+from mailsec.mailbox.base import MailboxAuthError, MailboxError, MailRef, Wanted
 from mailsec.mailbox.imap import AUTH_AUTHZID, HIDDEN_FOLDER, ImapBackend, ImapConfig
 from mailsec.model import Destination
 from support import free_port, make_eml
@@ -225,5 +226,129 @@ def test_many_messages_in_one_lookup_are_told_apart_by_their_headers(
         backend.move_many([refs[0] for refs in found[:3]], Destination.JUNK)
         for message_id, _ in delivered:
             assert folders_holding(mail_dovecot, ANN, message_id) == ["Junk"]
+    finally:
+        backend.close()
+
+
+class _Wire:
+    """The session's socket, counting the writes: one per pipelined flight, so one per round trip."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock, self.writes = sock, 0
+
+    def sendall(self, data: bytes) -> None:
+        self.writes += 1
+        self.sock.sendall(data)
+
+    def recv(self, size: int) -> bytes:
+        return self.sock.recv(size)
+
+
+def _counted(backend: ImapBackend, recipient: str) -> _Wire:
+    with backend.session(recipient) as s:
+        wire = _Wire(s.pipe.sock)
+        s.pipe.sock = wire  # type: ignore[assignment]
+    return wire
+
+
+def _filed(dv: Dovecot, message_id: str, folder: str) -> None:
+    """The user files the message in `folder` themselves."""
+    with dv.imap(ANN) as c:
+        c.select_folder("INBOX")
+        uids = c.search(["HEADER", "Message-ID", message_id])
+        c.copy(uids, folder)
+        c.delete_messages(uids)
+        c.expunge()
+
+
+@pytest.mark.parametrize("server", ["mail_dovecot", "dovecot_without_move"])
+def test_lookups_and_moves_are_pipelined(server: str, request: pytest.FixtureRequest) -> None:
+    """With SEARCHRES and MOVE (Dovecot's default), a lookup of several messages in their hinted folder is one round
+    trip, the search of every folder for the ones not there one more, and a move of copies in two folders one; a
+    server with neither needs a second round trip for each (FETCH after SEARCH, EXPUNGE after COPY)."""
+    dv: Dovecot = request.getfixturevalue(server)
+    delivered = [_deliver(dv, [ANN]) for _ in range(3)]
+    _filed(dv, delivered[2][0], "Trash")
+    backend = _backend(dv)
+    try:
+        wire = _counted(backend, ANN)
+        with backend.session(ANN) as s:
+            full = s.searchres and s.can_move
+        assert full == (server == "mail_dovecot")
+        found = backend.locate_many(ANN, [Wanted(m, d, Destination.INBOX) for m, d in delivered])
+        assert [[r.folder for r in refs] for refs in found] == [["INBOX"], ["INBOX"], ["Trash"]]
+        assert wire.writes == (2 if full else 3)  # a folder searched for one message needs no FETCH
+        backend.move_many([refs[0] for refs in found], Destination.JUNK)
+        assert wire.writes == (3 if full else 5)
+        for message_id, _ in delivered:
+            assert folders_holding(dv, ANN, message_id) == ["Junk"]
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("server", ["mail_dovecot", "dovecot_without_move"])
+def test_a_refused_move_keeps_the_original(server: str, request: pytest.FixtureRequest) -> None:
+    """The destination folder is gone (deleted since the session listed it): MOVE or COPY is refused, the move
+    fails with a retryable error, and no original is flagged or expunged. The session is replaced."""
+    dv: Dovecot = request.getfixturevalue(server)
+    message_id, delivery_id = _deliver(dv, [ANN])
+    backend = _backend(dv)
+    try:
+        [ref] = backend.locate(ANN, message_id, delivery_id, Destination.INBOX)
+        with backend.session(ANN) as s:
+            broken = s
+            s.folders[Destination.JUNK] = f"Gone {uuid.uuid4().hex[:6]}"
+        with pytest.raises(MailboxError, match="refused") as info:
+            backend.move_many([ref], Destination.JUNK)
+        assert not isinstance(info.value, MailboxAuthError)
+        assert folders_holding(dv, ANN, message_id) == ["INBOX"]
+        with dv.imap(ANN) as c:
+            c.select_folder("INBOX", readonly=True)
+            assert c.search(["HEADER", "Message-ID", message_id, "DELETED"]) == []
+        [ref] = backend.locate(ANN, message_id, delivery_id, Destination.INBOX)
+        backend.move(ref, Destination.JUNK)  # a new session, with the real folders
+        assert folders_holding(dv, ANN, message_id) == ["Junk"]
+        with backend.session(ANN) as s:
+            assert s is not broken
+    finally:
+        backend.close()
+
+
+def test_copies_whose_folder_vanished_do_not_stop_the_others(dovecot_without_move: Dovecot) -> None:
+    """COPY + EXPUNGE over two folders, one of which the user just deleted: the other folder's copy is moved (once),
+    and the mailbox's move still reports the failure, to be retried."""
+    dv = dovecot_without_move
+    message_id, delivery_id = _deliver(dv, [ANN])
+    backend = _backend(dv)
+    try:
+        [ref] = backend.locate(ANN, message_id, delivery_id, Destination.INBOX)
+        gone = MailRef(ANN, f"Gone {uuid.uuid4().hex[:6]}", "1")
+        with pytest.raises(MailboxError, match="SELECT refused"):
+            backend.move_many([gone, ref], Destination.JUNK)
+        assert folders_holding(dv, ANN, message_id) == ["Junk"]
+    finally:
+        backend.close()
+
+
+def test_a_session_the_server_drops_is_a_retryable_error_then_replaced(mail_dovecot: Dovecot) -> None:
+    """The server ends a pooled session between two requests (restart, admin kick): the next batch fails with a
+    retryable error, not an auth error, and the one after gets a new session."""
+    message_id, delivery_id = _deliver(mail_dovecot, [ANN])
+    backend = _backend(mail_dovecot)
+    try:
+        [ref] = backend.locate(ANN, message_id, delivery_id, Destination.INBOX)
+        with backend.session(ANN) as s:
+            dropped = s
+        kicked = subprocess.run(["doveadm", "-c", str(mail_dovecot.conf), "kick", ANN], capture_output=True)
+        assert kicked.returncode == 0, kicked.stderr
+        with pytest.raises(MailboxError) as info:
+            backend.move(ref, Destination.JUNK)
+        assert not isinstance(info.value, MailboxAuthError) and "session" in str(info.value)
+        assert folders_holding(mail_dovecot, ANN, message_id) == ["INBOX"]
+        [ref] = backend.locate(ANN, message_id, delivery_id, Destination.INBOX)
+        backend.move(ref, Destination.JUNK)
+        assert folders_holding(mail_dovecot, ANN, message_id) == ["Junk"]
+        with backend.session(ANN) as s:
+            assert s is not dropped
     finally:
         backend.close()

@@ -61,10 +61,15 @@ def apply(
 ) -> list[MoveItem]:
     """Move the message as the account's rule for its disposition says; [] when there is no rule for it."""
     rules = rules if rules is not None else get_rules(services.engine, message.account_id)
-    destination = rules.get(message.final_disposition.value)
+    destination = destination_of(message, rules)
     if destination is None:
         return []
     return move_message(services, message, destination, REQUESTED_BY, backend_for)
+
+
+def destination_of(message: StoredMessage, rules: Mapping[str, Destination]) -> Destination | None:
+    """Where the account's rules move a message of this disposition; None: it stays where it is."""
+    return rules.get(message.final_disposition.value)
 
 
 def look_again(items: list[MoveItem]) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
-from mailsec.actions.move import BackendFor, move_message
+from mailsec.actions.move import FAILED, BackendFor, MoveItem, move_stored
 from mailsec.actions.release import release_one
 from mailsec.model import Destination
 from mailsec.services import Services
@@ -149,8 +149,11 @@ def _run(
         if not rows:
             repo.set_status(job_id, identity, jobs.COMPLETED)
             return
-        outcomes = [(row_id, *_act(services, account_id, action, params, pk, requested_by, backend_for))
-                    for row_id, pk in rows]  # fmt: skip
+        if action == "MOVE":
+            outcomes = _move_batch(services, account_id, Destination(params["destination"]), rows, requested_by,
+                                   backend_for)  # fmt: skip
+        else:
+            outcomes = [(row_id, *_release(services, account_id, pk, requested_by)) for row_id, pk in rows]
         repo.record(job_id, identity, outcomes)
 
 
@@ -167,26 +170,44 @@ def _discover(services: Services, repo: BulkJobRepo, job_id: str, account_id: st
         search.cursor = page.next
 
 
-def _act(
+def _move_batch(
     services: Services,
     account_id: str,
-    action: str,
-    params: dict[str, Any],
-    pk: int,
+    destination: Destination,
+    rows: list[tuple[int, int]],
     requested_by: str | None,
     backend_for: BackendFor | None,
-) -> tuple[str, dict[str, Any]]:
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """The batch's messages moved together, as one move request moves them (one lookup and one move per mailbox
+    and folder, one commit for their record); each row still takes its own message's outcome."""
+    stored = {m.pk: m for m in services.messages.get_many(pk for _, pk in rows) if m.account_id == account_id}
+    present = [m for _, pk in rows if (m := stored.get(pk)) is not None]
+    moved_items = move_stored(services, present, destination, requested_by, backend_for)
+    moved = {m.pk: items for m, items in zip(present, moved_items, strict=True)}
+    outcomes: list[tuple[int, str, dict[str, Any]]] = []
+    for row_id, pk in rows:
+        message = stored.get(pk)
+        if message is None:
+            outcomes.append((row_id, jobs.M_SKIPPED, {"reason": "message no longer stored"}))
+            continue
+        items = moved[pk]
+        out = {"id": message.id, "postfix_id": message.postfix_id, "items": [i.as_dict() for i in items]}
+        outcomes.append((row_id, _move_status(items), out))
+    return outcomes
+
+
+def _move_status(items: list[MoveItem]) -> str:
+    if items and all(i.success for i in items):
+        return jobs.M_SUCCESSFUL
+    if any(i.status == FAILED for i in items):
+        return jobs.M_FAILED
+    return jobs.M_SUCCESSFUL if any(i.success for i in items) else jobs.M_SKIPPED
+
+
+def _release(services: Services, account_id: str, pk: int, requested_by: str | None) -> tuple[str, dict[str, Any]]:
     message = services.messages.get_by_pk(pk)
     if message is None or message.account_id != account_id:
         return jobs.M_SKIPPED, {"reason": "message no longer stored"}
-    if action == "MOVE":
-        items = move_message(services, message, Destination(params["destination"]), requested_by, backend_for)
-        out = {"id": message.id, "postfix_id": message.postfix_id, "items": [i.as_dict() for i in items]}
-        if items and all(i.success for i in items):
-            return jobs.M_SUCCESSFUL, out
-        if any(i.status == "failed" for i in items):
-            return jobs.M_FAILED, out
-        return (jobs.M_SUCCESSFUL if any(i.success for i in items) else jobs.M_SKIPPED), out
     result = release_one(services, account_id, message.id, requested_by)
     out = result.as_dict()
     if not (result.delivered or result.failed or result.undelivered):

@@ -6,7 +6,7 @@ mailsec's stored copy. Idempotent: asking twice moves once. The action log recor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -248,12 +248,35 @@ def move_message(
     requested_by: str | None,
     backend_for: BackendFor | None = None,
 ) -> list[MoveItem]:
+    return move_stored(services, [message], destination, requested_by, backend_for, parallel=1)[0]
+
+
+def move_stored(
+    services: Services,
+    stored: Sequence[StoredMessage],
+    destination: Destination,
+    requested_by: str | None,
+    backend_for: BackendFor | None = None,
+    parallel: int = PARALLEL_MAILBOXES,
+) -> list[list[MoveItem]]:
+    """Messages already read (a bulk job's batch, the auto-moves of a queue batch; any accounts), moved the way a
+    request moves them: grouped per mailbox, one lookup and one move per mailbox and folder, one commit for the
+    record. The items of each message, in `stored`'s order (a message named twice is moved once)."""
     backend_for = backend_for or (lambda i: registry.backend_for(i, services.settings.data_dir))
-    rows = services.messages.recipient_states(message.pk)
-    items, tasks = _plan(services, message, rows, destination, _integrations(services, message.account_id))
-    _execute(services, tasks, destination, backend_for, parallel=1)
-    _record(services, [(message, items)], destination, requested_by)
-    return items
+    unique = list({m.pk: m for m in stored}.values())
+    rows = services.messages.recipient_states_of([m.pk for m in unique])
+    by_account: dict[str, Callable[[str], Integration | None]] = {}
+    planned: dict[int, list[MoveItem]] = {}
+    tasks: list[_Task] = []
+    for message in unique:
+        if message.account_id not in by_account:
+            by_account[message.account_id] = _integrations(services, message.account_id)
+        items, more = _plan(services, message, rows[message.pk], destination, by_account[message.account_id])
+        planned[message.pk] = items
+        tasks += more
+    _execute(services, tasks, destination, backend_for, parallel)
+    _record(services, [(m, planned[m.pk]) for m in unique], destination, requested_by)
+    return [planned[m.pk] for m in stored]
 
 
 def move_writes(items: list[MoveItem], destination: Destination, requested_by: str | None) -> DeliveryWrites:
@@ -299,26 +322,21 @@ def move(
     """Every message named (investigate id or postfix_id), in the order given; an unknown one is one `not_found`
     item. The request's copies are grouped per mailbox: one lookup and one move per mailbox and folder, up to
     `parallel` mailboxes at once (most of a move is waiting for mailbox servers), then one commit for the record."""
-    backend_for = backend_for or (lambda i: registry.backend_for(i, services.settings.data_dir))
-    integration_of = _integrations(services, account_id)
     unique = list(dict.fromkeys(refs))
     stored = services.messages.get_refs(account_id, unique)
-    rows = services.messages.recipient_states_of(list(dict.fromkeys(m.pk for m in stored.values())))
-    found: dict[int, tuple[StoredMessage, list[MoveItem]]] = {}
-    plan: list[int | MoveItem] = []
-    tasks: list[_Task] = []
+    messages = list({m.pk: m for m in stored.values()}.values())  # an id and its postfix_id name one message
+    moved = move_stored(services, messages, destination, requested_by, backend_for, parallel)
+    items = {m.pk: found for m, found in zip(messages, moved, strict=True)}
+    out: list[MoveItem] = []
+    done: set[int] = set()
     for ref in unique:
         message = stored.get(ref)
         if message is None:
             norm = ids.normalize_message_ref(ref)
-            plan.append(
+            out.append(
                 MoveItem(norm, ids.postfix_id_of(norm), None, destination.value, NOT_FOUND, reason="no such message")
             )
-        elif message.pk not in found:  # an id and its postfix_id name one message: moved once
-            items, planned = _plan(services, message, rows[message.pk], destination, integration_of)
-            found[message.pk] = (message, items)
-            tasks += planned
-            plan.append(message.pk)
-    _execute(services, tasks, destination, backend_for, parallel)
-    _record(services, list(found.values()), destination, requested_by)
-    return [item for step in plan for item in ([step] if isinstance(step, MoveItem) else found[step][1])]
+        elif message.pk not in done:
+            done.add(message.pk)
+            out += items[message.pk]
+    return out

@@ -21,6 +21,7 @@ from typing import Any
 
 from mailsec import pipeline
 from mailsec.actions import auto_move, user_reports
+from mailsec.actions.move import move_stored
 from mailsec.config import Settings
 from mailsec.gateway import bounce, decide, dispatch
 from mailsec.gateway.deliver import Connections, NextHop
@@ -152,6 +153,7 @@ class QueueWorker:
                     batch.finish(Finish(item.id, item.state))
                     continue
                 self._run_one(item, batch)
+            self._run_auto_moves(batch)
         finally:
             batch.connections.close()
             self._flush(batch)
@@ -164,12 +166,15 @@ class QueueWorker:
             self._process(item, batch)
         except Exception as exc:
             log.exception("queue item %s failed; will retry", item.postfix_id)
-            attempts = item.attempts + 1
-            if attempts >= 10:
-                batch.finish(Finish(item.id, "failed", attempts=attempts, data={**item.data, "error": repr(exc)[:500]}))
-            else:
-                delay = backoff_us(self.services.settings.queue_retry_seconds, attempts)
-                batch.finish(Finish(item.id, item.state, attempts=attempts, next_attempt_us=now_us() + delay))
+            self._retry_later(item, batch, exc)
+
+    def _retry_later(self, item: QueueItem, batch: _Batch, exc: Exception) -> None:
+        attempts = item.attempts + 1
+        if attempts >= 10:
+            batch.finish(Finish(item.id, "failed", attempts=attempts, data={**item.data, "error": repr(exc)[:500]}))
+        else:
+            delay = backoff_us(self.services.settings.queue_retry_seconds, attempts)
+            batch.finish(Finish(item.id, item.state, attempts=attempts, next_attempt_us=now_us() + delay))
 
     def _flush(self, batch: _Batch) -> None:
         if not batch.finishes:
@@ -342,18 +347,38 @@ class QueueWorker:
             batch.finish(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + wait))
 
     def _auto_move(self, item: QueueItem, message: StoredMessage, batch: _Batch) -> None:
-        """A copy (BCC, JOURNAL, API) whose disposition the account moves: moved in the recipients' mailboxes, and
-        looked for again later while a copy is not there yet (the mail may reach the mailbox after mailsec)."""
+        """A copy (BCC, JOURNAL, API) whose disposition the account moves: set aside, and moved with the batch's
+        other copies for that folder once the batch's rows are worked (_run_auto_moves)."""
         rules = batch.auto_moves.get(message.account_id)
         if rules is None:
             rules = batch.auto_moves[message.account_id] = auto_move.get_rules(self.services.engine, message.account_id)
-        attempts = item.attempts + 1
-        items = auto_move.apply(self.services, message, rules) if rules else []
-        if items and auto_move.look_again(items) and attempts < auto_move.ATTEMPTS:
-            delay = backoff_us(self.services.settings.queue_retry_seconds, attempts)
-            batch.finish(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay))
+        destination = auto_move.destination_of(message, rules)
+        if destination is None:
+            batch.finish(Finish(item.id, "done", attempts=item.attempts + 1))
         else:
-            batch.finish(Finish(item.id, "done", attempts=attempts))
+            batch.moves_due.setdefault(destination, []).append((item, message))
+
+    def _run_auto_moves(self, batch: _Batch) -> None:
+        """The batch's copies moved per folder as one request moves them (one lookup and one move per mailbox and
+        folder), each row finished from its own message's items: looked for again later while a copy is not there
+        yet (the mail may reach the mailbox after mailsec). Rows finish only after the moves' record is committed,
+        so a kill in between reruns the moves, which find the copies already in place."""
+        due, batch.moves_due = batch.moves_due, {}
+        for destination, pairs in due.items():
+            try:
+                moved = move_stored(self.services, [m for _, m in pairs], destination, auto_move.REQUESTED_BY)
+            except Exception as exc:
+                log.exception("auto-move of %d message(s) failed; will retry", len(pairs))
+                for item, _ in pairs:
+                    self._retry_later(item, batch, exc)
+                continue
+            for (item, _), items in zip(pairs, moved, strict=True):
+                attempts = item.attempts + 1
+                if items and auto_move.look_again(items) and attempts < auto_move.ATTEMPTS:
+                    delay = backoff_us(self.services.settings.queue_retry_seconds, attempts)
+                    batch.finish(Finish(item.id, "deferred", attempts=attempts, next_attempt_us=now_us() + delay))
+                else:
+                    batch.finish(Finish(item.id, "done", attempts=attempts))
 
 
 class _Batch:
@@ -366,6 +391,7 @@ class _Batch:
         self.policies: dict[str, QuarantinePolicy] = {}
         self.finishes: list[Finish] = []
         self.auto_moves: dict[str, dict[str, Destination]] = {}
+        self.moves_due: dict[Destination, list[tuple[QueueItem, StoredMessage]]] = {}
 
     def finish(self, f: Finish) -> None:
         self.finishes.append(f)

@@ -5,13 +5,16 @@ IMAP MOVE (RFC 6851) when offered, else COPY + STORE \\Deleted + UID EXPUNGE.
 
 Sessions are pooled per mailbox and kept across requests (the login, TLS included, is paid once per mailbox). Many
 messages of one mailbox are found with one SEARCH per folder (an OR of their headers) and one FETCH of those headers
-to tell them apart, and moved with one UID MOVE per folder. imapclient waits for each reply, so commands are not
-pipelined: the batching is what saves the round trips."""
+to tell them apart, and moved with one UID MOVE per folder. Those commands are pipelined (`imap_pipeline`): a
+lookup is one round trip (SELECT, then per folder SEARCH RETURN (SAVE) and FETCH $ of RFC 5182; two round trips on
+a server without SEARCHRES), a move of several folders' copies one more (two with COPY + EXPUNGE, whose expunge
+waits for the copy to succeed). imapclient, which waits for each reply, keeps the login, LIST, CREATE and APPEND."""
 
 from __future__ import annotations
 
 import contextlib
 import imaplib
+import re
 import ssl
 import threading
 import time
@@ -26,6 +29,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from mailsec.mailbox.base import MailboxAuthError, MailboxError, MailRef, Wanted
+from mailsec.mailbox.imap_pipeline import CommandFailed, Pipeline, PipelineError, Reply, check, mailbox, quoted, uid_set
 from mailsec.model import Destination
 
 JUNK, TRASH = b"\\Junk", b"\\Trash"
@@ -35,6 +39,8 @@ AUTH_MASTER, AUTH_AUTHZID = "master", "authzid"
 SEARCH_CHUNK = 100  # messages per SEARCH (two header keys each, in a balanced OR tree)
 IDLE_CHECK_S = 60.0  # a pooled session idle this long is checked with a NOOP before use
 _ID_HEADERS = b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID X-MAILSEC-DELIVERY-ID)]"
+_FETCH = re.compile(rb"^\d+ FETCH \(", re.IGNORECASE)
+_UID = re.compile(rb"\bUID (\d+)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,8 @@ class _Session:
         self.used_at = time.monotonic()
         self.can_move = config.use_move and b"MOVE" in client.capabilities()
         self.uidplus = b"UIDPLUS" in client.capabilities()
+        self.searchres = b"SEARCHRES" in client.capabilities()
+        self.pipe = Pipeline(client.socket())
         self.folders = self._folders()
 
     def _folders(self) -> dict[Destination, str]:
@@ -103,14 +111,20 @@ class _Session:
             self.all_folders.append(self.config.hidden_folder)
         return folders
 
-    def select(self, folder: str, fresh: bool = False) -> None:
-        """SELECT, unless the folder already is; `fresh`: then a NOOP, so the server syncs mail that arrived since
-        (a pooled session can hold a folder selected for minutes)."""
+    def enter(self, folder: str, fresh: bool = False) -> list[bytes]:
+        """The commands that make `folder` the selected one: a SELECT, unless it already is; `fresh`: then a NOOP,
+        so the server syncs mail that arrived since (a pooled session can hold a folder selected for minutes). A
+        batch that fails drops the session, so the folder is counted as selected when the command is queued."""
         if self.selected != folder:
-            self.client.select_folder(folder)
             self.selected = folder
-        elif fresh:
-            self.client.noop()
+            return [b"SELECT " + mailbox(folder)]
+        return [b"NOOP"] if fresh else []
+
+    def run(self, commands: Sequence[bytes]) -> list[Reply]:
+        """The commands pipelined; `CommandFailed` if one is refused."""
+        replies = self.pipe.run(commands)
+        check(replies)
+        return replies
 
     def meaning(self, folder: str) -> Destination | None:
         return next((d for d, name in self.folders.items() if name == folder), None)
@@ -167,9 +181,9 @@ class ImapBackend:
             try:
                 yield session
                 healthy = True
-            except (OSError, imaplib.IMAP4.abort) as exc:
+            except (OSError, imaplib.IMAP4.abort, PipelineError) as exc:
                 raise MailboxError(f"IMAP session for {recipient} failed: {exc}") from exc
-            except (IMAPClientError, imaplib.IMAP4.error) as exc:
+            except (IMAPClientError, imaplib.IMAP4.error, CommandFailed) as exc:
                 raise MailboxError(f"IMAP server refused a command for {recipient}: {exc}") from exc
             finally:
                 if healthy:
@@ -197,37 +211,15 @@ class ImapBackend:
 
     def move(self, ref: MailRef, destination: Destination) -> MailRef | None:
         with self.session(ref.recipient) as s:
-            uid = int(ref.key)
-            if destination is Destination.RECOVERABLE_PURGES:
-                s.select(ref.folder)
-                s.client.add_flags([uid], [b"\\Deleted"], silent=True)
-                self._expunge(s, uid)
-                return None
-            target = s.folders[destination]
-            if target == ref.folder:
-                return ref
-            s.select(ref.folder)
-            if s.can_move:
-                s.client.move([uid], target)
-            else:
-                s.client.copy([uid], target)
-                s.client.add_flags([uid], [b"\\Deleted"], silent=True)
-                self._expunge(s, uid)
-            return MailRef(ref.recipient, target, "", destination)
-
-    def _expunge(self, s: _Session, uid: int) -> None:
-        self._expunge_set(s, [uid])
-
-    @staticmethod
-    def _expunge_set(s: _Session, uids: list[int]) -> None:
-        if s.uidplus:
-            s.client.uid_expunge(uids)
-        else:
-            s.client.expunge()
+            self._move_groups(s, [(ref.folder, [int(ref.key)])], destination)
+        if destination is Destination.RECOVERABLE_PURGES:
+            return None
+        target = s.folders[destination]
+        return ref if target == ref.folder else MailRef(ref.recipient, target, "", destination)
 
     def locate_many(self, recipient: str, wanted: Sequence[Wanted]) -> list[list[MailRef]]:
         """Each message in its hinted folder first (one SEARCH per folder for all of them), the ones not found
-        there in every folder (again one SEARCH per folder)."""
+        there in every folder (again one SEARCH per folder); each of the two steps one pipelined batch."""
         found: list[list[MailRef]] = [[] for _ in wanted]
         keyed = [i for i, w in enumerate(wanted) if _keys(w)]
         if not keyed:
@@ -239,61 +231,91 @@ class ImapBackend:
                 folder = s.folders.get(hint) if hint is not None else None
                 if folder is not None:
                     by_hint.setdefault(folder, []).append(i)
-            for folder, indexes in by_hint.items():
-                self._search_many(s, recipient, folder, wanted, indexes, found)
+            if by_hint:
+                self._search(s, recipient, list(by_hint.items()), wanted, found)
             rest = [i for i in keyed if not found[i]]
-            for folder in s.all_folders if rest else ():
-                self._search_many(s, recipient, folder, wanted, rest, found)
+            if rest:
+                self._search(s, recipient, [(folder, rest) for folder in s.all_folders], wanted, found)
         return found
 
     @staticmethod
-    def _search_many(
-        s: _Session, recipient: str, folder: str, wanted: Sequence[Wanted], indexes: list[int],
+    def _search(
+        s: _Session, recipient: str, plan: list[tuple[str, list[int]]], wanted: Sequence[Wanted],
         found: list[list[MailRef]],
     ) -> None:  # fmt: skip
-        s.select(folder, fresh=True)
-        meaning = s.meaning(folder)
-        for start in range(0, len(indexes), SEARCH_CHUNK):
-            chunk = indexes[start : start + SEARCH_CHUNK]
-            uids = s.client.search(_any_of([key for i in chunk for key in _keys(wanted[i])]))
-            if not uids:
-                continue
-            if len(chunk) == 1:  # the SEARCH alone says whose they are
-                found[chunk[0]].extend(MailRef(recipient, folder, str(uid), meaning) for uid in uids)
-                continue
-            for uid, data in s.client.fetch(uids, [_ID_HEADERS]).items():
-                block = next((v for k, v in data.items() if k.startswith(b"BODY[") and isinstance(v, bytes)), b"")
-                headers = _id_headers(block)
-                for i in chunk:
-                    if _matches(wanted[i], headers):
+        """Every folder of `plan` searched for its messages; the copies found told apart by their headers (a folder
+        searched for one message needs no telling apart)."""
+        commands: list[bytes] = []
+        spans: list[tuple[int, int]] = []
+        for folder, indexes in plan:
+            commands += s.enter(folder, fresh=True)
+            first = len(commands)
+            for start in range(0, len(indexes), SEARCH_CHUNK):
+                criteria = _any_of([key for i in indexes[start : start + SEARCH_CHUNK] for key in _keys(wanted[i])])
+                if s.searchres:  # RFC 5182: the FETCH takes the SEARCH's result without waiting for it
+                    commands += [b"UID SEARCH RETURN (SAVE) " + criteria, b"UID FETCH $ (UID " + _ID_HEADERS + b")"]
+                else:
+                    commands.append(b"UID SEARCH " + criteria)
+            spans.append((first, len(commands)))
+        replies = s.run(commands)
+        fetched: list[dict[int, bytes]] = []
+        if s.searchres:
+            fetched = [_fetched(replies[a:b]) for a, b in spans]
+        else:
+            hits = [_searched(replies[a:b]) for a, b in spans]
+            fetched = [dict.fromkeys(uids, b"") for uids in hits]
+            telling = [k for k, (_, indexes) in enumerate(plan) if hits[k] and len(indexes) > 1]
+            commands, spans = [], []
+            for k in telling:
+                commands += s.enter(plan[k][0])
+                spans.append((len(commands), len(commands) + 1))
+                commands.append(b"UID FETCH " + uid_set(sorted(hits[k])) + b" (UID " + _ID_HEADERS + b")")
+            replies = s.run(commands) if commands else []
+            for k, (a, b) in zip(telling, spans, strict=True):
+                fetched[k] = _fetched(replies[a:b])
+        for (folder, indexes), copies in zip(plan, fetched, strict=True):
+            meaning = s.meaning(folder)
+            for uid, block in sorted(copies.items()):
+                headers = _id_headers(block) if len(indexes) > 1 else {}
+                for i in indexes:
+                    if len(indexes) == 1 or _matches(wanted[i], headers):
                         found[i].append(MailRef(recipient, folder, str(uid), meaning))
 
     def move_many(self, refs: Sequence[MailRef], destination: Destination) -> None:
-        """One UID MOVE (or COPY + STORE + UID EXPUNGE) per mailbox and folder for all its copies."""
-        groups: dict[tuple[str, str], set[int]] = {}
+        """One UID MOVE (or COPY + STORE + UID EXPUNGE) per mailbox and folder for all its copies, the folders of a
+        mailbox in one pipelined batch."""
+        groups: dict[str, dict[str, set[int]]] = {}
         for ref in refs:
-            groups.setdefault((ref.recipient, ref.folder), set()).add(int(ref.key))
-        for recipient in dict.fromkeys(r for r, _ in groups):
+            groups.setdefault(ref.recipient, {}).setdefault(ref.folder, set()).add(int(ref.key))
+        for recipient, folders in groups.items():
             with self.session(recipient) as s:
-                for (owner, folder), uid_set in groups.items():
-                    if owner != recipient:
-                        continue
-                    uids = sorted(uid_set)
-                    if destination is Destination.RECOVERABLE_PURGES:
-                        s.select(folder)
-                        s.client.add_flags(uids, [b"\\Deleted"], silent=True)
-                        self._expunge_set(s, uids)
-                        continue
-                    target = s.folders[destination]
-                    if target == folder:
-                        continue
-                    s.select(folder)
-                    if s.can_move:
-                        s.client.move(uids, target)
-                    else:
-                        s.client.copy(uids, target)
-                        s.client.add_flags(uids, [b"\\Deleted"], silent=True)
-                        self._expunge_set(s, uids)
+                self._move_groups(s, [(f, sorted(uids)) for f, uids in folders.items()], destination)
+
+    @staticmethod
+    def _move_groups(s: _Session, groups: list[tuple[str, list[int]]], destination: Destination) -> None:
+        """The copies of each folder moved to the destination (purged for RecoverableItemsPurges), all folders in
+        one pipelined batch; with COPY + EXPUNGE a second batch flags and expunges the originals whose COPY
+        succeeded, so a refused COPY never loses one."""
+        if destination is Destination.RECOVERABLE_PURGES:
+            s.run([c for folder, uids in groups for c in [*s.enter(folder), *_delete(s, uids)]])
+            return
+        target = s.folders[destination]
+        groups = [(folder, uids) for folder, uids in groups if folder != target]
+        if not groups:
+            return
+        verb = b"MOVE" if s.can_move else b"COPY"
+        commands: list[bytes] = []
+        at: list[int] = []
+        for folder, uids in groups:
+            commands += s.enter(folder)
+            at.append(len(commands))
+            commands.append(_uid(verb, uids, mailbox(target)))
+        replies = s.pipe.run(commands)
+        if verb == b"COPY":
+            copied = [(folder, uids) for (folder, uids), i in zip(groups, at, strict=True) if replies[i].ok]
+            if copied:
+                s.run([c for folder, uids in copied for c in [*s.enter(folder), *_delete(s, uids)]])
+        check(replies)
 
     def append(self, recipient: str, raw: bytes, destination: Destination) -> MailRef:
         with self.session(recipient) as s:
@@ -313,19 +335,51 @@ def _searchable(value: str | None) -> bool:
     return value is not None and value != "" and value.isascii() and value.isprintable()
 
 
-def _keys(w: Wanted) -> list[list[str]]:
-    keys = [["HEADER", "Message-ID", w.message_id]] if _searchable(w.message_id) else []
+def _keys(w: Wanted) -> list[bytes]:
+    keys = [b"HEADER Message-ID " + quoted(w.message_id)] if _searchable(w.message_id) else []
     if w.delivery_id and _searchable(w.delivery_id):
-        keys.append(["HEADER", "X-MailSec-Delivery-Id", w.delivery_id])
+        keys.append(b"HEADER X-MailSec-Delivery-Id " + quoted(w.delivery_id))
     return keys
 
 
-def _any_of(keys: list[list[str]]) -> list[Any]:
+def _any_of(keys: list[bytes]) -> bytes:
     """A balanced OR tree (IMAP's OR takes two keys): depth log2(n), not n."""
     if len(keys) == 1:
         return keys[0]
     mid = len(keys) // 2
-    return ["OR", _any_of(keys[:mid]), _any_of(keys[mid:])]
+    return b"OR (" + _any_of(keys[:mid]) + b") (" + _any_of(keys[mid:]) + b")"
+
+
+def _uid(verb: bytes, uids: Sequence[int], *args: bytes) -> bytes:
+    return b" ".join([b"UID", verb, uid_set(uids), *args])
+
+
+def _delete(s: _Session, uids: Sequence[int]) -> list[bytes]:
+    """Flag and expunge: with UIDPLUS only these; without it EXPUNGE takes every flagged message of the folder."""
+    return [_uid(b"STORE", uids, b"+FLAGS.SILENT (\\Deleted)"), _uid(b"EXPUNGE", uids) if s.uidplus else b"EXPUNGE"]
+
+
+def _fetched(replies: Sequence[Reply]) -> dict[int, bytes]:
+    """The UID and header block of each FETCH response that carries our header fields (unsolicited flag updates
+    have none)."""
+    out: dict[int, bytes] = {}
+    for reply in replies:
+        for u in reply.untagged:
+            uid = _UID.search(u.text)
+            if _FETCH.match(u.text) and uid and b"BODY[HEADER.FIELDS" in u.text.upper():
+                out[int(uid.group(1))] = u.literals[0] if u.literals else b""
+    return out
+
+
+def _searched(replies: Sequence[Reply]) -> set[int]:
+    return {
+        int(n)
+        for reply in replies
+        for u in reply.untagged
+        if u.text.upper().startswith(b"SEARCH")
+        for n in u.text[6:].split()
+        if n.isdigit()
+    }
 
 
 def _id_headers(block: bytes) -> dict[str, list[str]]:
