@@ -860,6 +860,16 @@ def _verdict(results: dict[str, dict[str, Any]]) -> str:
     return f" Slowest search page: {'; '.join(parts)}." if parts else ""
 
 
+def _engine_rows(sqlite: dict[str, Any], pg: dict[str, Any], part: str, label: str, rows: bool) -> list[str]:
+    """One table row per measured name of `part`, SQLite next to PostgreSQL (either may be missing)."""
+    out = []
+    for name in dict.fromkeys([*sqlite.get(part, {}), *pg.get(part, {})]):
+        s, p = sqlite.get(part, {}).get(name), pg.get(part, {}).get(name)
+        tail = f" {(s or p or {}).get('rows', '')} |" if rows else ""
+        out.append(f"| {label.format(name)} | {_cell(s)} | {_cell(p)} |{tail}")
+    return out
+
+
 def write_console_doc(results: dict[str, dict[str, Any]]) -> str:
     from docsection import write_section
 
@@ -884,9 +894,7 @@ def write_console_doc(results: dict[str, dict[str, Any]]) -> str:
         "| search box | SQLite p50 / p95 | PostgreSQL p50 / p95 | rows |",
         "|---|---|---|---|",
     ]
-    for name in dict.fromkeys([*sqlite.get("store", {}), *pg.get("store", {})]):
-        s, p = sqlite.get("store", {}).get(name), pg.get("store", {}).get(name)
-        lines.append(f"| `{name}` | {_cell(s)} | {_cell(p)} | {(s or p or {}).get('rows', '')} |")
+    lines += _engine_rows(sqlite, pg, "store", "`{}`", rows=True)
     lines += [
         "",
         "Dashboard figures (`store/dashboard.py`: volume by disposition, top senders, domains, categories):",
@@ -894,9 +902,7 @@ def write_console_doc(results: dict[str, dict[str, Any]]) -> str:
         "| period | SQLite p50 / p95 | PostgreSQL p50 / p95 | messages counted |",
         "|---|---|---|---|",
     ]
-    for name in dict.fromkeys([*sqlite.get("dashboard", {}), *pg.get("dashboard", {})]):
-        s, p = sqlite.get("dashboard", {}).get(name), pg.get("dashboard", {}).get(name)
-        lines.append(f"| {name} | {_cell(s)} | {_cell(p)} | {(s or p or {}).get('rows', '')} |")
+    lines += _engine_rows(sqlite, pg, "dashboard", "{}", rows=True)
     lines += [
         "",
         "The real pages over HTTP (uvicorn + httpx, signed in with a read-only token; the whole HTML):",
@@ -904,9 +910,7 @@ def write_console_doc(results: dict[str, dict[str, Any]]) -> str:
         "| page | SQLite p50 / p95 | PostgreSQL p50 / p95 |",
         "|---|---|---|",
     ]
-    for name in dict.fromkeys([*sqlite.get("http", {}), *pg.get("http", {})]):
-        s, p = sqlite.get("http", {}).get(name), pg.get("http", {}).get(name)
-        lines.append(f"| {name} | {_cell(s)} | {_cell(p)} |")
+    lines += _engine_rows(sqlite, pg, "http", "{}", rows=False)
     body = "\n".join(lines)
     write_section("console", "Console speed (`bench/search.py --console`)", body, DOC)
     return body
