@@ -87,8 +87,8 @@ class Pipeline:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._counter = itertools.count(1)
-        self._buffer = b""
-        self._at = 0  # what of `_buffer` is read already: a large reply is not copied once per line
+        self._buffer = bytearray()
+        self._at = 0  # what of `_buffer` is read already: a large reply is not copied once per line or per recv
 
     def run(self, commands: Sequence[bytes]) -> list[Reply]:
         """Send the commands (each without tag and CRLF), in flights of at most FLIGHT_BYTES; their replies in the
@@ -130,7 +130,7 @@ class Pipeline:
             reply = pending.pop(match.group(1))
             reply.status, reply.text = match.group(2).decode(), match.group(3).decode("utf-8", "replace")
         if self._at < len(self._buffer):
-            raise PipelineError(f"the server sent more than was asked for: {_show(self._buffer[self._at :])}")
+            raise PipelineError(f"the server sent more than was asked for: {_show(bytes(self._buffer[self._at :]))}")
 
     def _response(self) -> tuple[bytes, tuple[bytes, ...]]:
         """One response: its lines joined, each literal's bytes taken out (its `{n}` marker stays in the text)."""
@@ -154,14 +154,14 @@ class Pipeline:
             if len(self._buffer) - self._at > MAX_LINE:
                 raise PipelineError("a response line longer than 1 MiB")
             self._fill()
-        line = self._buffer[self._at : end + 2]
+        line = bytes(self._buffer[self._at : end + 2])
         self._at = end + 2
         return line
 
     def _exactly(self, size: int) -> bytes:
         while len(self._buffer) - self._at < size:
             self._fill()
-        data = self._buffer[self._at : self._at + size]
+        data = bytes(self._buffer[self._at : self._at + size])
         self._at += size
         return data
 
@@ -169,8 +169,9 @@ class Pipeline:
         data = self.sock.recv(65536)
         if not data:
             raise PipelineError("the server closed the connection")
-        self._buffer = self._buffer[self._at :] + data
+        del self._buffer[: self._at]
         self._at = 0
+        self._buffer += data
 
 
 def check(replies: Sequence[Reply]) -> None:
