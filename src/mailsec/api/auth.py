@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from mailsec.api.envelope import APIError
+from mailsec.services import Services
 from mailsec.store.accounts import Grant
 
 
@@ -100,11 +101,17 @@ def _too_many(wait: float) -> APIError:
     )
 
 
+def services_of(request: Request) -> Services:
+    """The process's services, put on the app by `create_app`: what every route (API and console) works with."""
+    services: Services = request.app.state.services
+    return services
+
+
 def authenticate(request: Request) -> Grant:
     cached: Grant | None = getattr(request.state, "grant", None)
     if cached is not None:
         return cached
-    services = request.app.state.services
+    services = services_of(request)
     limiter: RateLimiter = request.app.state.rate_limiter
     auth = request.headers.get("authorization", "")
     email = request.headers.get("x-auth-email")

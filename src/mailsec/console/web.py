@@ -18,8 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mailsec.api.auth import services_of as services_of  # the console's pages use the API's
 from mailsec.api.serialize import iso_z
-from mailsec.services import Services
 from mailsec.store.accounts import Grant
 from mailsec.store.console_sessions import ConsoleSession, ConsoleSessionRepo
 
@@ -126,10 +126,6 @@ class Viewer:
     @property
     def accounts(self) -> list[str]:
         return sorted(self.grant.accounts)
-
-
-def services_of(request: Request) -> Services:
-    return request.app.state.services
 
 
 def sessions(request: Request) -> ConsoleSessionRepo:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from mailsec.api import serialize
-from mailsec.api.auth import require_read
+from mailsec.api.auth import require_read, services_of
 from mailsec.api.envelope import ERROR_RESPONSES, APIError, Envelope, ListEnvelope, bad_request, not_found, ok
 from mailsec.api.models import ActionLogEntry, DetectionsOut, MessageOut, RawOut, TraceOut
 from mailsec.model import THREAT_CATEGORIES, DeliveryStatus
@@ -25,10 +25,6 @@ PREFIX = "/client/v4/accounts/{account_id}/email-security"
 router = APIRouter(prefix=PREFIX, tags=["investigate"], responses=ERROR_RESPONSES)
 
 _TZ_SPACE = re.compile(r" (\d{2}:?\d{2})$")
-
-
-def services_of(request: Request) -> Services:
-    return request.app.state.services
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:

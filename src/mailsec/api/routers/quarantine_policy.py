@@ -9,9 +9,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from mailsec.api.auth import require_read, require_write
+from mailsec.api.auth import require_read, require_write, services_of
 from mailsec.api.envelope import ERROR_RESPONSES, Envelope, bad_request, ok
-from mailsec.api.routers.settings import PREFIX, DispositionName, RequestBody, iso_ts, services_of
+from mailsec.api.routers.settings import PREFIX, DispositionName, RequestBody, iso_ts
 from mailsec.store import policies as store
 from mailsec.store.policies import QuarantinePolicy
 

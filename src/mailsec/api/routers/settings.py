@@ -16,10 +16,9 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
 
-from mailsec.api.auth import require_read, require_write
+from mailsec.api.auth import require_read, require_write, services_of
 from mailsec.api.envelope import ERROR_RESPONSES, Envelope, bad_request, not_found, ok
 from mailsec.scan.saferegex import check_pattern
-from mailsec.services import Services
 from mailsec.store import policies as kinds
 from mailsec.store.policies import PolicyNotFound, PolicyRow
 
@@ -37,10 +36,6 @@ Region = Literal["GLOBAL", "AU", "DE", "IN", "US"]
 MAX_PATTERN = 1024
 NULLABLE = frozenset({"comments", "notes", "directory_id", "directory_node_id", "external_directory_node_id"})
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(\*\.)?([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}$", re.I)
-
-
-def services_of(request: Request) -> Services:
-    return request.app.state.services
 
 
 def iso_ts(us: int) -> str:

@@ -12,12 +12,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mailsec.actions.reclassify import MessageNotFound, ReclassifyError, reclassify
-from mailsec.api.auth import require_read, require_write
+from mailsec.api.auth import require_read, require_write, services_of
 from mailsec.api.envelope import ERROR_RESPONSES, Envelope, ListEnvelope, bad_request, not_found, ok
 from mailsec.api.routers.investigate import parse_time
 from mailsec.api.serialize import iso_z
 from mailsec.ids import format_ts
-from mailsec.services import Services
 from mailsec.store.reports import CampaignReport, campaign_reports
 from mailsec.store.submissions import (
     DEFAULT_WINDOW,
@@ -91,10 +90,6 @@ class ReportOut(BaseModel):
     created_at: str | None = None
     updated_at: str | None = None
     ts: str | None = None
-
-
-def services_of(request: Request) -> Services:
-    return request.app.state.services
 
 
 @router.post(
