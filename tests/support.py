@@ -26,10 +26,19 @@ CORPORA = ROOT.parent / "shared" / "corpora"
 MAILSEC = [sys.executable, "-m", "mailsec.cli"]
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, never one this process handed out before: a port is only bound later by
+    the server it is for, so the kernel could offer it again in between (a gateway's SMTP and API on one port)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_port(host: str, port: int, timeout: float = 20.0) -> None:
